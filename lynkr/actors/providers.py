@@ -1,0 +1,373 @@
+"""The provider pool: one httpx client per upstream, routing, retries, circuit breakers and fallback.
+
+Each turn runs as its own task inside the turn's cancel scope, so a client that goes away ends the upstream
+request at once.  Retries and fallback happen only before the first event reaches the client; after that a
+failure becomes an SSE ``error`` event.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from typing import Any
+
+import attrs
+import httpx
+import orjson
+import trio
+
+from lynkr.actors.messages import CountTokens, ErrorReply, StreamItem, Turn
+from lynkr.actors.recorder import Recorder
+from lynkr.actors.runtime import answer
+from lynkr.config import Config, nothing_configured_hint
+from lynkr.errors import LynkrError, NotConfigured, Overloaded
+from lynkr.events.catalog import ResponseCompleted, ResponseFailed, UpstreamAttempted
+from lynkr.providers.base import Adapter
+from lynkr.providers.registry import adapter_for
+from lynkr.upstream.attempt import StreamBroken, UpstreamStatus, open_attempt
+from lynkr.upstream.breaker import CircuitBreaker
+from lynkr.upstream.retry import NO_FALLBACK_STATUSES, RETRYABLE_STATUSES, backoff_s, retry_after_s
+from lynkr.wire.anthropic import MessageAssembler
+from lynkr.wire.tokens import estimate_tokens
+
+log = logging.getLogger("lynkr.providers")
+
+Message = Turn | CountTokens
+
+
+@attrs.frozen(kw_only=True)
+class Upstream:
+    adapter: Adapter
+    client: httpx.AsyncClient
+    breaker: CircuitBreaker
+
+
+@attrs.frozen(kw_only=True)
+class ProviderStatistics:
+    name: str
+    breaker: str
+    failures: int
+
+
+class _Failure(Exception):
+    """Every provider in the chain failed; ``reply`` is what the client gets."""
+
+    def __init__(self, reply: ErrorReply) -> None:
+        super().__init__(reply.status)
+        self.reply = reply
+
+
+class Pool:
+    """What the provider actor owns; exposed for /health and /metrics."""
+
+    def __init__(self, config: Config, upstreams: Mapping[str, Upstream]) -> None:
+        self.config = config
+        self.upstreams = upstreams
+
+    def statistics(self) -> list[ProviderStatistics]:
+        return [
+            ProviderStatistics(name=name, breaker=up.breaker.state, failures=up.breaker.failures)
+            for name, up in self.upstreams.items()
+        ]
+
+    def chain_for(self, request: Mapping[str, Any]) -> list[str]:
+        first = self._route(request)
+        chain = [first]
+        for name in self.config.providers[first].fallback:
+            if name not in chain and name in self.upstreams:
+                chain.append(name)
+        return chain
+
+    def _route(self, request: Mapping[str, Any]) -> str:
+        model = str(request.get("model", ""))
+        small = is_small_request(request)
+        thinking = is_thinking_request(request)
+        for rule in self.config.routes:
+            if rule.model is not None and not fnmatch.fnmatchcase(model, rule.model):
+                continue
+            if rule.small is not None and rule.small != small:
+                continue
+            if rule.thinking is not None and rule.thinking != thinking:
+                continue
+            return rule.provider
+        if self.config.model_provider is None or self.config.model_provider not in self.upstreams:
+            raise NotConfigured(nothing_configured_hint())
+        return self.config.model_provider
+
+
+def is_small_request(request: Mapping[str, Any]) -> bool:
+    """Background calls use the small/fast model: the CLI's Haiku-class requests."""
+    return "haiku" in str(request.get("model", "")).lower()
+
+
+def is_thinking_request(request: Mapping[str, Any]) -> bool:
+    thinking = request.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+async def run(
+    config: Config,
+    inbox: trio.MemoryReceiveChannel[Message],
+    *,
+    recorder: Recorder,
+    task_status: trio.TaskStatus[Pool] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    async with AsyncExitStack() as stack:
+        upstreams: dict[str, Upstream] = {}
+        for name, provider in config.providers.items():
+            adapter = adapter_for(provider)
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    http2=adapter.http2,
+                    timeout=httpx.Timeout(
+                        connect=config.connect_timeout_s,
+                        read=config.idle_timeout_s,
+                        write=config.idle_timeout_s,
+                        pool=config.connect_timeout_s,
+                    ),
+                    limits=httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30),
+                )
+            )
+            breaker = CircuitBreaker(
+                failure_threshold=config.breaker_failure_threshold, reset_s=config.breaker_reset_s
+            )
+            upstreams[name] = Upstream(adapter=adapter, client=client, breaker=breaker)
+        pool = Pool(config, upstreams)
+        async with inbox, trio.open_nursery() as nursery:
+            task_status.started(pool)
+            async for message in inbox:
+                if isinstance(message, Turn):
+                    nursery.start_soon(_serve_turn, pool, recorder, message)
+                else:
+                    nursery.start_soon(answer, message.reply_to, lambda m=message: _count_tokens(pool, m))
+
+
+async def _serve_turn(pool: Pool, recorder: Recorder, turn: Turn) -> None:
+    assembler = MessageAssembler()
+    state = _TurnState()
+    async with turn.reply:
+        with turn.cancel:
+            try:
+                provider = await _stream_through_chain(pool, recorder, turn, assembler, state)
+            except _Failure as failure:
+                await _fail(recorder, turn, failure.reply, state)
+                return
+            except LynkrError as error:
+                reply = ErrorReply(status=error.status, body=orjson.dumps(error.body(turn.request_id)))
+                await _fail(recorder, turn, reply, state)
+                return
+            except trio.BrokenResourceError:
+                turn.cancel.cancel()  # the edge stopped listening: same as a disconnect
+                provider = None
+            else:
+                await recorder.record(
+                    turn.session_id,
+                    ResponseCompleted(
+                        request_id=turn.request_id,
+                        session_id=turn.session_id,
+                        provider=provider,
+                        model=str(turn.request.get("model", "")),
+                        message=assembler.message(),
+                        latency_ms=(time.time_ns() - turn.received_ns) / 1e6,
+                    ),
+                )
+                return
+        if turn.cancel.cancelled_caught or provider is None:
+            with trio.CancelScope(shield=True):
+                await recorder.record(
+                    turn.session_id,
+                    ResponseFailed(
+                        request_id=turn.request_id,
+                        session_id=turn.session_id,
+                        status=499,
+                        error_type="client_disconnected",
+                        message="the client disconnected; the upstream request was cancelled",
+                    ),
+                )
+
+
+@attrs.define
+class _TurnState:
+    started: bool = False  # an event reached the client; no more retries or fallback
+
+
+async def _fail(recorder: Recorder, turn: Turn, reply: ErrorReply, state: _TurnState) -> None:
+    try:
+        parsed = orjson.loads(reply.body)
+        error = parsed.get("error", {}) if isinstance(parsed, dict) else {}
+    except orjson.JSONDecodeError:
+        error = {}
+    await recorder.record(
+        turn.session_id,
+        ResponseFailed(
+            request_id=turn.request_id,
+            session_id=turn.session_id,
+            status=reply.status,
+            error_type=str(error.get("type", "api_error")),
+            message=str(error.get("message", ""))[:2000],
+        ),
+    )
+    try:
+        await turn.reply.send(reply)
+    except trio.BrokenResourceError:
+        pass
+
+
+async def _stream_through_chain(
+    pool: Pool, recorder: Recorder, turn: Turn, assembler: MessageAssembler, state: _TurnState
+) -> str:
+    config = pool.config
+    small = is_small_request(turn.request)
+    last: ErrorReply | None = None
+    for name in pool.chain_for(turn.request):
+        upstream = pool.upstreams[name]
+        if not upstream.breaker.allows(trio.current_time()):
+            last = last or _circuit_open(name, turn.request_id)
+            continue
+        for attempt in range(1, config.max_retries + 2):
+            started_at = time.perf_counter()
+            status: int | None = None
+            try:
+                async with open_attempt(
+                    upstream.client,
+                    upstream.adapter,
+                    turn.request,
+                    headers=turn.headers,
+                    small=small,
+                    first_byte_timeout_s=config.first_byte_timeout_s,
+                ) as events:
+                    status = 200
+                    async for event in events:
+                        assembler.feed(event)
+                        await turn.reply.send(event)
+                        state.started = True
+            except UpstreamStatus as error:
+                status = error.status
+                reply = ErrorReply(status=error.status, body=error.anthropic_body(), headers=_passthrough(error))
+                retry = error.status in RETRYABLE_STATUSES
+                wait = retry_after_s(error.headers) if retry else None
+                await _attempted(recorder, turn, name, attempt, status, started_at, str(error), retry)
+                if retry:
+                    upstream.breaker.failed(trio.current_time())
+                if not retry or attempt > config.max_retries:
+                    last = reply
+                    if error.status in NO_FALLBACK_STATUSES:
+                        raise _Failure(reply) from None
+                    break
+                await trio.sleep(wait if wait is not None else _backoff(config, attempt))
+                continue
+            except StreamBroken as error:
+                upstream.breaker.failed(trio.current_time())
+                await _attempted(recorder, turn, name, attempt, status, started_at, str(error), not state.started)
+                reply = ErrorReply(status=error.status, body=error.anthropic_body())
+                if state.started:
+                    raise _Failure(reply) from None
+                last = reply
+                if attempt > config.max_retries:
+                    break
+                await trio.sleep(_backoff(config, attempt))
+                continue
+            except (httpx.TransportError, trio.TooSlowError) as error:
+                upstream.breaker.failed(trio.current_time())
+                message = _transport_message(name, error, config.first_byte_timeout_s)
+                await _attempted(recorder, turn, name, attempt, status, started_at, message, not state.started)
+                timeout = isinstance(error, (trio.TooSlowError, httpx.TimeoutException))
+                reply = ErrorReply(
+                    status=504 if timeout else 502,
+                    body=orjson.dumps(
+                        {"type": "error", "error": {"type": "timeout_error" if timeout else "api_error",
+                                                    "message": message}}
+                    ),
+                )
+                if state.started:
+                    raise _Failure(reply) from None
+                last = reply
+                if attempt > config.max_retries:
+                    break
+                await trio.sleep(_backoff(config, attempt))
+                continue
+            upstream.breaker.succeeded()
+            await _attempted(recorder, turn, name, attempt, status, started_at, None, False)
+            return name
+    raise _Failure(last or _circuit_open("every provider", turn.request_id))
+
+
+def _backoff(config: Config, attempt: int) -> float:
+    return backoff_s(attempt, initial_s=config.retry_backoff_initial_s, max_s=config.retry_backoff_max_s)
+
+
+def _circuit_open(name: str, request_id: str) -> ErrorReply:
+    error = Overloaded(f"provider {name!r} is failing and its circuit breaker is open; retry shortly")
+    return ErrorReply(status=error.status, body=orjson.dumps(error.body(request_id)))
+
+
+def _passthrough(error: UpstreamStatus) -> tuple[tuple[bytes, bytes], ...]:
+    kept = []
+    for name in ("retry-after", "retry-after-ms", "x-should-retry"):
+        value = error.headers.get(name)
+        if value is not None:
+            kept.append((name.encode(), value.encode("latin-1")))
+    return tuple(kept)
+
+
+def _transport_message(name: str, error: Exception, first_byte_timeout_s: float) -> str:
+    if isinstance(error, trio.TooSlowError):
+        return f"provider {name!r} sent no response within {first_byte_timeout_s:g} s (LYNKR_FIRST_BYTE_TIMEOUT_S)"
+    if isinstance(error, httpx.ConnectError):
+        return f"cannot connect to provider {name!r}: {error}; check its endpoint and that it is running"
+    if isinstance(error, httpx.TimeoutException):
+        return f"provider {name!r} timed out: {type(error).__name__}"
+    return f"provider {name!r} failed: {type(error).__name__}: {error}"
+
+
+async def _attempted(
+    recorder: Recorder,
+    turn: Turn,
+    provider: str,
+    attempt: int,
+    status: int | None,
+    started_at: float,
+    error: str | None,
+    will_retry: bool,
+) -> None:
+    await recorder.record(
+        turn.session_id,
+        UpstreamAttempted(
+            request_id=turn.request_id,
+            provider=provider,
+            attempt=attempt,
+            status=status,
+            latency_ms=(time.perf_counter() - started_at) * 1000,
+            error=error,
+            will_retry=will_retry,
+        ),
+    )
+
+
+async def _count_tokens(pool: Pool, message: CountTokens) -> int:
+    """Ask an Anthropic-native upstream that can count; otherwise estimate offline."""
+    try:
+        name = pool.chain_for(message.request)[0]
+    except NotConfigured:
+        return estimate_tokens(message.request)
+    upstream = pool.upstreams[name]
+    url = upstream.adapter.count_tokens_url()
+    if url is None:
+        return estimate_tokens(message.request)
+    model = upstream.adapter.upstream_model(str(message.request["model"]), small=is_small_request(message.request))
+    try:
+        with trio.fail_after(pool.config.first_byte_timeout_s):
+            response = await upstream.client.post(
+                url,
+                content=orjson.dumps({**message.request, "model": model}),
+                headers={**upstream.adapter.headers(message.headers), "content-type": "application/json"},
+            )
+        if response.status_code == 200:
+            return int(response.json()["input_tokens"])
+        log.info("count_tokens upstream answered %d; estimating offline", response.status_code)
+    except (httpx.HTTPError, trio.TooSlowError, KeyError, ValueError, TypeError) as error:
+        log.info("count_tokens upstream failed (%s); estimating offline", error)
+    return estimate_tokens(message.request)

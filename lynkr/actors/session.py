@@ -1,0 +1,40 @@
+"""Conversation sessions: every turn is recorded under its session's stream, then handed to the providers.
+
+In client mode the CLI holds the transcript and sends it whole each turn, so the session actor's job is to
+give each turn its place in the log; the transcript is a fold of those events (see events/projections.py).
+"""
+
+from __future__ import annotations
+
+import trio
+
+from lynkr.actors.messages import Turn
+from lynkr.actors.providers import Message as ProviderMessage
+from lynkr.actors.recorder import Recorder
+from lynkr.actors.runtime import Mailbox
+from lynkr.events.catalog import RequestReceived
+
+
+async def run(
+    inbox: trio.MemoryReceiveChannel[Turn],
+    *,
+    providers: Mailbox[ProviderMessage],
+    recorder: Recorder,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    async with inbox:
+        task_status.started()
+        async for turn in inbox:
+            await recorder.record(
+                turn.session_id,
+                RequestReceived(
+                    request_id=turn.request_id,
+                    session_id=turn.session_id,
+                    path="/v1/messages",
+                    model=str(turn.request.get("model", "")),
+                    stream=bool(turn.request.get("stream", False)),
+                    headers=dict(turn.headers),
+                    body=turn.request,
+                ),
+            )
+            await providers.send(turn)

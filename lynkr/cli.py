@@ -1,0 +1,257 @@
+"""The command line: ``serve`` (the default), ``replay``, ``log`` and ``config``.
+
+Every failure a user can cause prints one line naming the problem and the fix, and exits non-zero; no
+tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import trio
+
+from lynkr import __version__
+from lynkr.actors.runtime import ActorEscalation
+from lynkr.config import Config, ConfigError, load_config, nothing_configured_hint
+from lynkr.daemon import Running, StartupError, events_dir, run_daemon
+from lynkr.events.lmdb_store import LmdbEventStore
+from lynkr.events.records import EventFromTheFuture, Recorded
+from lynkr.inspect import render_event_line, render_transcript, replay_sessions
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except ConfigError as error:
+        return _fail(f"configuration error: {error}", EXIT_USAGE)
+    except (StartupError, EventFromTheFuture) as error:
+        return _fail(str(error), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `lynkr log | head`: the reader went away, which is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"lynkr: {message}", file=sys.stderr)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lynkr",
+        description="A local Anthropic Messages API daemon: run Claude Code against other LLM back ends.",
+    )
+    parser.add_argument("--version", action="version", version=f"lynkr {__version__}")
+    parser.add_argument("--config", type=Path, metavar="PATH", help="TOML configuration file (default: "
+                        "lynkr.toml in the workspace)")
+    parser.set_defaults(command=_serve)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the daemon in the foreground (the default)",
+                                description="Run the daemon in the foreground until SIGINT or SIGTERM.")
+    serve.set_defaults(command=_serve)
+
+    replay = commands.add_parser(
+        "replay",
+        help="rebuild state from the log and show a session turn by turn",
+        description="Fold the whole event log into session state, as start-up would, then list the sessions "
+        "or show one session's transcript turn by turn.",
+    )
+    replay.add_argument("session", nargs="?", help="session id (or a unique prefix); omit to list sessions")
+    replay.add_argument("--json", action="store_true", help="print the transcript as JSON")
+    replay.add_argument("--full", action="store_true", help="show whole messages instead of summaries")
+    replay.set_defaults(command=_replay)
+
+    log = commands.add_parser("log", help="list and tail events",
+                              description="Print events from the log, oldest first; filter and follow them.")
+    log.add_argument("--type", dest="types", action="append", metavar="TYPE",
+                     help="only this event type (repeatable; a trailing * matches a prefix, e.g. 'upstream.*')")
+    log.add_argument("--session", help="only events of this session (stream) id")
+    log.add_argument("--since", type=int, default=1, metavar="SEQ", help="start at this sequence number")
+    log.add_argument("--last", type=int, metavar="N", help="only the last N matching events")
+    log.add_argument("--follow", "-f", action="store_true", help="keep printing new events as they are appended")
+    log.add_argument("--json", action="store_true", help="print events as JSON lines")
+    log.set_defaults(command=_log)
+
+    config = commands.add_parser("config", help="print the effective configuration, secrets masked",
+                                 description="Print the effective configuration (defaults < lynkr.toml < .env < "
+                                 "environment) with every secret masked.")
+    config.add_argument("--json", action="store_true", help="print as JSON")
+    config.set_defaults(command=_config)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(environ=os.environ, cwd=Path.cwd(), config_path=args.config)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = _load(args)
+    logging.basicConfig(
+        level=config.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            running: Running = await nursery.start(
+                lambda task_status: run_daemon(config, install_signal_handlers=True, task_status=task_status)
+            )
+            _banner(config, running, sys.stdout)
+
+    try:
+        trio.run(main)
+    except* ActorEscalation as group:
+        return _fail(str(group.exceptions[0]), EXIT_FAILURE)
+    except* StartupError as group:
+        return _fail(str(group.exceptions[0]), EXIT_FAILURE)
+    return 0
+
+
+def _banner(config: Config, running: Running, out: TextIO) -> None:
+    key = config.api_key.reveal() if config.api_key is not None else "lynkr"
+    if config.model_provider is None:
+        provider = f"none configured: {nothing_configured_hint()}"
+    else:
+        chosen = config.providers[config.model_provider]
+        provider = f"{chosen.name} ({chosen.kind}) at {chosen.endpoint}"
+    print(f"lynkr {__version__} listening on {running.base_url}", file=out)
+    print(f"  workspace  {config.workspace_root}", file=out)
+    print(f"  data       {config.data_dir}", file=out)
+    print(f"  provider   {provider}", file=out)
+    print("Point Claude Code at it:", file=out)
+    print(f"  export ANTHROPIC_BASE_URL={running.base_url}", file=out)
+    print(f"  export ANTHROPIC_API_KEY={key}", file=out)
+    out.flush()
+
+
+def _open_log(config: Config) -> LmdbEventStore:
+    path = events_dir(config.data_dir)
+    if not path.exists():
+        raise StartupError(f"no event log at {path}; start the daemon first, or set LYNKR_DATA_DIR to its data folder")
+    return LmdbEventStore.open(path, readonly=True)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    config = _load(args)
+    with _open_log(config) as store:
+        progress = ProgressBar("replaying", sys.stderr) if sys.stderr.isatty() else None
+        started = time.perf_counter()
+        sessions, report = replay_sessions(store, progress=progress)
+        if progress is not None:
+            progress.close()
+        seconds = time.perf_counter() - started
+        print(
+            f"replayed {report.events} events in {seconds:.2f} s "
+            f"({report.skipped} skipped as corrupt or unknown)",
+            file=sys.stderr,
+        )
+        if args.session is None:
+            if not sessions:
+                print("no sessions recorded yet")
+            for session_id, session in sorted(sessions.items(), key=lambda item: item[1].first_seq):
+                print(f"{session_id}  {len(session.turns)} turns  last {session.last_model}")
+            return 0
+        matches = [session_id for session_id in sessions if session_id.startswith(args.session)]
+        if len(matches) != 1:
+            found = "no session" if not matches else f"{len(matches)} sessions"
+            return _fail(f"{found} match {args.session!r}; run `lynkr replay` to list them", EXIT_FAILURE)
+        session = sessions[matches[0]]
+        if args.json:
+            print(json.dumps(render_transcript(session, full=True, as_json=True), indent=2, ensure_ascii=False))
+        else:
+            print(render_transcript(session, full=args.full, as_json=False))
+    return 0
+
+
+def _log(args: argparse.Namespace) -> int:
+    config = _load(args)
+    matches = _type_filter(args.types)
+    with _open_log(config) as store:
+        start = args.since
+        if args.last is not None:
+            tail = [r for r in store.read(start, stream=args.session) if matches(r)][-args.last :]
+            for recorded in tail:
+                _print_event(recorded, args.json)
+            start = (tail[-1].seq + 1) if tail else store.last_seq() + 1
+        else:
+            for recorded in store.read(start, stream=args.session):
+                if matches(recorded):
+                    _print_event(recorded, args.json)
+                start = recorded.seq + 1
+        if not args.follow:
+            return 0
+        start = max(start, 1)
+        sys.stdout.flush()
+        while True:
+            time.sleep(0.2)
+            for recorded in store.read(start, stream=args.session):
+                if matches(recorded):
+                    _print_event(recorded, args.json)
+                start = recorded.seq + 1
+            sys.stdout.flush()
+
+
+def _type_filter(types: list[str] | None) -> Callable[[Recorded], bool]:
+    if not types:
+        return lambda recorded: True
+    exact = {t for t in types if not t.endswith("*")}
+    prefixes = tuple(t[:-1] for t in types if t.endswith("*"))
+    return lambda recorded: recorded.event.TYPE in exact or recorded.event.TYPE.startswith(prefixes)
+
+
+def _print_event(recorded: Recorded, as_json: bool) -> None:
+    print(render_event_line(recorded, as_json=as_json))
+
+
+def _config(args: argparse.Namespace) -> int:
+    config = _load(args)
+    masked: dict[str, Any] = config.masked()
+    if args.json:
+        print(json.dumps(masked, indent=2, default=str))
+    else:
+        for key, value in masked.items():
+            print(f"{key} = {json.dumps(value, default=str)}")
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal: ``replaying [#####.....] 52% 520,000/1,000,000``."""
+
+    WIDTH = 30
+
+    def __init__(self, label: str, out: TextIO) -> None:
+        self._label = label
+        self._out = out
+        self._last_draw = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last_draw < 0.1 and done < total:
+            return
+        self._last_draw = now
+        fraction = done / total if total else 1.0
+        filled = int(fraction * self.WIDTH)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        self._out.write(f"\r{self._label} [{bar}] {fraction:4.0%} {done:,}/{total:,}")
+        self._out.flush()
+
+    def close(self) -> None:
+        self._out.write("\n")
+        self._out.flush()

@@ -1,0 +1,315 @@
+"""The daemon: opens the log, starts the actors in order, serves, and shuts down gracefully.
+
+Start-up order is dependency order: the recorder first (everyone records), then the provider pool, the
+session actor, and last the HTTP edge, so nothing is accepted before it can be served.  Shutdown runs the
+other way: the edge stops accepting and lets in-flight streams finish up to the grace deadline, the actors
+are cancelled, and the recorder drains its mailbox into a final durable batch before the log closes.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import attrs
+import trio
+
+from lynkr import __version__
+from lynkr.actors import edge, providers, recorder, session
+from lynkr.actors.messages import Turn
+from lynkr.actors.providers import Pool
+from lynkr.actors.recorder import Recorder
+from lynkr.actors.runtime import ActorEscalation, ActorStatistics, Crash, Mailbox, RestartPolicy, Supervisor
+from lynkr.config import Config
+from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
+from lynkr.events.lmdb_store import LmdbEventStore
+from lynkr.events.scrub import Scrubber
+from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
+from lynkr.http.metrics import Sample
+
+log = logging.getLogger("lynkr")
+
+DAEMON_STREAM = "daemon"
+
+
+class StartupError(Exception):
+    """A problem that stops the daemon from starting; the message is one line naming the problem and the fix."""
+
+
+@attrs.frozen(kw_only=True)
+class Running:
+    """What a started daemon reports: where it listens and how to stop it."""
+
+    base_url: str
+    data_dir: Path
+    stop: trio.Event
+
+
+def events_dir(data_dir: Path) -> Path:
+    return data_dir / "events"
+
+
+@contextmanager
+def daemon_lock(data_dir: Path) -> Iterator[IO[str]]:
+    """Hold an exclusive lock on the data folder for as long as the daemon runs."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(data_dir / "daemon.lock", "a+")
+    except OSError as error:
+        raise StartupError(
+            f"cannot use the data folder {data_dir}: {error.strerror or error}; "
+            f"make it writable or set LYNKR_DATA_DIR to a writable folder"
+        ) from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise StartupError(
+                f"another lynkr daemon (pid {holder}) is already using the data folder {data_dir}; "
+                f"stop it first, or set LYNKR_DATA_DIR to another folder"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield handle
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {host} is already in use; stop the other process or set PORT to a free port"
+            ) from None
+        raise StartupError(f"cannot listen on {host}:{port}: {error.strerror}; check LYNKR_HOST and PORT") from None
+    sock.setblocking(False)
+    return sock
+
+
+def open_store(config: Config) -> LmdbEventStore:
+    try:
+        return LmdbEventStore.open(events_dir(config.data_dir), map_size=config.log_map_size_bytes)
+    except OSError as error:
+        raise StartupError(
+            f"cannot open the event log in {events_dir(config.data_dir)}: {error}; "
+            f"make the folder writable or set LYNKR_DATA_DIR to another folder"
+        ) from None
+
+
+def routed_models(config: Config) -> tuple[ModelEntry, ...]:
+    """The model ids the CLI may ask for, each with where lynkr sends it."""
+    claude_ids = (
+        "claude-opus-5-5",
+        "claude-sonnet-5-5",
+        "claude-haiku-5-5",
+        "claude-opus-4-8",
+        "claude-sonnet-5",
+        "claude-sonnet-4-5-20250929",
+        "claude-haiku-4-5-20251001",
+    )
+    entries: dict[str, ModelEntry] = {}
+    for provider in config.providers.values():
+        for key in provider.models:
+            if key not in ("main", "small") and "*" not in key:
+                entries.setdefault(key, ModelEntry(id=key, display_name=f"{key} via {provider.name}"))
+    if config.model_provider is not None:
+        for model_id in claude_ids:
+            entries.setdefault(model_id, ModelEntry(id=model_id, display_name=f"{model_id} via {config.model_provider}"))
+    return tuple(entries.values())
+
+
+async def run_daemon(
+    config: Config,
+    *,
+    install_signal_handlers: bool = False,
+    task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run lynkr until ``Running.stop`` is set (or SIGINT/SIGTERM with ``install_signal_handlers``)."""
+    with daemon_lock(config.data_dir):
+        store = open_store(config)
+        try:
+            listening = bind_socket(config.host, config.port)
+            with listening:
+                daemon = _Daemon(config, store, listening)
+                await daemon.serve(install_signal_handlers=install_signal_handlers, task_status=task_status)
+        finally:
+            store.close()
+
+
+class _Daemon:
+    def __init__(self, config: Config, store: LmdbEventStore, listening: socket.socket) -> None:
+        self.config = config
+        self.store = store
+        self.listening = listening
+        self.policy = RestartPolicy(
+            max_restarts=config.supervisor_max_restarts,
+            window_s=config.supervisor_window_s,
+            backoff_initial_s=config.restart_backoff_initial_s,
+            backoff_max_s=config.restart_backoff_max_s,
+        )
+        self.recorder_mailbox: Mailbox[recorder.Append] = Mailbox(config.mailbox_capacity * 16)
+        self.recorder = Recorder(self.recorder_mailbox, recorder.Hub())
+        self.provider_mailbox: Mailbox[providers.Message] = Mailbox(config.mailbox_capacity)
+        self.session_mailbox: Mailbox[Turn] = Mailbox(config.mailbox_capacity)
+        self.supervisors: list[Supervisor] = []
+        self.pool: Pool | None = None
+        self.ready = False
+        self._nursery: trio.Nursery | None = None
+
+    async def serve(self, *, install_signal_handlers: bool, task_status: trio.TaskStatus[Running]) -> None:
+        async with trio.open_nursery() as core:
+            self._nursery = core
+            await self._supervisor(core).start(
+                "recorder",
+                recorder.run,
+                self.store,
+                mailbox=self.recorder_mailbox,
+                scrubber=Scrubber(self.config.secrets()),
+                batch_max=self.config.recorder_batch_max,
+            )
+            try:
+                await self.recorder.record_durably(
+                    DAEMON_STREAM,
+                    DaemonStarted(version=__version__, pid=os.getpid(), config=self.config.masked()),
+                )
+                reason = await self._serve_actors(install_signal_handlers, task_status)
+                with trio.CancelScope(shield=True):
+                    await self.recorder.record_durably(DAEMON_STREAM, DaemonStopped(reason=reason))
+            finally:
+                # The recorder drains what is queued into a last durable batch, then returns.
+                self.recorder_mailbox.close()
+
+    async def _serve_actors(self, install_signal_handlers: bool, task_status: trio.TaskStatus[Running]) -> str:
+        config = self.config
+        stop = trio.Event()
+        edge_stop = trio.Event()
+        app = App(
+            EdgeDependencies(
+                sessions=self.session_mailbox,
+                providers=self.provider_mailbox,
+                models=routed_models(config),
+                api_key=config.api_key.reveal() if config.api_key is not None else None,
+                max_body_bytes=config.max_body_bytes,
+                actor_statistics=self.statistics,
+                extra_gauges=self.gauges,
+                ready=lambda: self.ready,
+            )
+        )
+        async with trio.open_nursery() as actors:
+            supervisor = self._supervisor(actors)
+            self.pool = await supervisor.start(
+                "providers", providers.run, config, mailbox=self.provider_mailbox, recorder=self.recorder
+            )
+            await supervisor.start(
+                "session",
+                session.run,
+                mailbox=self.session_mailbox,
+                providers=self.provider_mailbox,
+                recorder=self.recorder,
+            )
+            await supervisor.start(
+                "edge", edge.run, app, self.listening, graceful_timeout_s=config.shutdown_grace_s, stop=edge_stop
+            )
+            self.ready = True
+            task_status.started(
+                Running(base_url=base_url(self.listening), data_dir=config.data_dir, stop=stop)
+            )
+            if install_signal_handlers:
+                actors.start_soon(_stop_on_signal, stop)
+            await stop.wait()
+            self.ready = False
+            edge_stop.set()
+            # hypercorn lets in-flight streams finish up to its graceful timeout, then returns.
+            with trio.move_on_after(config.shutdown_grace_s + 1):
+                while any(actor.running for actor in supervisor.statistics() if actor.name == "edge"):
+                    await trio.sleep(0.01)
+            actors.cancel_scope.cancel()
+        return "shutdown requested"
+
+    def _supervisor(self, nursery: trio.Nursery) -> Supervisor:
+        supervisor = Supervisor(nursery, policy=self.policy, on_crash=self._crashed, on_escalation=self._escalated)
+        self.supervisors.append(supervisor)
+        return supervisor
+
+    async def _crashed(self, crash: Crash) -> None:
+        event = ActorCrashed(
+            actor=crash.actor,
+            error_type=type(crash.error).__name__,
+            message=str(crash.error),
+            traceback=crash.traceback,
+            restarts=crash.restarts,
+        )
+        # Never wait here: the crashed actor may be the recorder itself.
+        assert self._nursery is not None
+        self._nursery.start_soon(self.recorder.record, DAEMON_STREAM, event)
+
+    async def _escalated(self, escalation: ActorEscalation) -> None:
+        event = ActorEscalated(actor=escalation.actor, crashes=escalation.crashes, window_s=escalation.window_s)
+        with trio.move_on_after(1):
+            await self.recorder.record_durably(DAEMON_STREAM, event)
+
+    def statistics(self) -> list[ActorStatistics]:
+        return [actor for supervisor in self.supervisors for actor in supervisor.statistics()]
+
+    def gauges(self) -> list[GaugeFamily]:
+        store_stats = self.store.stats()
+        rec_stats = self.recorder.statistics()
+        families: list[GaugeFamily] = [
+            _gauge("lynkr_eventlog_events_total", "counter Events appended to the log since start-up.",
+                   rec_stats.events),
+            _gauge("lynkr_eventlog_batches_total", "counter Durable append transactions since start-up.",
+                   rec_stats.batches),
+            _gauge("lynkr_eventlog_append_rate", "gauge Events appended per second over the last minute.",
+                   rec_stats.recent_rate),
+            _gauge("lynkr_eventlog_size_bytes", "gauge Bytes the event log occupies on disk.",
+                   store_stats.bytes_on_disk),
+            _gauge("lynkr_eventlog_last_seq", "gauge The newest sequence number in the log.", store_stats.last_seq),
+        ]
+        if self.pool is not None:
+            families.append(
+                (
+                    "lynkr_provider_breaker_open",
+                    "gauge 1 when the provider's circuit breaker is open.",
+                    [
+                        Sample(name="lynkr_provider_breaker_open", value=float(p.breaker != "closed"),
+                               labels=(("provider", p.name),))
+                        for p in self.pool.statistics()
+                    ],
+                )
+            )
+        return families
+
+
+def _gauge(name: str, kind_and_help: str, value: float) -> GaugeFamily:
+    return (name, kind_and_help, [Sample(name=name, value=value)])
+
+
+def base_url(listening: socket.socket) -> str:
+    host, port = listening.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def _stop_on_signal(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if stop.is_set():
+                raise KeyboardInterrupt  # a second signal: stop now, without waiting for streams
+            log.info("received %s; shutting down gracefully", signal.Signals(signum).name)
+            stop.set()

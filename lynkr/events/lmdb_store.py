@@ -1,0 +1,351 @@
+"""The event log on LMDB, one environment in one directory.
+
+Named databases:
+
+* ``events``: 8-byte big-endian sequence number -> encoded record (see :mod:`lynkr.events.codec`).  Keys only
+  grow, so every put is an append; LMDB answers an out-of-order append with False, which is checked.
+* ``by_stream``: stream (utf-8) + ``b"\\x00"`` + 8-byte sequence number -> empty.  Replaying one session walks
+  this index instead of the whole log.
+* ``meta``: ``layout`` -> the key layout version, so an older lynkr refuses a log laid out by a newer one.
+
+All methods block; the daemon calls them from a worker thread.  A write transaction begins, puts and commits
+inside one call, because LMDB binds write transactions to their thread.  Commits are synchronous, so a
+returned ``append`` is on disk.
+
+The memory map grows by doubling when it fills, and the batch is retried whole.  LMDB allows a resize only
+while this process has no open transaction, so every transaction passes a :class:`_ResizeGate` and reads run
+in short chunks instead of holding one transaction for a whole replay (a long-lived reader would also keep
+LMDB from reusing freed pages).  Another process reading the same directory sees ``MapResizedError`` after a
+resize; it adopts the new size and retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import lmdb
+
+from lynkr.events.codec import encode
+from lynkr.events.records import Event, EventFromTheFuture, Recorded
+from lynkr.events.store import SkippingDecoder, StoreStats, StreamSummary
+
+log = logging.getLogger("lynkr.events")
+
+MiB = 1024 * 1024
+LAYOUT_VERSION = 1
+DEFAULT_MAX_READERS = 256  # read slots shared by the daemon's worker threads and CLI readers on the machine
+
+T = TypeVar("T")
+_Take = Callable[[int, memoryview], T | None]
+
+_SEQ = struct.Struct(">Q")
+_STREAM_END = b"\x00"
+# Records decoded per read transaction: large enough to amortise the transaction, small enough that a
+# resize waiting at the gate is not held up for long.
+_READ_CHUNK = 2048
+
+
+class LmdbEventStore:
+    """An :class:`~lynkr.events.store.EventStore` in an LMDB environment; create with :meth:`open`."""
+
+    def __init__(self, path: Path, env: lmdb.Environment, *, readonly: bool) -> None:
+        self.path = path
+        self._env = env
+        self._readonly = readonly
+        self._gate = _ResizeGate()
+        self._decoder = SkippingDecoder()
+        self._events = env.open_db(b"events", create=not readonly)
+        self._by_stream = env.open_db(b"by_stream", create=not readonly)
+        self._meta = env.open_db(b"meta", create=not readonly)
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        map_size: int = 64 * MiB,
+        readonly: bool = False,
+        max_readers: int = DEFAULT_MAX_READERS,
+    ) -> LmdbEventStore:
+        """Open (and unless ``readonly``, create) the log in directory ``path``.
+
+        An existing log keeps its larger map size; ``map_size`` is the starting size of a new one.
+        """
+        if readonly:
+            if not (path / "data.mdb").is_file():
+                raise FileNotFoundError(f"no event log in {path}")
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+        env = lmdb.open(
+            str(path),
+            map_size=map_size,
+            subdir=True,
+            readonly=readonly,
+            lock=True,
+            sync=True,
+            metasync=True,
+            max_dbs=3,
+            max_readers=max_readers,
+        )
+        try:
+            store = cls(path, env, readonly=readonly)
+            store._check_layout()
+        except BaseException:
+            env.close()
+            raise
+        return store
+
+    def _check_layout(self) -> None:
+        with self._transaction(write=not self._readonly) as txn:
+            stored = txn.get(b"layout", db=self._meta)
+            if stored is None:
+                if not self._readonly:
+                    txn.put(b"layout", str(LAYOUT_VERSION).encode(), db=self._meta)
+                return
+        layout = int(bytes(stored))
+        if layout > LAYOUT_VERSION:
+            raise EventFromTheFuture(
+                f"the event log in {self.path} has layout {layout}, but this lynkr knows only up to "
+                f"layout {LAYOUT_VERSION}; upgrade lynkr to read it"
+            )
+
+    def __enter__(self) -> LmdbEventStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._env.close()
+
+    # Writing
+
+    def append(self, batch: Sequence[tuple[str, Event]], *, time_ns: int | None = None) -> list[int]:
+        if not batch:
+            return []
+        stamp = time.time_ns() if time_ns is None else time_ns
+        # Encode before the write transaction: less time holding LMDB's writer lock, and a payload that
+        # cannot be encoded fails the batch before anything is written.
+        records = [(_stream_prefix(stream), encode(stamp, stream, event)) for stream, event in batch]
+        while True:
+            try:
+                return self._write(records)
+            except lmdb.MapFullError:
+                self._grow_map()
+
+    def _write(self, records: list[tuple[bytes, bytes]]) -> list[int]:
+        seqs: list[int] = []
+        with self._transaction(write=True) as txn:
+            cursor = txn.cursor(db=self._events)
+            seq = _SEQ.unpack(cursor.key())[0] if cursor.last() else 0
+            for prefix, data in records:
+                seq += 1
+                key = _SEQ.pack(seq)
+                if not txn.put(key, data, append=True, db=self._events):
+                    raise RuntimeError(f"event log refused to append seq {seq}: its keys are out of order")
+                txn.put(prefix + key, b"", db=self._by_stream)
+                seqs.append(seq)
+        return seqs
+
+    def _grow_map(self) -> None:
+        with self._gate.resizing():
+            old = self._env.info()["map_size"]
+            self._env.set_mapsize(old * 2)
+        log.info("event log map grew from %d to %d bytes", old, old * 2)
+
+    def _adopt_map_size(self) -> None:
+        """Another process grew the map: take its size (LMDB reads it from the file when given 0)."""
+        with self._gate.resizing():
+            self._env.set_mapsize(0)
+
+    # Reading
+
+    def last_seq(self) -> int:
+        with self._transaction() as txn:
+            cursor = txn.cursor(db=self._events)
+            return int(_SEQ.unpack(cursor.key())[0]) if cursor.last() else 0
+
+    def read(self, start: int = 1, *, stream: str | None = None) -> Iterator[Recorded]:
+        for chunk in self._chunks(start, stream, self._decoder.decode):
+            yield from chunk
+
+    def read_raw(self, start: int = 1, *, stream: str | None = None) -> Iterator[tuple[int, bytes]]:
+        for chunk in self._chunks(start, stream, _copy):
+            yield from chunk
+
+    def _chunks(self, start: int, stream: str | None, take: _Take[T]) -> Iterator[list[T]]:
+        """``take(seq, data)`` of the records from ``start`` on, a chunk per read transaction.
+
+        ``data`` is a view into the map, valid only inside the transaction, so ``take`` runs there;
+        records for which it returns None are left out.
+        """
+        next_seq: int | None = max(start, 1)
+        while next_seq is not None:
+            if stream is None:
+                chunk, next_seq = self._log_chunk(next_seq, take)
+            else:
+                chunk, next_seq = self._stream_chunk(_stream_prefix(stream), next_seq, take)
+            if chunk:
+                yield chunk
+
+    def _log_chunk(self, start: int, take: _Take[T]) -> tuple[list[T], int | None]:
+        chunk: list[T] = []
+        with self._transaction() as txn:
+            cursor = txn.cursor(db=self._events)
+            if not cursor.set_range(_SEQ.pack(start)):
+                return chunk, None
+            scanned = 0
+            for key, data in cursor:
+                seq = int.from_bytes(key, "big")
+                item = take(seq, data)
+                if item is not None:
+                    chunk.append(item)
+                scanned += 1
+                if scanned == _READ_CHUNK:
+                    return chunk, seq + 1
+        return chunk, None
+
+    def _stream_chunk(self, prefix: bytes, start: int, take: _Take[T]) -> tuple[list[T], int | None]:
+        chunk: list[T] = []
+        skip = len(prefix)
+        with self._transaction() as txn:
+            cursor = txn.cursor(db=self._by_stream)
+            if not cursor.set_range(prefix + _SEQ.pack(start)):
+                return chunk, None
+            scanned = 0
+            for key in cursor.iternext(values=False):
+                if key[:skip] != prefix:
+                    return chunk, None
+                seq_key = key[skip:]
+                seq = int.from_bytes(seq_key, "big")
+                data = txn.get(seq_key, db=self._events)
+                if data is None:
+                    log.warning("stream index points at missing record %d; skipping it", seq)
+                else:
+                    item = take(seq, data)
+                    if item is not None:
+                        chunk.append(item)
+                scanned += 1
+                if scanned == _READ_CHUNK:
+                    return chunk, seq + 1
+        return chunk, None
+
+    def iter_streams(self) -> Iterator[StreamSummary]:
+        summaries: list[StreamSummary] = []
+        with self._transaction() as txn:
+            current: bytes | None = None
+            count = first = last = 0
+            for key in txn.cursor(db=self._by_stream).iternext(values=False):
+                stream, seq = bytes(key[:-9]), int.from_bytes(key[-8:], "big")
+                if stream != current:
+                    if current is not None:
+                        summaries.append(_summary(current, count, first, last))
+                    current, count, first = stream, 0, seq
+                count += 1
+                last = seq
+            if current is not None:
+                summaries.append(_summary(current, count, first, last))
+        return iter(summaries)
+
+    def stats(self) -> StoreStats:
+        with self._transaction() as txn:
+            events = txn.stat(self._events)["entries"]
+            cursor = txn.cursor(db=self._events)
+            last_seq = int(_SEQ.unpack(cursor.key())[0]) if cursor.last() else 0
+        info = self._env.info()
+        page_size = self._env.stat()["psize"]
+        return StoreStats(
+            events=events,
+            last_seq=last_seq,
+            bytes_used=(info["last_pgno"] + 1) * page_size,
+            bytes_on_disk=os.path.getsize(self.path / "data.mdb"),
+            map_size=info["map_size"],
+            skipped_corrupt=self._decoder.skipped_corrupt,
+            skipped_unknown=self._decoder.skipped_unknown,
+        )
+
+    @contextmanager
+    def _transaction(self, *, write: bool = False) -> Iterator[lmdb.Transaction[memoryview]]:
+        """A transaction that commits on success; readers adopt a map another process has grown."""
+        while True:
+            with self._gate.transaction():
+                try:
+                    txn = self._env.begin(write=write, buffers=True)
+                except lmdb.MapResizedError:
+                    pass
+                else:
+                    # buffers=True: values are views into the map rather than copies (see _chunks).
+                    with txn:
+                        yield txn
+                    return
+            self._adopt_map_size()
+
+
+def _stream_prefix(stream: str) -> bytes:
+    if _STREAM_END.decode() in stream:
+        raise ValueError(f"stream id {stream!r} contains a NUL character")
+    return stream.encode() + _STREAM_END
+
+
+def _copy(seq: int, data: memoryview) -> tuple[int, bytes]:
+    return seq, bytes(data)
+
+
+def _summary(stream: bytes, count: int, first: int, last: int) -> StreamSummary:
+    return StreamSummary(stream=stream.decode(), events=count, first_seq=first, last_seq=last)
+
+
+class _ResizeGate:
+    """Many transactions at once, or one map resize alone: LMDB resizes only with no transaction open.
+
+    A waiting resize holds back new transactions, so a steady stream of readers cannot starve it.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._open = 0
+        self._resizes_wanted = 0
+        self._resizing = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._condition:
+            while self._resizes_wanted:
+                self._condition.wait()
+            self._open += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._open -= 1
+                if not self._open:
+                    self._condition.notify_all()
+
+    @contextmanager
+    def resizing(self) -> Iterator[None]:
+        with self._condition:
+            self._resizes_wanted += 1
+            while self._open or self._resizing:
+                self._condition.wait()
+            self._resizing = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._resizing = False
+                self._resizes_wanted -= 1
+                self._condition.notify_all()

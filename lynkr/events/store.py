@@ -1,0 +1,94 @@
+"""The event log interface: the seam where another storage engine plugs in.
+
+An :class:`EventStore` appends batches durably, hands out strictly increasing sequence numbers starting at 1,
+and reads back from any sequence number, optionally for one stream only.  Its methods block: actors call
+them through ``trio.to_thread.run_sync``.  Live subscription is not the store's business; the recorder
+actor publishes what it commits.
+
+Reading is forgiving where it must be and strict where it matters: a record that is corrupt or whose event
+type this build does not know is skipped, counted and logged, so replay never crashes on one bad record;
+a record from a *newer* lynkr raises :class:`~lynkr.events.records.EventFromTheFuture`, so a newer log is
+never silently misread.  :class:`SkippingDecoder` implements that policy once for every engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import attrs
+
+from lynkr.events.codec import CorruptRecord, decode
+from lynkr.events.records import Event, Recorded, UnknownEventType
+
+log = logging.getLogger("lynkr.events")
+
+
+@attrs.frozen(kw_only=True)
+class StoreStats:
+    events: int
+    last_seq: int
+    bytes_used: int  # bytes the log's data occupies
+    bytes_on_disk: int  # size of the files, which may be larger than what is used
+    map_size: int  # for memory-mapped engines the current map size, otherwise 0
+    skipped_corrupt: int  # records skipped by reads through this handle
+    skipped_unknown: int
+
+
+@attrs.frozen(kw_only=True)
+class StreamSummary:
+    stream: str
+    events: int
+    first_seq: int
+    last_seq: int
+
+
+class EventStore(Protocol):
+    def append(self, batch: Sequence[tuple[str, Event]], *, time_ns: int | None = None) -> list[int]:
+        """Append ``(stream, event)`` pairs atomically; durable when it returns.
+
+        Assigns the next sequence numbers and the time (``time_ns`` when given, else now) and returns the
+        sequence numbers in batch order.  Nothing of a batch is stored when it raises.
+        """
+        ...
+
+    def last_seq(self) -> int:
+        """The highest sequence number stored, 0 for an empty log."""
+        ...
+
+    def read(self, start: int = 1, *, stream: str | None = None) -> Iterator[Recorded]:
+        """Records with ``seq >= start`` in order, skipping (and counting) unreadable ones."""
+        ...
+
+    def read_raw(self, start: int = 1, *, stream: str | None = None) -> Iterator[tuple[int, bytes]]:
+        """The stored bytes with their sequence numbers, undecoded."""
+        ...
+
+    def iter_streams(self) -> Iterator[StreamSummary]:
+        """Every stream with its event count and sequence range, in stream order."""
+        ...
+
+    def stats(self) -> StoreStats: ...
+
+    def close(self) -> None: ...
+
+
+class SkippingDecoder:
+    """Decodes records for reading, skipping and counting the corrupt and the unknown."""
+
+    def __init__(self) -> None:
+        self.skipped_corrupt = 0
+        self.skipped_unknown = 0
+
+    def decode(self, seq: int, data: bytes | memoryview) -> Recorded | None:
+        """The record, or None when it must be skipped; raises ``EventFromTheFuture``."""
+        try:
+            return decode(seq, data)
+        except CorruptRecord as error:
+            self.skipped_corrupt += 1
+            log.warning("skipping corrupt event log record: %s", error)
+        except UnknownEventType as error:
+            self.skipped_unknown += 1
+            log.warning("skipping record %d of unknown event type %s", seq, error)
+        return None

@@ -1,0 +1,1 @@
+"""The HTTP edge: an ASGI app served by hypercorn under trio."""

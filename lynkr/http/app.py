@@ -1,0 +1,342 @@
+"""The ASGI app: routes, validation, SSE streaming and Anthropic-shaped errors.
+
+Routes are matched on the path's tail, so any prefix a user puts in ``ANTHROPIC_BASE_URL`` works, and the
+CLI's ``?beta=true`` query is ignored.  A request's work is handed to the session actor as a :class:`Turn`
+carrying a reply channel and a cancel scope; a disconnecting client cancels that scope.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import orjson
+import trio
+
+from lynkr import __version__
+from lynkr.actors.messages import CountTokens, ErrorReply, StreamItem, Turn
+from lynkr.actors.runtime import ActorStatistics, Mailbox, ask
+from lynkr.errors import AuthenticationFailed, InvalidRequest, LynkrError, NotFound, RequestTooLarge
+from lynkr.http.asgi import (
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    error_body,
+    header,
+    json_bytes,
+    read_body,
+    send_response,
+)
+from lynkr.http.metrics import RequestMetrics, Sample
+from lynkr.wire.anthropic import (
+    MessageAssembler,
+    parse_count_tokens_request,
+    parse_messages_request,
+    session_id_from_metadata,
+)
+from lynkr.wire.sse import encode_event
+
+log = logging.getLogger("lynkr.http")
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+REPLY_BUFFER = 32
+
+GaugeFamily = tuple[str, str, list[Sample]]
+
+
+@attrs.frozen(kw_only=True)
+class ModelEntry:
+    id: str
+    display_name: str
+
+
+@attrs.frozen(kw_only=True)
+class EdgeDependencies:
+    sessions: Mailbox[Turn]
+    providers: Mailbox[Any]
+    models: tuple[ModelEntry, ...]
+    api_key: str | None
+    max_body_bytes: int
+    actor_statistics: Callable[[], list[ActorStatistics]]
+    extra_gauges: Callable[[], list[GaugeFamily]]
+    ready: Callable[[], bool]
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+class App:
+    def __init__(self, deps: EdgeDependencies) -> None:
+        self._deps = deps
+        self.metrics = RequestMetrics()
+        self._started = time.time()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = new_request_id()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        route, handler = self._route(method, path)
+        status = 500
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            if method == "HEAD":
+                await send_with_id({"type": "http.response.start", "status": 200, "headers": []})
+                await send_with_id({"type": "http.response.body", "body": b""})
+            elif handler is None:
+                raise NotFound(f"{method} {path} is not a route lynkr serves")
+            else:
+                self._authenticate(scope, route)
+                await handler(scope, receive, send_with_id, request_id)
+        except LynkrError as error:
+            await send_response(send_with_id, error.status, error_body(error, request_id))
+        except ClientGone:
+            status = 499
+        finally:
+            self.metrics.observe(route=route, method=method, status=status, seconds=time.perf_counter() - started)
+
+    def _route(self, method: str, path: str) -> tuple[str, Handler | None]:
+        tail = path.rstrip("/")
+        if method == "POST":
+            if tail.endswith("/v1/messages"):
+                return "messages", self._messages
+            if tail.endswith("/v1/messages/count_tokens"):
+                return "count_tokens", self._count_tokens
+            if tail.endswith("/api/event_logging/batch"):
+                return "event_logging", self._event_logging
+        elif method == "GET":
+            if tail == "/health":
+                return "health", self._health
+            if tail == "/metrics":
+                return "metrics", self._metrics
+            if tail.endswith("/v1/models"):
+                return "models", self._models
+            if "/v1/models/" in tail:
+                return "model", self._model
+        elif method == "HEAD":
+            return "head", None
+        return "unknown", None
+
+    def _authenticate(self, scope: Scope, route: str) -> None:
+        expected = self._deps.api_key
+        if expected is None or route in ("health", "metrics"):
+            return
+        presented = header(scope, b"x-api-key")
+        if presented is None:
+            bearer = header(scope, b"authorization") or ""
+            presented = bearer[7:] if bearer[:7].lower() == "bearer " else None
+        if presented != expected:
+            raise AuthenticationFailed("invalid x-api-key: set ANTHROPIC_API_KEY to the key in LYNKR_API_KEY")
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        declared = header(scope, b"content-length")
+        try:
+            size = int(declared) if declared is not None else None
+        except ValueError:
+            raise InvalidRequest("content-length is not a number") from None
+        return await read_body(receive, limit=self._deps.max_body_bytes, declared=size)
+
+    async def _messages(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        body = await self._body(scope, receive)
+        request = parse_messages_request(body)
+        session_id = (
+            header(scope, b"x-claude-code-session-id")
+            or session_id_from_metadata(request)
+            or _fingerprint(request)
+        )
+        reply_send, replies = trio.open_memory_channel[StreamItem](REPLY_BUFFER)
+        cancel = trio.CancelScope()
+        turn = Turn(
+            request_id=request_id,
+            session_id=session_id,
+            request=request,  # type: ignore[arg-type]
+            headers=_headers(scope),
+            reply=reply_send,
+            cancel=cancel,
+            received_ns=time.time_ns(),
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_on_disconnect, receive, cancel)
+                async with replies:
+                    await self._deps.sessions.send(turn)
+                    if request.get("stream"):
+                        await _stream_reply(replies, send)
+                    else:
+                        await _whole_reply(replies, send)
+                nursery.cancel_scope.cancel()
+        finally:
+            cancel.cancel()
+
+    async def _count_tokens(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        request = parse_count_tokens_request(await self._body(scope, receive))
+        tokens = await ask(
+            self._deps.providers,
+            lambda reply_to: CountTokens(
+                request_id=request_id,
+                request=request,  # type: ignore[arg-type]
+                headers=_headers(scope),
+                reply_to=reply_to,
+            ),
+        )
+        await send_response(send, 200, json_bytes({"input_tokens": tokens}))
+
+    async def _event_logging(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        await self._body(scope, receive)
+        await send_response(send, 200, b"{}")
+
+    async def _models(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        data = [_model_json(model) for model in self._deps.models]
+        page = {
+            "data": data,
+            "has_more": False,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+        }
+        await send_response(send, 200, json_bytes(page))
+
+    async def _model(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        wanted = scope["path"].rstrip("/").rsplit("/v1/models/", 1)[1]
+        for model in self._deps.models:
+            if model.id == wanted:
+                await send_response(send, 200, json_bytes(_model_json(model)))
+                return
+        raise NotFound(f"model {wanted!r} is not one lynkr routes; GET /v1/models lists them")
+
+    async def _health(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        actors = self._deps.actor_statistics()
+        ready = self._deps.ready() and all(actor.running for actor in actors)
+        body = {
+            "status": "ok" if ready else "starting",
+            "ready": ready,
+            "version": __version__,
+            "uptime_s": round(time.time() - self._started, 3),
+            "actors": {
+                actor.name: {
+                    "running": actor.running,
+                    "restarts": actor.restarts,
+                    "mailbox": attrs.asdict(actor.mailbox) if actor.mailbox is not None else None,
+                }
+                for actor in actors
+            },
+        }
+        await send_response(send, 200 if ready else 503, json_bytes(body))
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        actors = self._deps.actor_statistics()
+        gauges: list[GaugeFamily] = [
+            ("lynkr_actor_up", "gauge Whether the actor is running.",
+             [Sample(name="lynkr_actor_up", value=float(a.running), labels=(("actor", a.name),)) for a in actors]),
+            ("lynkr_actor_restarts_total", "counter Restarts after a crash.",
+             [Sample(name="lynkr_actor_restarts_total", value=a.restarts, labels=(("actor", a.name),)) for a in actors]),
+            ("lynkr_actor_mailbox_depth", "gauge Messages waiting in the actor's mailbox.",
+             [Sample(name="lynkr_actor_mailbox_depth", value=a.mailbox.depth, labels=(("actor", a.name),))
+              for a in actors if a.mailbox is not None]),
+            ("lynkr_actor_mailbox_peak_depth", "gauge Most messages ever waiting in the actor's mailbox.",
+             [Sample(name="lynkr_actor_mailbox_peak_depth", value=a.mailbox.peak_depth, labels=(("actor", a.name),))
+              for a in actors if a.mailbox is not None]),
+            ("lynkr_actor_messages_total", "counter Messages the actor has taken from its mailbox.",
+             [Sample(name="lynkr_actor_messages_total", value=a.mailbox.received, labels=(("actor", a.name),))
+              for a in actors if a.mailbox is not None]),
+            *self._deps.extra_gauges(),
+        ]
+        text = self.metrics.render(gauges)
+        await send_response(send, 200, text.encode(), content_type=b"text/plain; version=0.0.4; charset=utf-8")
+
+
+Handler = Callable[[Scope, Receive, Send, str], Any]
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _cancel_on_disconnect(receive: Receive, cancel: trio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            cancel.cancel()
+            return
+
+
+async def _stream_reply(replies: trio.MemoryReceiveChannel[StreamItem], send: Send) -> None:
+    """Forward events as they arrive; an error before the first event becomes a plain HTTP error."""
+    started = False
+    async for item in replies:
+        if isinstance(item, ErrorReply):
+            if not started:
+                await send_response(send, item.status, item.body, headers=item.headers)
+                return
+            await send({"type": "http.response.body", "body": _sse_error(item), "more_body": True})
+            break
+        if not started:
+            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            started = True
+        await send({"type": "http.response.body", "body": encode_event(item), "more_body": True})
+    if not started:
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _whole_reply(replies: trio.MemoryReceiveChannel[StreamItem], send: Send) -> None:
+    assembler = MessageAssembler()
+    async for item in replies:
+        if isinstance(item, ErrorReply):
+            await send_response(send, item.status, item.body, headers=item.headers)
+            return
+        assembler.feed(item)
+    await send_response(send, 200, json_bytes(assembler.message()))
+
+
+def _sse_error(item: ErrorReply) -> bytes:
+    try:
+        body = orjson.loads(item.body)
+    except orjson.JSONDecodeError:
+        body = {"type": "error", "error": {"type": "api_error", "message": item.body.decode("utf-8", "replace")}}
+    return encode_event(body)
+
+
+def _headers(scope: Scope) -> Mapping[str, str]:
+    """The client's headers; adapters pick what an upstream needs, the scrubber drops secrets before logging."""
+    return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+
+
+def _fingerprint(request: Mapping[str, Any]) -> str:
+    """A session id stable across the turns of one conversation: its first message never changes."""
+    messages = request.get("messages") or [{}]
+    return "fp-" + hashlib.sha256(orjson.dumps(messages[0], option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
+
+
+def _model_json(model: ModelEntry) -> dict[str, Any]:
+    return {"type": "model", "id": model.id, "display_name": model.display_name, "created_at": "2025-01-01T00:00:00Z"}

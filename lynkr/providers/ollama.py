@@ -1,0 +1,39 @@
+"""Ollama's native ``POST {endpoint}/api/chat`` (NDJSON stream, wire "ollama").
+
+No auth locally; a configured key (Ollama's hosted service, or a proxy in front) goes as a Bearer token.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lynkr.providers.base import Auth, HttpAdapter, append_path, choose_http2, path_of, static_headers
+
+if TYPE_CHECKING:
+    from lynkr.config import ProviderConfig
+
+KIND = "ollama"
+DEFAULT_ENDPOINT = "http://localhost:11434"
+
+
+def chat_url(endpoint: str) -> str:
+    if path_of(endpoint).endswith("/api/chat"):
+        return endpoint
+    return append_path(endpoint, "api/chat")
+
+
+def build(provider: ProviderConfig) -> HttpAdapter:
+    url = chat_url(provider.endpoint)
+    return HttpAdapter(
+        name=provider.name,
+        kind=provider.kind,
+        wire="ollama",
+        http2=choose_http2(provider.http2, url),
+        max_tokens=provider.max_tokens,
+        url=url,
+        auth=Auth.BEARER,
+        api_key=provider.api_key.reveal() if provider.api_key else None,
+        extra_headers=static_headers(provider.options),
+        models=provider.models,
+        default_model=provider.default_model,
+    )

@@ -1,0 +1,42 @@
+"""OpenRouter: ``https://openrouter.ai/api/v1/chat/completions``, Bearer, OpenAI chat format.
+
+OpenRouter attributes traffic to an app by ``HTTP-Referer`` and ``X-Title``; options ``app_url`` and
+``app_title`` change what lynkr sends.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lynkr.providers.base import Auth, HttpAdapter, choose_http2, parse_bool_option, static_headers
+from lynkr.providers.openai import chat_completions_url
+
+if TYPE_CHECKING:
+    from lynkr.config import ProviderConfig
+
+KIND = "openrouter"
+DEFAULT_ENDPOINT = "https://openrouter.ai/api/v1/chat/completions"
+DEFAULT_APP_URL = "http://localhost"
+DEFAULT_APP_TITLE = "lynkr"
+
+
+def build(provider: ProviderConfig) -> HttpAdapter:
+    url = chat_completions_url(provider.endpoint)
+    attribution = {
+        "HTTP-Referer": provider.options.get("app_url", DEFAULT_APP_URL),
+        "X-Title": provider.options.get("app_title", DEFAULT_APP_TITLE),
+    }
+    return HttpAdapter(
+        name=provider.name,
+        kind=provider.kind,
+        wire="openai",
+        http2=choose_http2(provider.http2, url),
+        max_tokens=provider.max_tokens,
+        url=url,
+        auth=Auth.BEARER,
+        api_key=provider.api_key.reveal() if provider.api_key else None,
+        extra_headers={**attribution, **static_headers(provider.options)},
+        models=provider.models,
+        default_model=provider.default_model,
+        reasoning=parse_bool_option(provider.options, "reasoning"),
+    )

@@ -1,0 +1,1 @@
+"""Talking to upstream LLM servers: one attempt, retry timing and circuit breakers."""

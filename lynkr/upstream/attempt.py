@@ -1,0 +1,256 @@
+"""One attempt against one upstream: send the request, turn its stream into Anthropic events.
+
+The upstream is always asked to stream, whatever the client asked for; a non-streaming client gets the
+events assembled at the edge.  That keeps one code path and lets the first event leave as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import httpx
+import orjson
+import trio
+
+from lynkr.errors import error_type_for_status
+from lynkr.providers.base import Adapter
+from lynkr.wire import ollama, openai
+from lynkr.wire.openai import UpstreamStreamError
+from lynkr.wire.sse import NDJSONDecoder, SSEDecoder
+
+ERROR_BODY_LIMIT = 1 << 20
+
+
+class UpstreamStatus(Exception):
+    """The upstream answered with an error status before streaming anything."""
+
+    def __init__(self, status: int, body: bytes, headers: Mapping[str, str], *, native: bool) -> None:
+        super().__init__(f"upstream answered {status}")
+        self.status = status
+        self.body = body
+        self.headers = headers
+        self.native = native  # the body is already an Anthropic error and passes through unmodified
+
+    def anthropic_body(self) -> bytes:
+        if self.native and _looks_like_anthropic_error(self.body):
+            return self.body
+        return orjson.dumps(
+            {"type": "error", "error": {"type": error_type_for_status(self.status), "message": _upstream_message(self)}}
+        )
+
+
+class StreamBroken(Exception):
+    """The upstream stream failed after it started: cut off, stalled, or an error event mid-stream."""
+
+    def __init__(self, message: str, *, status: int = 502, error_type: str = "api_error") -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+    def anthropic_body(self) -> bytes:
+        return orjson.dumps({"type": "error", "error": {"type": self.error_type, "message": str(self)}})
+
+
+class EventSource(Protocol):
+    def events(self, data: bytes) -> list[dict[str, Any]]: ...
+
+    def finish(self) -> list[dict[str, Any]]: ...
+
+
+@asynccontextmanager
+async def open_attempt(
+    client: httpx.AsyncClient,
+    adapter: Adapter,
+    request: Mapping[str, Any],
+    *,
+    headers: Mapping[str, str],
+    small: bool,
+    first_byte_timeout_s: float,
+) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+    """Send ``request`` to ``adapter``'s upstream and yield an iterator of Anthropic stream events.
+
+    Raises :class:`UpstreamStatus` for an error status, ``httpx`` transport errors for connection
+    trouble, ``trio.TooSlowError`` when no response arrives within ``first_byte_timeout_s``.
+    """
+    model = adapter.upstream_model(str(request["model"]), small=small)
+    max_tokens = int(request["max_tokens"])
+    if adapter.max_tokens is not None:
+        max_tokens = min(max_tokens, adapter.max_tokens)
+    body, source = _prepare(adapter, request, model=model, max_tokens=max_tokens)
+    upstream_request = client.build_request(
+        "POST",
+        adapter.messages_url(stream=True),
+        content=orjson.dumps(body),
+        headers={**adapter.headers(headers), "content-type": "application/json"},
+    )
+    with trio.fail_after(first_byte_timeout_s):
+        response = await client.send(upstream_request, stream=True)
+    try:
+        if response.status_code >= 400:
+            error_body = await _read_limited(response)
+            raise UpstreamStatus(
+                response.status_code, error_body, dict(response.headers), native=adapter.wire == "anthropic"
+            )
+        yield _events(response, source)
+    finally:
+        await response.aclose()
+
+
+async def _events(response: httpx.Response, source: EventSource) -> AsyncIterator[dict[str, Any]]:
+    try:
+        async for data in response.aiter_raw():
+            for event in source.events(data):
+                yield event
+    except httpx.ReadTimeout:
+        raise StreamBroken("the upstream stalled mid-stream (LYNKR_IDLE_TIMEOUT_S)", status=504,
+                           error_type="timeout_error") from None
+    except (httpx.RemoteProtocolError, httpx.ReadError) as error:
+        raise StreamBroken(f"the upstream connection broke mid-stream: {error}") from None
+    except UpstreamStreamError as error:
+        raise StreamBroken(str(error), status=error.status) from None
+    for event in source.finish():
+        yield event
+
+
+def _prepare(
+    adapter: Adapter, request: Mapping[str, Any], *, model: str, max_tokens: int
+) -> tuple[dict[str, Any], EventSource]:
+    message_id = "msg_" + os.urandom(12).hex()
+    if adapter.wire == "anthropic":
+        return {**request, "model": model, "max_tokens": max_tokens, "stream": True}, _AnthropicSource()
+    if adapter.wire == "openai":
+        body = openai.build_request(
+            request,  # type: ignore[arg-type]
+            model=model,
+            max_tokens=max_tokens,
+            stream=True,
+            reasoning_model=adapter.reasoning_model(model),
+        )
+        converter = openai.StreamConverter(message_id=message_id, model=model, input_tokens=0)
+        return body, _OpenAISource(converter)
+    body = ollama.build_request(request, model=model, max_tokens=max_tokens, stream=True)  # type: ignore[arg-type]
+    return body, _OllamaSource(ollama.StreamConverter(message_id=message_id, model=model))
+
+
+class _AnthropicSource:
+    def __init__(self) -> None:
+        self._decoder = SSEDecoder()
+        self._stopped = False
+
+    def events(self, data: bytes) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for sse in self._decoder.feed(data):
+            if not sse.data:
+                continue
+            try:
+                event = orjson.loads(sse.data)
+            except orjson.JSONDecodeError:
+                continue  # the Anthropic API may add lines clients must tolerate
+            if event.get("type") == "error":
+                error = event.get("error") or {}
+                raise UpstreamStreamError(str(error.get("message", "upstream error")), status=_status_of(error))
+            if event.get("type") in ("message_stop", "message_delta"):
+                self._stopped = True
+            out.append(event)
+        return out
+
+    def finish(self) -> list[dict[str, Any]]:
+        if not self._stopped:
+            raise StreamBroken("the upstream stream ended before message_stop")
+        return []
+
+
+class _OpenAISource:
+    def __init__(self, converter: openai.StreamConverter) -> None:
+        self._decoder = SSEDecoder()
+        self._converter = converter
+        self._done = False
+
+    def events(self, data: bytes) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for sse in self._decoder.feed(data):
+            if not sse.data:
+                continue
+            if sse.data == "[DONE]":
+                self._done = True
+                continue
+            try:
+                chunk = orjson.loads(sse.data)
+            except orjson.JSONDecodeError:
+                continue
+            out.extend(self._converter.feed(chunk))
+        return out
+
+    def finish(self) -> list[dict[str, Any]]:
+        if not self._done:
+            raise StreamBroken("the upstream stream ended before data: [DONE]")
+        return self._converter.finish()
+
+
+class _OllamaSource:
+    def __init__(self, converter: ollama.StreamConverter) -> None:
+        self._decoder = NDJSONDecoder()
+        self._converter = converter
+        self._done = False
+
+    def events(self, data: bytes) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for line in self._decoder.feed(data):
+            if line.get("error"):
+                raise UpstreamStreamError(str(line["error"]), status=502)
+            out.extend(self._converter.feed(line))
+            if line.get("done"):
+                self._done = True
+        return out
+
+    def finish(self) -> list[dict[str, Any]]:
+        if not self._done:
+            raise StreamBroken("the Ollama stream ended before done: true")
+        return self._converter.finish()
+
+
+async def _read_limited(response: httpx.Response) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= ERROR_BODY_LIMIT:
+            break
+    return b"".join(chunks)
+
+
+def _looks_like_anthropic_error(body: bytes) -> bool:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("type") == "error" and isinstance(parsed.get("error"), dict)
+
+
+def _upstream_message(error: UpstreamStatus) -> str:
+    try:
+        parsed = orjson.loads(error.body)
+    except orjson.JSONDecodeError:
+        text = error.body.decode("utf-8", "replace").strip()[:500]
+        return f"upstream returned {error.status}: {text}" if text else f"upstream returned {error.status}"
+    if isinstance(parsed, dict):
+        inner = parsed.get("error")
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+        if parsed.get("message"):
+            return str(parsed["message"])
+    return f"upstream returned {error.status}"
+
+
+def _status_of(error: Mapping[str, Any]) -> int:
+    kind = error.get("type")
+    return {"overloaded_error": 529, "rate_limit_error": 429, "api_error": 500, "timeout_error": 504}.get(
+        str(kind), 502
+    )
+

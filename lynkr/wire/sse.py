@@ -1,0 +1,145 @@
+"""Server-sent events and newline-delimited JSON, sans-IO.
+
+``encode_event`` frames one Anthropic stream event.  ``SSEDecoder`` and ``NDJSONDecoder`` take bytes exactly
+as they come off a socket (chunk boundaries anywhere, even inside a UTF-8 sequence or between ``\\r`` and
+``\\n``) and return complete items.  Lines are split on bytes first and decoded only when whole, so a
+multi-byte character split across two reads is never mangled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from lynkr.errors import UpstreamError
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    """``event: <type>\\ndata: <compact json>\\n\\n``.
+
+    JSON never contains a raw newline (``json`` escapes it inside strings), so one ``data:`` line always holds
+    the whole event.  The ``event:`` line matters: the Claude Code CLI falls back to a second, non-streaming
+    request when it is missing.
+    """
+    return b"".join(
+        (b"event: ", str(event["type"]).encode(), b"\ndata: ", _dumps(event).encode(), b"\n\n")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ServerSentEvent:
+    """One dispatched event.  ``event`` is None when the stream sent no ``event:`` line (OpenAI style)."""
+
+    event: str | None
+    data: str
+    id: str | None = None
+
+
+class StreamDecodeError(UpstreamError):
+    """The upstream sent bytes that are not the stream format it promised."""
+
+
+def _split_lines(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """Complete lines (terminators removed) and the unterminated rest.
+
+    A trailing ``\\r`` stays in the rest: the ``\\n`` of a CRLF may be in the next read.
+    """
+    lines = buffer.splitlines(keepends=True)
+    rest = b""
+    if lines and (not lines[-1].endswith((b"\n", b"\r")) or lines[-1].endswith(b"\r")):
+        rest = lines.pop()
+    return [line.rstrip(b"\r\n") for line in lines], rest
+
+
+class SSEDecoder:
+    """Incremental SSE parser following the WHATWG event-stream rules.
+
+    Comment lines (``: OPENROUTER PROCESSING``) and ``retry:`` are skipped; an event is dispatched on a blank
+    line when it has data.  Unlike a browser, ``close()`` dispatches a final event that lacks its blank line:
+    some servers end with ``data: [DONE]`` and no terminator.
+    """
+
+    def __init__(self) -> None:
+        self._rest = b""
+        self._data: list[str] = []
+        self._event: str | None = None
+        self._id: str | None = None
+        self._first_line = True
+
+    def feed(self, data: bytes) -> list[ServerSentEvent]:
+        if not data:
+            return []
+        if self._rest:
+            data = self._rest + data
+        elif b"\n" not in data and b"\r" not in data:
+            self._rest = data
+            return []
+        lines, self._rest = _split_lines(data)
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            self._line(line, events)
+        return events
+
+    def close(self) -> list[ServerSentEvent]:
+        """End of stream: process an unterminated last line and dispatch a pending event."""
+        events: list[ServerSentEvent] = []
+        if self._rest:
+            rest, self._rest = self._rest, b""
+            self._line(rest.rstrip(b"\r\n"), events)
+        self._line(b"", events)
+        return events
+
+    def _line(self, raw: bytes, events: list[ServerSentEvent]) -> None:
+        line = raw.decode("utf-8", "replace")
+        if self._first_line:
+            self._first_line = False
+            line = line.removeprefix("\ufeff")
+        if not line:
+            if self._data:
+                events.append(ServerSentEvent(event=self._event, data="\n".join(self._data), id=self._id))
+            self._data = []
+            self._event = None
+            return
+        if line[0] == ":":
+            return
+        field, colon, value = line.partition(":")
+        if colon and value[:1] == " ":
+            value = value[1:]
+        if field == "data":
+            self._data.append(value)
+        elif field == "event":
+            self._event = value or None
+        elif field == "id" and "\0" not in value:
+            self._id = value
+
+
+class NDJSONDecoder:
+    """Incremental newline-delimited JSON parser (Ollama's native stream).  Blank lines are skipped."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, data: bytes) -> list[Any]:
+        if self._rest:
+            data = self._rest + data
+        lines = data.split(b"\n")
+        self._rest = lines.pop()
+        return [_parse_json_line(line) for line in lines if line.strip()]
+
+    def close(self) -> list[Any]:
+        """End of stream: parse a last line that had no newline."""
+        rest, self._rest = self._rest, b""
+        return [_parse_json_line(rest)] if rest.strip() else []
+
+
+def _parse_json_line(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError as error:
+        excerpt = line[:200].decode("utf-8", "replace")
+        raise StreamDecodeError(f"upstream sent a line that is not JSON ({error}): {excerpt!r}") from None
