@@ -263,7 +263,8 @@ def _convert_mounts(raw: object, ctx: _Ctx) -> tuple[SandboxMount, ...]:
     return tuple(mounts)
 
 
-PORT = _int(1, 65535, what="a port number (1-65535)", example="a number like 8080")
+# 0 asks the OS for a free port (tests and side-by-side daemons use it).
+PORT = _int(0, 65535, what="a port number (0-65535)", example="a number like 8080")
 BOOL = Converter(what="true or false", example="true or false", convert=_convert_bool)
 STR = Converter(what="a string", example='a quoted string like "value"', convert=_convert_str)
 SECRET = Converter(what="a string", example='a quoted string like "sk-..."', convert=_convert_secret)
@@ -296,7 +297,8 @@ def _count(lo: int, example: int, unit: str = "") -> Converter:
 # Field metadata: every setting documents itself and says whether it is secret.
 
 _SETTING: Final = "lynkr.setting"
-_GROUP: Final = "lynkr.group"
+_GROUP: Final = "lynkr.group"  # a nested settings class, with its own TOML table
+_SPECIAL: Final = "lynkr.special"  # filled by load_config itself, not from one key or variable
 
 
 @attrs.frozen(kw_only=True)
@@ -332,9 +334,18 @@ def _group(cls: type[T], doc: str) -> T:
 
 @attrs.frozen(kw_only=True)
 class PromptCacheConfig:
-    enabled: bool = setting(True, env="PROMPT_CACHE_ENABLED", doc="Serve repeated prompts from the cache.", converter=BOOL)
+    enabled: bool = setting(
+        True,
+        env="PROMPT_CACHE_ENABLED",
+        doc="Serve repeated prompts from the cache.",
+        converter=BOOL,
+    )
     ttl_ms: int = setting(
-        300_000, env="PROMPT_CACHE_TTL_MS", doc="How long a cached response stays fresh.", converter=_count(1, 300000, "ms")
+        300_000, env="PROMPT_CACHE_TTL_MS", doc="How long a cached response stays fresh.", converter=_count(
+            1,
+            300000,
+            "ms",
+        )
     )
     max_entries: int = setting(
         64, env="PROMPT_CACHE_MAX_ENTRIES", doc="Most responses kept in the cache.", converter=_count(0, 64)
@@ -354,7 +365,12 @@ class PolicyConfig:
     )
     git_allow_push: bool = setting(False, env="POLICY_GIT_ALLOW_PUSH", doc="Allow the git push tool.", converter=BOOL)
     git_allow_pull: bool = setting(True, env="POLICY_GIT_ALLOW_PULL", doc="Allow the git pull tool.", converter=BOOL)
-    git_allow_commit: bool = setting(True, env="POLICY_GIT_ALLOW_COMMIT", doc="Allow the git commit tool.", converter=BOOL)
+    git_allow_commit: bool = setting(
+        True,
+        env="POLICY_GIT_ALLOW_COMMIT",
+        doc="Allow the git commit tool.",
+        converter=BOOL,
+    )
     git_test_command: str | None = setting(
         None, env="POLICY_GIT_TEST_COMMAND", doc="Command that must pass before a commit.", converter=STR
     )
@@ -377,7 +393,10 @@ class PolicyConfig:
         converter=STR_LIST,
     )
     safe_commands_enabled: bool = setting(
-        True, env="POLICY_SAFE_COMMANDS_ENABLED", doc="Check shell commands against the safe-command rules.", converter=BOOL
+        True,
+        env="POLICY_SAFE_COMMANDS_ENABLED",
+        doc="Check shell commands against the safe-command rules.",
+        converter=BOOL,
     )
     safe_commands_config: JsonTree | None = setting(
         None, env="POLICY_SAFE_COMMANDS_CONFIG", doc="Safe-command rules as JSON.", converter=JSON
@@ -389,6 +408,7 @@ class McpConfig:
     server_manifest: Path | None = setting(
         None, env="MCP_SERVER_MANIFEST", doc="A JSON manifest of MCP servers to start.", converter=PATH
     )
+    # None only on a hand-built McpConfig: load_config fills in ~/.claude/mcp when nothing sets it.
     manifest_dirs: tuple[Path, ...] | None = setting(
         None,
         env="MCP_MANIFEST_DIRS",
@@ -399,7 +419,12 @@ class McpConfig:
     sandbox_enabled: bool = setting(
         True, env="MCP_SANDBOX_ENABLED", doc="Run MCP servers in a container when an image is set.", converter=BOOL
     )
-    sandbox_image: str | None = setting(None, env="MCP_SANDBOX_IMAGE", doc="Container image for MCP servers.", converter=STR)
+    sandbox_image: str | None = setting(
+        None,
+        env="MCP_SANDBOX_IMAGE",
+        doc="Container image for MCP servers.",
+        converter=STR,
+    )
     sandbox_runtime: str = setting("docker", env="MCP_SANDBOX_RUNTIME", doc="Container runtime command.", converter=STR)
     sandbox_container_workspace: str = setting(
         "/workspace", env="MCP_SANDBOX_CONTAINER_WORKSPACE", doc="Workspace path inside the container.", converter=STR
@@ -411,7 +436,10 @@ class McpConfig:
         False, env="MCP_SANDBOX_ALLOW_NETWORKING", doc="Give the container network access.", converter=BOOL
     )
     sandbox_network_mode: str = setting(
-        "bridge", env="MCP_SANDBOX_NETWORK_MODE", doc="Container network mode when networking is allowed.", converter=STR
+        "bridge",
+        env="MCP_SANDBOX_NETWORK_MODE",
+        doc="Container network mode when networking is allowed.",
+        converter=STR,
     )
     sandbox_passthrough_env: tuple[str, ...] = setting(
         ("PATH", "LANG", "LC_ALL", "TERM", "HOME"),
@@ -425,7 +453,12 @@ class McpConfig:
     sandbox_timeout_ms: int = setting(
         20_000, env="MCP_SANDBOX_TIMEOUT_MS", doc="Default MCP call timeout.", converter=_count(1, 20000, "ms")
     )
-    sandbox_user: str | None = setting(None, env="MCP_SANDBOX_USER", doc="User to run as in the container.", converter=STR)
+    sandbox_user: str | None = setting(
+        None,
+        env="MCP_SANDBOX_USER",
+        doc="User to run as in the container.",
+        converter=STR,
+    )
     sandbox_entrypoint: str | None = setting(
         None, env="MCP_SANDBOX_ENTRYPOINT", doc="Container entrypoint override.", converter=STR
     )
@@ -444,7 +477,12 @@ class McpConfig:
     sandbox_add_capabilities: tuple[str, ...] = setting(
         (), env="MCP_SANDBOX_ADD_CAPABILITIES", doc="Linux capabilities added back.", converter=STR_LIST
     )
-    sandbox_memory_limit: str = setting("512m", env="MCP_SANDBOX_MEMORY_LIMIT", doc="Container memory limit.", converter=STR)
+    sandbox_memory_limit: str = setting(
+        "512m",
+        env="MCP_SANDBOX_MEMORY_LIMIT",
+        doc="Container memory limit.",
+        converter=STR,
+    )
     sandbox_cpu_limit: str = setting("1.0", env="MCP_SANDBOX_CPU_LIMIT", doc="Container CPU limit.", converter=STR)
     sandbox_pids_limit: int = setting(
         100, env="MCP_SANDBOX_PIDS_LIMIT", doc="Most processes in the container.", converter=_count(1, 100)
@@ -479,7 +517,7 @@ class ProviderConfig:
     default_model: str | None = None
     max_tokens: int | None = None  # a ceiling: larger requests are clamped, never rejected
     fallback: tuple[str, ...] = ()
-    options: Mapping[str, str] = attrs.field(factory=dict)
+    options: Mapping[str, str] = attrs.field(factory=dict, repr=lambda options: repr(_masked_options(options)))
     http2: bool | None = None
 
     def masked(self) -> dict[str, Any]:
@@ -492,7 +530,7 @@ class ProviderConfig:
             "default_model": self.default_model,
             "max_tokens": self.max_tokens,
             "fallback": list(self.fallback),
-            "options": {key: MASK if _secret_option(key) else value for key, value in self.options.items()},
+            "options": _masked_options(self.options),
             "http2": self.http2,
         }
 
@@ -507,8 +545,13 @@ _SECRET_WORDS = ("key", "token", "secret", "password", "authorization", "cookie"
 
 
 def _secret_option(key: str) -> bool:
+    """Options such as a static ``Authorization`` header carry credentials too."""
     lowered = key.lower()
     return any(word in lowered for word in _SECRET_WORDS)
+
+
+def _masked_options(options: Mapping[str, str]) -> dict[str, str]:
+    return {key: MASK if _secret_option(key) else value for key, value in options.items()}
 
 
 @attrs.frozen(kw_only=True)
@@ -587,7 +630,11 @@ _ENV_PROVIDERS: Final = (
     _EnvProvider(
         kind=azure_openai.KIND,
         variables=(
-            _ProviderVar(var="AZURE_OPENAI_ENDPOINT", target="endpoint", doc="https://<resource>.openai.azure.com (or .../openai/v1)."),
+            _ProviderVar(
+                var="AZURE_OPENAI_ENDPOINT",
+                target="endpoint",
+                doc="https://<resource>.openai.azure.com (or .../openai/v1).",
+            ),
             _ProviderVar(var="AZURE_OPENAI_API_KEY", target="api_key", doc="Azure OpenAI key."),
             _ProviderVar(var="AZURE_OPENAI_DEPLOYMENT", target="option:deployment", doc="Deployment name (the model)."),
             _ProviderVar(
@@ -604,9 +651,16 @@ _ENV_PROVIDERS: Final = (
         kind=openrouter.KIND,
         variables=(
             _ProviderVar(var="OPENROUTER_API_KEY", target="api_key", doc="OpenRouter API key."),
-            _ProviderVar(var="OPENROUTER_MODEL", target="model", doc="OpenRouter model, e.g. anthropic/claude-sonnet-4.5."),
             _ProviderVar(
-                var="OPENROUTER_ENDPOINT", target="endpoint", doc="OpenRouter chat URL.", default=openrouter.DEFAULT_ENDPOINT
+                var="OPENROUTER_MODEL",
+                target="model",
+                doc="OpenRouter model, e.g. anthropic/claude-sonnet-4.5.",
+            ),
+            _ProviderVar(
+                var="OPENROUTER_ENDPOINT",
+                target="endpoint",
+                doc="OpenRouter chat URL.",
+                default=openrouter.DEFAULT_ENDPOINT,
             ),
         ),
         endpoint_example=openrouter.DEFAULT_ENDPOINT,
@@ -615,7 +669,9 @@ _ENV_PROVIDERS: Final = (
     _EnvProvider(
         kind=ollama.KIND,
         variables=(
-            _ProviderVar(var="OLLAMA_ENDPOINT", target="endpoint", doc="Ollama server URL.", default=ollama.DEFAULT_ENDPOINT),
+            _ProviderVar(
+                var="OLLAMA_ENDPOINT", target="endpoint", doc="Ollama server URL.", default=ollama.DEFAULT_ENDPOINT
+            ),
             _ProviderVar(var="OLLAMA_MODEL", target="model", doc="Ollama model, e.g. qwen2.5-coder."),
         ),
         endpoint_example=ollama.DEFAULT_ENDPOINT,
@@ -640,7 +696,10 @@ _ENV_PROVIDERS: Final = (
         kind=anthropic.KIND,
         variables=(
             _ProviderVar(
-                var="ANTHROPIC_UPSTREAM_URL", target="endpoint", doc="Anthropic Messages URL.", default=anthropic.DEFAULT_ENDPOINT
+                var="ANTHROPIC_UPSTREAM_URL",
+                target="endpoint",
+                doc="Anthropic Messages URL.",
+                default=anthropic.DEFAULT_ENDPOINT,
             ),
             _ProviderVar(
                 var="ANTHROPIC_UPSTREAM_API_KEY",
@@ -654,7 +713,10 @@ _ENV_PROVIDERS: Final = (
 )
 _ENV_PROVIDER_BY_KIND: Final = {spec.kind: spec for spec in _ENV_PROVIDERS}
 _DEFAULT_ENDPOINTS: Final = {
-    spec.kind: var.default for spec in _ENV_PROVIDERS for var in spec.variables if var.target == "endpoint" and var.default
+    spec.kind: var.default
+    for spec in _ENV_PROVIDERS
+    for var in spec.variables
+    if var.target == "endpoint" and var.default
 }
 
 
@@ -674,10 +736,6 @@ def nothing_configured_hint() -> str:
 # The configuration object.
 
 
-def _settings(default_host: str = "127.0.0.1") -> None:
-    """(Kept out of the class body: nothing.)"""
-
-
 @attrs.frozen(kw_only=True)
 class Config:
     """The effective configuration.  Build it with :func:`load_config`."""
@@ -693,8 +751,8 @@ class Config:
         converter=PATH,
         default_text="$XDG_STATE_HOME/lynkr/<workspace>-<hash>",
     )
-    config_path: Path | None = attrs.field(default=None, metadata={_GROUP: None})
-    env_file: Path | None = attrs.field(default=None, metadata={_GROUP: None})
+    config_path: Path | None = attrs.field(default=None, metadata={_SPECIAL: "The TOML file in force, if any."})
+    env_file: Path | None = attrs.field(default=None, metadata={_SPECIAL: "The .env file read, if any."})
     model_provider: str | None = setting(
         None, env="MODEL_PROVIDER", doc="Name of the provider requests go to.", converter=STR
     )
@@ -710,8 +768,11 @@ class Config:
     api_key: Secret | None = setting(
         None, env="LYNKR_API_KEY", doc="Key clients must present (x-api-key or Bearer).", converter=SECRET, secret=True
     )
-    providers: Mapping[str, ProviderConfig] = attrs.field(factory=dict, metadata={_GROUP: None})
-    routes: tuple[RouteRule, ...] = attrs.field(default=(), metadata={_GROUP: None})
+    providers: Mapping[str, ProviderConfig] = attrs.field(
+        factory=dict,
+        metadata={_SPECIAL: "Configured upstreams by name."},
+    )
+    routes: tuple[RouteRule, ...] = attrs.field(default=(), metadata={_SPECIAL: "Routing rules, tried in order."})
     mailbox_capacity: int = setting(
         64, env="LYNKR_MAILBOX_CAPACITY", doc="Messages an actor's mailbox holds.", converter=_count(1, 64)
     )
@@ -747,7 +808,10 @@ class Config:
         30.0, env="LYNKR_BREAKER_RESET_S", doc="How long an open circuit waits before a trial.", converter=_seconds(30)
     )
     supervisor_max_restarts: int = setting(
-        5, env="LYNKR_SUPERVISOR_MAX_RESTARTS", doc="Crashes within the window before escalating.", converter=_count(0, 5)
+        5, env="LYNKR_SUPERVISOR_MAX_RESTARTS", doc="Crashes within the window before escalating.", converter=_count(
+            0,
+            5,
+        )
     )
     supervisor_window_s: float = setting(
         60.0, env="LYNKR_SUPERVISOR_WINDOW_S", doc="Window for counting actor crashes.", converter=_seconds(60)
@@ -829,8 +893,6 @@ class Config:
 
 def _default_text(field: attrs.Attribute[Any]) -> str:
     default = field.default
-    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        default = default.factory()
     if default is None or default == ():
         return "unset"
     if isinstance(default, bool):
@@ -842,19 +904,21 @@ def _default_text(field: attrs.Attribute[Any]) -> str:
 
 def _walk_fields(cls: type[Any], prefix: str = "") -> Iterator[tuple[str, attrs.Attribute[Any], SettingInfo]]:
     for field in attrs.fields(cls):
+        if _SPECIAL in field.metadata:
+            continue
         if _GROUP in field.metadata:
-            if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-                yield from _walk_fields(field.default.factory, f"{prefix}{field.name}.")
+            yield from _walk_fields(field.default.factory, f"{prefix}{field.name}.")
             continue
         yield f"{prefix}{field.name}", field, field.metadata[_SETTING]
 
 
 def _walk_settings(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any, SettingInfo]]:
     for field in attrs.fields(type(obj)):
+        if _SPECIAL in field.metadata:
+            continue
         value = getattr(obj, field.name)
         if _GROUP in field.metadata:
-            if attrs.has(type(value)):
-                yield from _walk_settings(value, f"{prefix}{field.name}.")
+            yield from _walk_settings(value, f"{prefix}{field.name}.")
             continue
         yield f"{prefix}{field.name}", value, field.metadata[_SETTING]
 
@@ -880,3 +944,481 @@ def _masked_settings(config: Config) -> dict[str, Any]:
             node = node.setdefault(group, {})
         node[leaf] = MASK if info.secret and value is not None else _jsonable(value)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading: the .env file, the TOML file, and the layering.
+
+_DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+_DOUBLE_QUOTED_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
+
+
+def parse_dotenv(text: str, *, source: str) -> dict[str, str]:
+    """``KEY=VALUE`` lines: ``export`` prefix, single quotes (literal), double quotes (escapes), ``#`` comments."""
+    values: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _DOTENV_LINE.match(line)
+        if match is None:
+            raise ConfigError(
+                f"{source}:{lineno}: {stripped!r} is not KEY=VALUE; write it as KEY=value or delete the line"
+            )
+        key, rest = match.groups()
+        values[key] = _dotenv_value(rest, f"{source}:{lineno}")
+    return values
+
+
+def _dotenv_value(rest: str, where: str) -> str:
+    if rest[:1] in ("'", '"'):
+        quote = rest[0]
+        chars: list[str] = []
+        index = 1
+        while index < len(rest):
+            char = rest[index]
+            if char == quote:
+                tail = rest[index + 1 :].strip()
+                if tail and not tail.startswith("#"):
+                    raise ConfigError(f"{where}: text after the closing quote; put it inside the quotes or after a #")
+                return "".join(chars)
+            if quote == '"' and char == "\\" and index + 1 < len(rest):
+                escaped = rest[index + 1]
+                chars.append(_DOUBLE_QUOTED_ESCAPES.get(escaped, "\\" + escaped))
+                index += 2
+                continue
+            chars.append(char)
+            index += 1
+        raise ConfigError(f"{where}: the {quote} quote is never closed; close it on the same line")
+    # Unquoted: a # starts a comment only after whitespace, so URLs with fragments survive.
+    return re.split(r"\s+#", rest, maxsplit=1)[0].strip()
+
+
+def _read_toml(path: Path, *, explicit: bool) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such file; pass the path of an existing TOML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        origin = "--config" if explicit else "config file"
+        raise ConfigError(f"{origin} {path} cannot be read ({exc}); fix its permissions or encoding") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}; fix the syntax at that line") from None
+
+
+@attrs.frozen(kw_only=True)
+class _Layers:
+    toml: Mapping[str, Any]
+    toml_path: Path | None
+    env: Mapping[str, str]  # the .env values overlaid by the real environment
+    from_dotenv: frozenset[str]
+    env_file: Path | None
+    cwd: Path
+    home: Path
+
+    def env_value(self, var: str, *, keep_empty: bool = False) -> str | None:
+        raw = self.env.get(var)
+        if raw is None or (not raw.strip() and not keep_empty):
+            return None
+        return raw
+
+    def env_label(self, var: str) -> str:
+        origin = f" (from {self.env_file})" if var in self.from_dotenv else ""
+        return f"{var}={self.env.get(var, '')!r}{origin}"
+
+    def toml_label(self, dotted: str, raw: object) -> str:
+        return f"{dotted} = {raw!r} in {self.toml_path}"
+
+    def convert_env(self, converter: Converter, var: str) -> Any:
+        raw = self.env.get(var, "")
+        try:
+            return converter.convert(raw, _Ctx(base=self.cwd, home=self.home, from_text=True))
+        except _Invalid:
+            raise ConfigError(
+                f"{self.env_label(var)} is not {converter.what}; set {var} to {converter.example}"
+            ) from None
+
+    def convert_toml(self, converter: Converter, dotted: str, raw: object) -> Any:
+        base = self.toml_path.parent if self.toml_path else self.cwd
+        try:
+            return converter.convert(raw, _Ctx(base=base, home=self.home, from_text=False))
+        except _Invalid:
+            raise ConfigError(
+                f"{self.toml_label(dotted, raw)} is not {converter.what}; set {dotted} to {converter.example}"
+            ) from None
+
+    def unknown_key(self, dotted: str, known: list[str]) -> ConfigError:
+        leaf = dotted.rsplit(".", 1)[-1]
+        close = difflib.get_close_matches(leaf, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return ConfigError(f"{self.toml_path}: unknown key {dotted!r}{hint}; remove it or fix its spelling")
+
+    def table(self, raw: object, dotted: str) -> Mapping[str, Any]:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{self.toml_path}: {dotted} must be a table; write it as [{dotted}]")
+        return raw
+
+
+def _resolve_settings(cls: type[Any], table: Mapping[str, Any], prefix: str, layers: _Layers) -> dict[str, Any]:
+    """Keyword arguments for ``cls``: TOML values, then environment values, over the class defaults."""
+    fields = attrs.fields(cls)
+    tomlable = [f.name for f in fields if _SPECIAL not in f.metadata or f.name in ("providers", "routes")]
+    for key in table:
+        if key not in tomlable:
+            raise layers.unknown_key(f"{prefix}{key}", tomlable)
+    values: dict[str, Any] = {}
+    for field in fields:
+        if _SPECIAL in field.metadata:
+            continue
+        dotted = f"{prefix}{field.name}"
+        if _GROUP in field.metadata:
+            group_table = layers.table(table.get(field.name, {}), dotted)
+            group_cls = field.default.factory
+            values[field.name] = group_cls(**_resolve_settings(group_cls, group_table, f"{dotted}.", layers))
+            continue
+        info: SettingInfo = field.metadata[_SETTING]
+        if field.name in table:
+            values[field.name] = layers.convert_toml(info.converter, dotted, table[field.name])
+        if info.env and layers.env_value(info.env, keep_empty=info.converter.keep_empty) is not None:
+            values[field.name] = layers.convert_env(info.converter, info.env)
+    return values
+
+
+def default_data_dir(workspace_root: Path, *, environ: Mapping[str, str], home: Path) -> Path:
+    """``$XDG_STATE_HOME/lynkr/<workspace name>-<hash>``: one log per workspace, never inside the workspace."""
+    state = environ.get("XDG_STATE_HOME", "")
+    state_home = Path(state) if state and Path(state).is_absolute() else home / ".local" / "state"
+    digest = hashlib.sha256(str(workspace_root).encode("utf-8")).hexdigest()[:8]
+    return state_home / "lynkr" / f"{workspace_root.name or 'root'}-{digest}"
+
+
+def load_config(*, environ: Mapping[str, str], cwd: Path, config_path: Path | None = None) -> Config:
+    """Build the effective configuration.  Reads only the TOML and ``.env`` files; raises :class:`ConfigError`."""
+    cwd = cwd.resolve()
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    env_file = cwd / ENV_FILE_NAME
+    dotenv: dict[str, str] = {}
+    if env_file.is_file():
+        try:
+            text = env_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{env_file} cannot be read ({exc}); fix its permissions or encoding") from None
+        dotenv = parse_dotenv(text, source=str(env_file))
+    merged = {**dotenv, **environ}
+    early = _Layers(
+        toml={},
+        toml_path=None,
+        env=merged,
+        from_dotenv=frozenset(key for key in dotenv if key not in environ),
+        env_file=env_file if dotenv else None,
+        cwd=cwd,
+        home=home,
+    )
+    # The TOML file is looked up in the workspace, so the workspace is first taken from the environment alone.
+    workspace_guess = cwd
+    if early.env_value("WORKSPACE_ROOT") is not None:
+        workspace_guess = early.convert_env(PATH, "WORKSPACE_ROOT")
+    toml_path: Path | None = None
+    if config_path is not None:
+        toml_path = (cwd / config_path.expanduser()).resolve()
+    elif (workspace_guess / TOML_FILE_NAME).is_file():
+        toml_path = workspace_guess / TOML_FILE_NAME
+    toml = _read_toml(toml_path, explicit=config_path is not None) if toml_path else {}
+    layers = attrs.evolve(early, toml=toml, toml_path=toml_path)
+
+    values = _resolve_settings(Config, toml, "", layers)
+    workspace_root = values.pop("workspace_root", cwd)
+    if not workspace_root.is_dir():
+        source = "WORKSPACE_ROOT" if layers.env_value("WORKSPACE_ROOT") else f"workspace_root in {toml_path}"
+        raise ConfigError(f"{source} is {str(workspace_root)!r}, which is not a folder; set it to your project folder")
+    data_dir = values.pop("data_dir", None) or default_data_dir(workspace_root, environ=merged, home=home)
+
+    if values["mcp"].manifest_dirs is None:
+        values["mcp"] = attrs.evolve(values["mcp"], manifest_dirs=(home / ".claude" / "mcp",))
+
+    requested_provider = values.get("model_provider")
+    drafts = _toml_providers(layers.table(toml.get("providers", {}), "providers"), layers)
+    _overlay_env_providers(drafts, layers, requested=requested_provider)
+    selected = _select_provider(drafts, requested_provider, layers)
+    model_default = values.get("model_default")
+    if selected and model_default and "main" not in drafts[selected].models:
+        drafts[selected].models["main"] = model_default
+    providers = {name: _finish_provider(draft, drafts, layers) for name, draft in drafts.items()}
+    routes = _routes(toml.get("routes", []), providers, layers)
+    values["model_provider"] = selected
+    return Config(
+        workspace_root=workspace_root,
+        data_dir=data_dir,
+        config_path=toml_path,
+        env_file=layers.env_file,
+        providers=providers,
+        routes=routes,
+        **values,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Providers: TOML tables, environment overlays, validation.
+
+
+@attrs.define(kw_only=True)
+class _Draft:
+    name: str
+    kind: str
+    endpoint: str | None = None
+    api_key: Secret | None = None
+    models: dict[str, str] = attrs.field(factory=dict)
+    default_model: str | None = None
+    max_tokens: int | None = None
+    fallback: tuple[str, ...] = ()
+    options: dict[str, str] = attrs.field(factory=dict)
+    http2: bool | None = None
+    in_toml: bool = False
+    env: _EnvProvider | None = None  # set when environment variables configured this provider
+
+
+_PROVIDER_KEYS: Final = (
+    "kind",
+    "endpoint",
+    "api_key",
+    "api_key_env",
+    "models",
+    "default_model",
+    "max_tokens",
+    "fallback",
+    "options",
+    "headers",
+    "http2",
+)
+_MAX_TOKENS = _count(1, 32000, "tokens")
+_NAME_LIST = Converter(what="a list of provider names", example='a list like ["backup"]', convert=_convert_str_list)
+
+
+def _string_table(layers: _Layers, raw: object, dotted: str) -> dict[str, str]:
+    table = layers.table(raw, dotted)
+    out: dict[str, str] = {}
+    for key, value in table.items():
+        if isinstance(value, bool):
+            out[key] = str(value).lower()
+        elif isinstance(value, str | int | float):
+            out[key] = str(value)
+        else:
+            raise ConfigError(
+                f"{layers.toml_label(f'{dotted}.{key}', value)} is not a string; set {dotted}.{key} to a quoted string"
+            )
+    return out
+
+
+def _toml_providers(tables: Mapping[str, Any], layers: _Layers) -> dict[str, _Draft]:
+    kinds = registry.installed_kinds()
+    drafts: dict[str, _Draft] = {}
+    for name, raw in tables.items():
+        prefix = f"providers.{name}"
+        table = layers.table(raw, prefix)
+        for key in table:
+            if key not in _PROVIDER_KEYS:
+                raise layers.unknown_key(f"{prefix}.{key}", list(_PROVIDER_KEYS))
+        kind = table.get("kind", name if name in kinds else None)
+        if kind is None:
+            raise ConfigError(
+                f"[{prefix}] in {layers.toml_path} has no kind; add kind = \"...\" with one of {', '.join(kinds)}"
+            )
+        if kind not in kinds:
+            raise ConfigError(
+                f"{layers.toml_label(prefix + '.kind', kind)} is not an installed provider kind; "
+                f"use one of {', '.join(kinds)} or install the plugin that provides it"
+            )
+        draft = _Draft(name=name, kind=kind, in_toml=True)
+        if "endpoint" in table:
+            draft.endpoint = layers.convert_toml(STR, f"{prefix}.endpoint", table["endpoint"])
+        draft.api_key = _toml_api_key(table, prefix, layers)
+        if "models" in table:
+            draft.models = _string_table(layers, table["models"], f"{prefix}.models")
+        if "default_model" in table:
+            draft.default_model = layers.convert_toml(STR, f"{prefix}.default_model", table["default_model"])
+        if "max_tokens" in table:
+            draft.max_tokens = layers.convert_toml(_MAX_TOKENS, f"{prefix}.max_tokens", table["max_tokens"])
+        if "fallback" in table:
+            draft.fallback = layers.convert_toml(_NAME_LIST, f"{prefix}.fallback", table["fallback"])
+        if "options" in table:
+            draft.options = _string_table(layers, table["options"], f"{prefix}.options")
+        if "headers" in table:
+            headers = _string_table(layers, table["headers"], f"{prefix}.headers")
+            draft.options.update({HEADER_OPTION_PREFIX + key: value for key, value in headers.items()})
+        if "http2" in table:
+            draft.http2 = layers.convert_toml(BOOL, f"{prefix}.http2", table["http2"])
+        drafts[name] = draft
+    return drafts
+
+
+def _toml_api_key(table: Mapping[str, Any], prefix: str, layers: _Layers) -> Secret | None:
+    if "api_key" in table and "api_key_env" in table:
+        raise ConfigError(f"[{prefix}] in {layers.toml_path} sets both api_key and api_key_env; keep one of them")
+    if "api_key" in table:
+        secret: Secret = layers.convert_toml(SECRET, f"{prefix}.api_key", table["api_key"])
+        return secret
+    if "api_key_env" not in table:
+        return None
+    var = layers.convert_toml(STR, f"{prefix}.api_key_env", table["api_key_env"])
+    value = layers.env_value(var)
+    if value is None:
+        raise ConfigError(
+            f"{prefix}.api_key_env = {var!r} in {layers.toml_path}, but {var} is not set; "
+            f"export {var} or put it in {ENV_FILE_NAME}"
+        )
+    return Secret(value.strip())
+
+
+def _overlay_env_providers(drafts: dict[str, _Draft], layers: _Layers, *, requested: str | None) -> None:
+    """Build (or update) the provider named after each kind whose variables are set, or that is selected by kind."""
+    for spec in _ENV_PROVIDERS:
+        present = {var.target: value for var in spec.variables if (value := layers.env_value(var.var)) is not None}
+        selected_by_kind = requested is not None and requested not in drafts and requested.lower() == spec.kind
+        if not present and not selected_by_kind:
+            continue
+        draft = drafts.get(spec.kind)
+        if draft is None:
+            draft = drafts[spec.kind] = _Draft(name=spec.kind, kind=spec.kind)
+        elif draft.kind != spec.kind:
+            variables = ", ".join(layers.env_label(var.var) for var in spec.variables if var.target in present)
+            raise ConfigError(
+                f"[providers.{spec.kind}] in {layers.toml_path} has kind {draft.kind!r}, but {variables} configure "
+                f"a {spec.kind} provider of that name; rename the TOML table"
+            )
+        draft.env = spec
+        for target, value in present.items():
+            value = value.strip()
+            if target == "endpoint":
+                draft.endpoint = value
+            elif target == "api_key":
+                draft.api_key = Secret(value)
+            elif target == "model":
+                draft.models["main"] = value
+            else:
+                draft.options[target.removeprefix("option:")] = value
+
+
+def _select_provider(drafts: Mapping[str, _Draft], requested: str | None, layers: _Layers) -> str | None:
+    if requested is not None:
+        if requested in drafts:
+            return requested
+        folded = {name.lower(): name for name in drafts}
+        if requested.lower() in folded:
+            return folded[requested.lower()]
+        source = (
+            layers.env_label("MODEL_PROVIDER")
+            if layers.env_value("MODEL_PROVIDER")
+            else layers.toml_label("model_provider", requested)
+        )
+        choices = ", ".join(sorted(set(drafts) | set(_ENV_PROVIDER_BY_KIND)))
+        raise ConfigError(f"{source} is not a configured provider; set MODEL_PROVIDER to one of {choices}")
+    if len(drafts) > 1:
+        names = ", ".join(sorted(drafts))
+        raise ConfigError(
+            f"several providers are configured ({names}) but MODEL_PROVIDER is not set; "
+            "set MODEL_PROVIDER to the one requests should go to"
+        )
+    return next(iter(drafts), None)
+
+
+def _missing(draft: _Draft, layers: _Layers, target: str, noun: str, example: str, toml_example: str) -> ConfigError:
+    spec = draft.env or (_ENV_PROVIDER_BY_KIND.get(draft.kind) if draft.name == draft.kind else None)
+    var = spec.var_for(target) if spec else None
+    problem = f"provider {draft.name!r} ({draft.kind}) has no {noun}"
+    if var and not draft.in_toml:
+        return ConfigError(f"{problem}; set {var} to {example}")
+    toml_key = {"endpoint": "endpoint", "api_key": "api_key_env", "model": "models.main"}.get(
+        target, target.replace("option:", "options.")
+    )
+    where = f"[providers.{draft.name}] in {layers.toml_path or TOML_FILE_NAME}"
+    also = f" (or set {var})" if var else ""
+    return ConfigError(f"{problem}; add {toml_key} = {toml_example} to {where}{also}")
+
+
+def _needs_key(kind: str, endpoint: str) -> bool:
+    if kind in (databricks.KIND, "azure-anthropic", azure_openai.KIND, openrouter.KIND):
+        return True
+    if kind in (openai.KIND, anthropic.KIND):
+        # Only the vendor's own service insists; local compatible servers often take no key.
+        default_host = urlsplit(_DEFAULT_ENDPOINTS[kind]).hostname
+        return urlsplit(endpoint).hostname == default_host
+    return False
+
+
+def _finish_provider(draft: _Draft, drafts: Mapping[str, _Draft], layers: _Layers) -> ProviderConfig:
+    spec = _ENV_PROVIDER_BY_KIND.get(draft.kind)
+    endpoint = draft.endpoint or _DEFAULT_ENDPOINTS.get(draft.kind)
+    if not endpoint:
+        example = spec.endpoint_example if spec else "an https:// URL"
+        raise _missing(draft, layers, "endpoint", "endpoint URL", example, f'"{example}"')
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"provider {draft.name!r} ({draft.kind}) endpoint {endpoint!r} is not an http(s) URL; "
+            f"set it to a full URL like {spec.endpoint_example if spec else 'https://host/path'}"
+        )
+    if draft.api_key is None and _needs_key(draft.kind, endpoint):
+        example = spec.key_example if spec else "your API key"
+        raise _missing(draft, layers, "api_key", "API key", example, '"NAME_OF_THE_VARIABLE_HOLDING_THE_KEY"')
+    deployment = draft.options.get("deployment")
+    if draft.kind == azure_openai.KIND and not deployment and azure_openai.needs_deployment(endpoint):
+        raise _missing(draft, layers, "option:deployment", "deployment", "your deployment name", '"my-gpt-4o"')
+    if draft.kind == ollama.KIND and "main" not in draft.models and not draft.default_model:
+        example = "a model you have pulled, like qwen2.5-coder"
+        raise _missing(draft, layers, "model", "model", example, '"qwen2.5-coder"')
+    for name in draft.fallback:
+        if name == draft.name or name not in drafts:
+            reason = "itself" if name == draft.name else f"{name!r}, which is not configured"
+            others = ", ".join(sorted(set(drafts) - {draft.name})) or "none are configured"
+            raise ConfigError(
+                f"providers.{draft.name}.fallback names {reason}; list other providers ({others})"
+            )
+    return ProviderConfig(
+        name=draft.name,
+        kind=draft.kind,
+        endpoint=endpoint,
+        api_key=draft.api_key,
+        models=draft.models,
+        default_model=draft.default_model,
+        max_tokens=draft.max_tokens,
+        fallback=draft.fallback,
+        options=draft.options,
+        http2=draft.http2,
+    )
+
+
+_ROUTE_KEYS: Final = ("provider", "model", "small", "thinking")
+
+
+def _routes(raw: object, providers: Mapping[str, ProviderConfig], layers: _Layers) -> tuple[RouteRule, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{layers.toml_path}: routes must be an array of tables; write each rule as [[routes]]")
+    rules = []
+    for number, entry in enumerate(raw, start=1):
+        prefix = f"routes[{number}]"
+        table = layers.table(entry, prefix)
+        for key in table:
+            if key not in _ROUTE_KEYS:
+                raise layers.unknown_key(f"{prefix}.{key}", list(_ROUTE_KEYS))
+        if "provider" not in table:
+            raise ConfigError(f"{prefix} in {layers.toml_path} has no provider; add provider = \"<name>\"")
+        provider = layers.convert_toml(STR, f"{prefix}.provider", table["provider"])
+        if provider not in providers:
+            choices = ", ".join(sorted(providers)) or "none are configured"
+            raise ConfigError(
+                f"{layers.toml_label(prefix + '.provider', provider)} is not a configured provider; "
+                f"use one of {choices}"
+            )
+        rules.append(
+            RouteRule(
+                provider=provider,
+                model=layers.convert_toml(STR, f"{prefix}.model", table["model"]) if "model" in table else None,
+                small=layers.convert_toml(BOOL, f"{prefix}.small", table["small"]) if "small" in table else None,
+                thinking=layers.convert_toml(BOOL, f"{prefix}.thinking", table["thinking"])
+                if "thinking" in table
+                else None,
+            )
+        )
+    return tuple(rules)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import trio
 
-from fakes import Chunking, FakeUpstream, Reply, ToolCall, Usage, serve_fake
+from tests.fakes import Chunking, FakeUpstream, Reply, ToolCall, Usage, serve_fake
 
 
 @pytest.fixture
@@ -80,7 +80,8 @@ async def test_openai_usage_chunk_has_no_choices_when_requested(fake: FakeUpstre
 
 async def test_openai_tool_arguments_arrive_in_fragments(fake: FakeUpstream, client: httpx.AsyncClient) -> None:
     arguments = {"command": "echo hi > out.txt", "description": "write"}
-    fake.push(Reply.tool_call(name="Bash", arguments=arguments, id="call_1").with_chunking(Chunking(argument_fragments=5)))
+    reply = Reply.tool_call(name="Bash", arguments=arguments, id="call_1")
+    fake.push(reply.with_chunking(Chunking(argument_fragments=5)))
     chunks = openai_chunks((await client.post("/v1/chat/completions", json={**CHAT, "stream": True})).text)
     calls = [call for chunk in chunks for call in chunk["choices"][0]["delta"].get("tool_calls", [])]
     assert calls[0]["id"] == "call_1" and calls[0]["function"]["name"] == "Bash"
@@ -177,6 +178,14 @@ async def test_anthropic_json_and_count_tokens(fake: FakeUpstream, client: httpx
     assert len(fake.model_calls) == 1 and len(fake.exchanges) == 2
 
 
+async def test_count_tokens_can_be_missing_like_on_databricks() -> None:
+    fake = FakeUpstream(count_tokens=False)
+    async with serve_fake(fake) as url, httpx.AsyncClient(base_url=url) as http:
+        response = await http.post("/serving-endpoints/anthropic/v1/messages/count_tokens", json=MESSAGES)
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found_error"
+
+
 async def test_ollama_streams_ndjson_lines(fake: FakeUpstream, client: httpx.AsyncClient) -> None:
     fake.push(Reply.tool_call(name="get_weather", arguments={"city": "Oslo"}, text="Checking"))
     async with client.stream("POST", "/api/chat", json={"model": "qwen3", "messages": []}) as response:
@@ -231,7 +240,8 @@ async def test_disconnect_cuts_a_json_body_in_half(fake: FakeUpstream, client: h
 
 async def test_mid_stream_error_and_sse_comments(fake: FakeUpstream, client: httpx.AsyncClient) -> None:
     chunking = Chunking(comment_lines=(": OPENROUTER PROCESSING",), comment_between_chunks="OPENROUTER PROCESSING")
-    fake.push(Reply.mid_stream_error("provider died", after_chunks=2, reply=Reply.text("a b c d").with_chunking(chunking)))
+    text = Reply.text("a b c d").with_chunking(chunking)
+    fake.push(Reply.mid_stream_error("provider died", after_chunks=2, reply=text))
     response = await client.post("/api/v1/chat/completions", json={**CHAT, "stream": True})
     assert response.text.startswith(": OPENROUTER PROCESSING\n\n")
     chunks = openai_chunks(response.text)

@@ -24,6 +24,8 @@ from typing import Any
 import attrs
 import msgpack  # type: ignore[import-untyped]
 
+# Imported for its side effect: decoding looks topics up in the registry, which the catalog fills.
+import lynkr.events.catalog  # noqa: F401
 from lynkr.events.records import Event, EventFromTheFuture, Payload, Recorded, event_class, upcast
 
 FORMAT_VERSION = 1

@@ -80,6 +80,7 @@ class SkippingDecoder:
     def __init__(self) -> None:
         self.skipped_corrupt = 0
         self.skipped_unknown = 0
+        self._unknown_seen: set[str] = set()
 
     def decode(self, seq: int, data: bytes | memoryview) -> Recorded | None:
         """The record, or None when it must be skipped; raises ``EventFromTheFuture``."""
@@ -90,5 +91,8 @@ class SkippingDecoder:
             log.warning("skipping corrupt event log record: %s", error)
         except UnknownEventType as error:
             self.skipped_unknown += 1
-            log.warning("skipping record %d of unknown event type %s", seq, error)
+            # A plugin's events recur by the thousand once it is gone: warn once per type.
+            if str(error) not in self._unknown_seen:
+                self._unknown_seen.add(str(error))
+                log.warning("skipping records of unknown event type %s (first: record %d)", error, seq)
         return None

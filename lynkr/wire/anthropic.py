@@ -30,6 +30,7 @@ __all__ = [
     "UpstreamStreamError",
     "message_to_events",
     "parse_count_tokens_request",
+    "parse_tool_arguments",
     "parse_messages_request",
     "session_id_from_metadata",
     "system_blocks",
@@ -39,15 +40,14 @@ __all__ = [
 class UpstreamStreamError(UpstreamError):
     """The upstream reported an error after its response had started: an SSE ``error`` event, an error chunk.
 
-    ``upstream_status`` and ``upstream_type`` keep what the upstream said, so the edge can forward it.
+    ``status`` (kept as ``upstream_status``: ``status`` itself is the HTTP status lynkr answers with) and
+    ``error_type`` (kept as ``upstream_type``) record what the upstream said, so the edge can forward it.
     """
 
-    def __init__(
-        self, message: str, *, upstream_status: int | None = None, upstream_type: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, status: int | None = None, error_type: str | None = None) -> None:
         super().__init__(message)
-        self.upstream_status = upstream_status
-        self.upstream_type = upstream_type
+        self.upstream_status = status
+        self.upstream_type = error_type
 
 
 # -- validation -------------------------------------------------------------------------------------------
@@ -492,7 +492,7 @@ class _PartialBlock:
         block = dict(self.block)
         for field, parts in self.parts.items():
             if field == "input":
-                block["input"] = _parse_input("".join(parts), block)
+                block["input"] = parse_tool_arguments("".join(parts), block.get("name"))
             else:
                 block[field] = "".join(parts)
         if block.get("type") in ("tool_use", "server_tool_use") and not isinstance(block.get("input"), dict):
@@ -500,17 +500,24 @@ class _PartialBlock:
         return block
 
 
-def _parse_input(text: str, block: Mapping[str, Any]) -> dict[str, Any]:
-    if not text.strip():
+def parse_tool_arguments(arguments: object, tool_name: object) -> dict[str, Any]:
+    """A tool call's arguments (JSON text, an object, or nothing) as a tool_use ``input``.
+
+    Empty means ``{}``; text that is not a JSON object raises ``UpstreamError``: a client handed a half-parsed
+    input would run the tool with the wrong arguments.
+    """
+    if isinstance(arguments, dict):
+        return arguments
+    if not isinstance(arguments, str) or not arguments.strip():
         return {}
     try:
-        parsed = json.loads(text)
+        parsed = json.loads(arguments)
     except ValueError:
         raise UpstreamError(
-            f"the upstream's arguments for tool {block.get('name')!r} are not valid JSON: {text[:200]!r}"
+            f"the upstream's arguments for tool {tool_name!r} are not valid JSON: {arguments[:200]!r}"
         ) from None
     if not isinstance(parsed, dict):
-        raise UpstreamError(f"the upstream's arguments for tool {block.get('name')!r} are not a JSON object")
+        raise UpstreamError(f"the upstream's arguments for tool {tool_name!r} are not a JSON object")
     return parsed
 
 
@@ -568,7 +575,7 @@ class MessageAssembler:
             error = event.get("error") or {}
             raise UpstreamStreamError(
                 str(error.get("message", "the upstream reported an error mid-stream")),
-                upstream_type=error.get("type"),
+                error_type=error.get("type"),
             )
         # content_block_stop, message_stop, ping and unknown types change nothing: blocks are finished on demand.
 

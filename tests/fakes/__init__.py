@@ -8,12 +8,12 @@ Fake upstreams
                                                  OpenRouter, Ollama's OpenAI API): SSE `data:` chunks + `[DONE]`,
                                                  a usage chunk (`choices: []`) when stream_options.include_usage
     POST .../v1/messages                         Anthropic Messages: SSE with `event:` lines, or JSON
-    POST .../v1/messages/count_tokens            {"input_tokens": N}
+    POST .../v1/messages/count_tokens            {"input_tokens": N} (404 with FakeUpstream(count_tokens=False))
     POST .../api/chat                            Ollama native: NDJSON lines (streams unless "stream": false)
     GET  .../api/version, .../api/tags, .../v1/models, HEAD anything
 
 Each model call takes the next scripted `Reply` (the default reply, text "ok", once the script is empty) and
-renders it in the format of the endpoint it arrived at::
+renders it in the format of the endpoint it arrived at. `FakeUpstream(default_reply=, models=, count_tokens=)`::
 
     fake = FakeUpstream()
     fake.push(
@@ -41,6 +41,10 @@ Replies (all frozen; `with_*` returns a changed copy):
     .with_faults(Faults(...)), .with_usage(Usage(input_tokens=, output_tokens=, cached_tokens=)),
     .with_stop("length")                              a finish/stop reason sent verbatim
 
+A "chunk" is one SSE event or one NDJSON line; comment lines do not count. Chunking knobs apply where the format
+has the notion: Anthropic splits text, thinking and `input_json_delta`; Ollama sends whole tool calls (one line
+each, or all in one line) and has no SSE comments; the OpenAI-only knobs are marked so in `Chunking`.
+
 What the fake saw: `fake.exchanges` (every request), `fake.model_calls` (those that took a reply),
 `fake.requests`, `fake.pending` (replies left), `await fake.wait_for_model_calls(n)`. An `Exchange` has `request`
 (`RecordedRequest`: method, path, query, headers, body, json, received_at, `header(name)`, `query_params`),
@@ -49,14 +53,24 @@ What the fake saw: `fake.exchanges` (every request), `fake.model_calls` (those t
 cancelled the upstream, note `time.monotonic()` when the client goes away, `await exchange.ended.wait()`, and
 compare with `exchange.client_disconnected_at`.
 
-Claude Code CLI (`fakes.claude_cli`)
------------------------------------
-    exe = ensure_claude("2.1.197" | "latest")         npm install into a cache outside any git tree, once
+Claude Code CLI (`tests.fakes.claude_cli`)
+-----------------------------------------
+    exe = ensure_claude(PINNED | "latest")            npm install into $LYNKR_TEST_CACHE/claude-code/<version>
+                                                      (default ~/.cache/lynkr-tests/...), once, under a lock
     workdir = make_git_repo(tmp_path / "repo")        a throwaway repo with one commit
-    result = await run_claude(exe, base_url=..., prompt=..., cwd=workdir, extra_env=None, args=(), timeout=90)
-    result.returncode, result.json, result.result, result.is_error, result.stdout, result.stderr
+    result = await run_claude(exe, base_url=..., prompt=..., cwd=workdir,
+                              extra_env={"ANTHROPIC_MODEL": "gpt-4o", "ANTHROPIC_API_KEY": None},  # None unsets
+                              args=("--model", "sonnet"), timeout=90, api_key="sk-ant-lynkr-test")
+    result.returncode, result.json, result.result, result.is_error, result.stdout, result.stderr, result.elapsed
 
-`fakes.cli_fixtures` provides the session-scoped fixture `claude_exe`, parametrized over PINNED and "latest".
+The run gets a fresh HOME, stdin /dev/null, `-p PROMPT --output-format json --dangerously-skip-permissions`, and
+a clean environment (PATH, LANG, TMPDIR only, then ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY,
+CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1, DISABLE_TELEMETRY=1, DISABLE_AUTOUPDATER=1, CLAUDE_CODE_MAX_RETRIES=2,
+IS_SANDBOX=1). A run longer than `timeout` is killed (its whole process group) and raises ClaudeTimeout.
+
+`tests.fakes.cli_fixtures` (load it with `pytest_plugins`) provides the session-scoped fixture `claude_exe`,
+parametrized over PINNED ("2.1.197") and "latest" (skipped without npm, failed without it under CI), and
+`claude_workdir` (a fresh git repository per test).
 """
 
 from __future__ import annotations

@@ -69,6 +69,8 @@ class Exchange:
     ended: trio.Event = attrs.field(factory=trio.Event)
 
     def finish(self, outcome: Outcome) -> None:
+        if self.outcome is not None:
+            return
         self.outcome = outcome
         self.finished_at = time.monotonic()
         if outcome == "client_disconnected":
@@ -82,7 +84,8 @@ class FakeUpstream:
     Routes (any path prefix is accepted):
       POST .../chat/completions, .../invocations       OpenAI chat completions (also Azure's deployment form)
       POST .../v1/messages                             Anthropic Messages
-      POST .../v1/messages/count_tokens                {"input_tokens": N} (does not consume the script)
+      POST .../v1/messages/count_tokens                {"input_tokens": N}, or 404 with count_tokens=False
+                                                       (as on Databricks); never consumes the script
       POST .../api/chat                                Ollama native chat
       GET  .../api/version, .../api/tags               Ollama metadata
       GET  .../v1/models                               OpenAI model list (Anthropic's with anthropic-version)
@@ -90,9 +93,16 @@ class FakeUpstream:
     Everything else gets a 404.
     """
 
-    def __init__(self, *, default_reply: Reply = DEFAULT_REPLY, models: tuple[str, ...] = ("fake-model",)) -> None:
+    def __init__(
+        self,
+        *,
+        default_reply: Reply = DEFAULT_REPLY,
+        models: tuple[str, ...] = ("fake-model",),
+        count_tokens: bool = True,
+    ) -> None:
         self.default_reply = default_reply
         self.models = models
+        self.count_tokens = count_tokens
         self.exchanges: list[Exchange] = []
         self._script: deque[Reply] = deque()
         self._arrived = trio.Event()
@@ -154,7 +164,7 @@ class FakeUpstream:
         path, method = request.path, request.method
         if method == "HEAD":
             return Plan(status=200, headers=(), chunks=(), streamed=False)
-        if method == "POST" and path.endswith("/v1/messages/count_tokens"):
+        if method == "POST" and path.endswith("/v1/messages/count_tokens") and self.count_tokens:
             return json_plan(200, {"input_tokens": max(1, len(request.body) // 4)})
         if method == "GET" and path.endswith("/api/version"):
             return json_plan(200, {"version": "0.14.0"})
@@ -169,7 +179,10 @@ class FakeUpstream:
                 )
             models = [{"id": name, "object": "model", "created": 0, "owned_by": "fake"} for name in self.models]
             return json_plan(200, {"object": "list", "data": models})
-        return json_plan(404, {"error": {"message": f"no route for {method} {path}", "type": "not_found"}})
+        message = f"no route for {method} {path}"
+        if "/v1/messages" in path:
+            return json_plan(404, {"type": "error", "error": {"type": "not_found_error", "message": message}})
+        return json_plan(404, {"error": {"message": message, "type": "not_found"}})
 
 
 def _model_call_format(request: RecordedRequest) -> WireFormat | None:

@@ -1,0 +1,130 @@
+"""What every EventStore must do, as one abstract test class.
+
+An engine's test module subclasses :class:`EventStoreConformance` and provides ``open_store(path)``, which
+opens (creating if needed) the engine's log at ``path``; the same path must reopen the same log.  The
+LMDB store runs it in ``test_lmdb_store.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lynkr.events.catalog import DaemonStopped, UpstreamAttempted
+from lynkr.events.records import Recorded
+from lynkr.events.store import EventStore
+
+
+def stopped(reason: str) -> DaemonStopped:
+    return DaemonStopped(reason=reason)
+
+
+def attempted(request_id: str, attempt: int = 1) -> UpstreamAttempted:
+    return UpstreamAttempted(
+        request_id=request_id,
+        provider="ollama",
+        attempt=attempt,
+        status=200,
+        latency_ms=12.5,
+        error=None,
+        will_retry=False,
+    )
+
+
+class EventStoreConformance:
+    def open_store(self, path: Path) -> EventStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[EventStore]:
+        store = self.open_store(tmp_path / "log")
+        try:
+            yield store
+        finally:
+            store.close()
+
+    def test_empty_log_has_no_events(self, store: EventStore) -> None:
+        assert store.last_seq() == 0
+        assert list(store.read()) == []
+        assert list(store.iter_streams()) == []
+        assert store.stats().events == 0
+
+    def test_append_numbers_events_from_one_in_batch_order(self, store: EventStore) -> None:
+        assert store.append([("a", stopped("1")), ("b", stopped("2"))]) == [1, 2]
+        assert store.append([("a", stopped("3"))]) == [3]
+        assert store.append([]) == []
+        assert store.last_seq() == 3
+
+    def test_read_returns_events_with_their_envelope(self, store: EventStore) -> None:
+        store.append([("a", stopped("first")), ("b", attempted("req_1"))], time_ns=1_700_000_000_000_000_000)
+        assert list(store.read()) == [
+            Recorded(seq=1, time_ns=1_700_000_000_000_000_000, stream="a", event=stopped("first")),
+            Recorded(seq=2, time_ns=1_700_000_000_000_000_000, stream="b", event=attempted("req_1")),
+        ]
+
+    def test_append_stamps_the_time_when_not_given(self, store: EventStore) -> None:
+        before = time.time_ns()
+        store.append([("a", stopped("now"))])
+        (recorded,) = store.read()
+        assert before <= recorded.time_ns <= time.time_ns()
+
+    def test_read_starts_at_the_given_seq(self, store: EventStore) -> None:
+        store.append([("s", stopped(str(n))) for n in range(10)])
+        assert [r.seq for r in store.read(7)] == [7, 8, 9, 10]
+        assert list(store.read(11)) == []
+        assert [r.seq for r in store.read(0)][:1] == [1]
+
+    def test_read_by_stream_returns_only_that_stream_in_order(self, store: EventStore) -> None:
+        store.append([(f"session-{n % 3}", stopped(str(n))) for n in range(30)])
+        one = list(store.read(stream="session-1"))
+        assert [r.seq for r in one] == list(range(2, 31, 3))
+        assert {r.stream for r in one} == {"session-1"}
+        assert [r.seq for r in store.read(20, stream="session-1")] == [20, 23, 26, 29]
+        assert list(store.read(stream="session-9")) == []
+
+    def test_stream_names_that_prefix_each_other_stay_apart(self, store: EventStore) -> None:
+        store.append([("ab", stopped("1")), ("a", stopped("2")), ("abc", stopped("3"))])
+        assert [r.seq for r in store.read(stream="a")] == [2]
+        assert [r.seq for r in store.read(stream="ab")] == [1]
+
+    def test_reading_spans_many_chunks(self, store: EventStore) -> None:
+        for start in range(0, 5000, 1000):
+            store.append([("s", attempted(f"req_{n}")) for n in range(start, start + 1000)])
+        seqs = [r.seq for r in store.read()]
+        assert seqs == list(range(1, 5001))
+        assert [seq for seq, _ in store.read_raw(4990)] == list(range(4990, 5001))
+
+    def test_iter_streams_counts_each_stream(self, store: EventStore) -> None:
+        store.append([("x", stopped("1")), ("y", stopped("2")), ("x", stopped("3"))])
+        summaries = {s.stream: s for s in store.iter_streams()}
+        assert summaries["x"].events == 2 and summaries["x"].first_seq == 1 and summaries["x"].last_seq == 3
+        assert summaries["y"].events == 1 and summaries["y"].first_seq == 2
+
+    def test_stats_count_events_and_bytes(self, store: EventStore) -> None:
+        store.append([("s", attempted(f"req_{n}")) for n in range(100)])
+        stats = store.stats()
+        assert stats.events == 100
+        assert stats.last_seq == 100
+        assert stats.bytes_used > 0
+
+    def test_appended_events_survive_reopening(self, tmp_path: Path) -> None:
+        store = self.open_store(tmp_path / "log")
+        store.append([("s", stopped("kept"))])
+        store.close()
+        store = self.open_store(tmp_path / "log")
+        try:
+            assert [r.event for r in store.read()] == [stopped("kept")]
+            assert store.append([("s", stopped("next"))]) == [2]
+        finally:
+            store.close()
+
+    def test_a_batch_that_cannot_be_stored_leaves_nothing_behind(self, store: EventStore) -> None:
+        store.append([("s", stopped("before"))])
+        unencodable = DaemonStopped(reason={"not", "plain", "data"})  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="not plain data"):
+            store.append([("s", stopped("good")), ("s", unencodable)])
+        assert store.last_seq() == 1
+        assert store.append([("s", stopped("after"))]) == [2]

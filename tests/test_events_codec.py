@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import Any
+
+import attrs
+import msgpack
+import pytest
+
+from lynkr.events.catalog import (
+    ActorCrashed,
+    ActorEscalated,
+    DaemonStarted,
+    DaemonStopped,
+    RequestReceived,
+    ResponseCompleted,
+    ResponseFailed,
+    UpstreamAttempted,
+)
+from lynkr.events.codec import FORMAT_VERSION, CorruptRecord, decode, encode, encode_payload, payload_of
+from lynkr.events.records import Event, EventFromTheFuture, Payload, Recorded, UnknownEventType, event, upcaster
+
+
+@event("test.codec.widget", version=2)
+@attrs.frozen(kw_only=True)
+class Widget(Event):
+    """Version 1 had ``name``; version 2 splits it into ``label`` and ``size``."""
+
+    label: str
+    size: int
+
+
+@upcaster("test.codec.widget", from_version=1)
+def _widget_v1_to_v2(payload: Payload) -> Payload:
+    return {"label": payload["name"], "size": 0}
+
+
+EVERY_EVENT: list[Event] = [
+    DaemonStarted(version="0.1.0", pid=42, config={"port": 8081, "api_key": "***"}),
+    DaemonStopped(reason="signal"),
+    ActorCrashed(actor="providers", error_type="KeyError", message="'x'", traceback="Traceback...", restarts=1),
+    ActorEscalated(actor="providers", crashes=6, window_s=60.0),
+    RequestReceived(
+        request_id="req_1",
+        session_id="sess",
+        path="/v1/messages",
+        model="claude-sonnet-4-5",
+        stream=True,
+        headers={"content-type": "application/json"},
+        body={"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "héllo"}]},
+    ),
+    UpstreamAttempted(
+        request_id="req_1", provider="ollama", attempt=2, status=None, latency_ms=3.5, error="timeout", will_retry=True
+    ),
+    ResponseCompleted(
+        request_id="req_1",
+        session_id="sess",
+        provider="ollama",
+        model="llama3",
+        message={"role": "assistant", "content": [{"type": "text", "text": "hi"}], "usage": {"input_tokens": 3}},
+        latency_ms=120.0,
+    ),
+    ResponseFailed(request_id="req_1", session_id="sess", status=529, error_type="overloaded_error", message="busy"),
+]
+
+
+def frame(body: bytes, *, fmt: int = FORMAT_VERSION) -> bytes:
+    return struct.pack(">BI", fmt, zlib.crc32(body)) + body
+
+
+def body_of(fields: Any) -> bytes:
+    return bytes(msgpack.packb(fields, use_bin_type=True))
+
+
+@pytest.mark.parametrize("original", EVERY_EVENT, ids=lambda e: e.TYPE)
+def test_every_catalog_event_round_trips(original: Event) -> None:
+    data = encode(1_700_000_000_123_456_789, "sess", original)
+    assert decode(7, data) == Recorded(seq=7, time_ns=1_700_000_000_123_456_789, stream="sess", event=original)
+
+
+def test_decode_reads_from_a_memoryview() -> None:
+    data = encode(5, "s", DaemonStopped(reason="x"))
+    assert decode(1, memoryview(data)).event == DaemonStopped(reason="x")
+
+
+@pytest.mark.parametrize("original", EVERY_EVENT, ids=lambda e: e.TYPE)
+def test_payload_of_matches_to_payload(original: Event) -> None:
+    assert payload_of(original) == original.to_payload()
+
+
+def test_record_layout_is_format_byte_crc_then_msgpack_body() -> None:
+    data = encode(9, "s", DaemonStopped(reason="x"))
+    fmt, crc = struct.unpack_from(">BI", data)
+    assert fmt == FORMAT_VERSION
+    assert crc == zlib.crc32(data[5:])
+    assert msgpack.unpackb(data[5:]) == ["daemon.stopped", 1, 9, "s", {"reason": "x"}]
+
+
+def test_old_version_is_upcast_on_read() -> None:
+    data = encode_payload(1, "s", "test.codec.widget", 1, {"name": "gear"})
+    assert decode(3, data).event == Widget(label="gear", size=0)
+
+
+def test_current_version_is_read_as_is() -> None:
+    assert decode(1, encode(1, "s", Widget(label="gear", size=5))).event == Widget(label="gear", size=5)
+
+
+def test_newer_event_version_is_refused_with_a_clear_message() -> None:
+    data = encode_payload(1, "s", "test.codec.widget", 3, {"label": "gear", "size": 1, "colour": "red"})
+    with pytest.raises(EventFromTheFuture, match=r"version 3.*only up to version 2.*upgrade lynkr"):
+        decode(1, data)
+
+
+def test_newer_record_format_is_refused_not_misread() -> None:
+    body = body_of(["daemon.stopped", 1, 1, "s", {"reason": "x"}])
+    with pytest.raises(EventFromTheFuture, match="log format 2"):
+        decode(4, frame(body, fmt=FORMAT_VERSION + 1))
+
+
+def test_unknown_topic_raises_unknown_event_type() -> None:
+    with pytest.raises(UnknownEventType):
+        decode(1, encode_payload(1, "s", "no.such.event", 1, {}))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x01\x00",
+        b"random garbage bytes that are long enough",
+        frame(b"\xc1"),  # never-used msgpack byte
+        frame(body_of(["daemon.stopped", 1, 1, "s"])),  # four fields
+        frame(body_of({"topic": "daemon.stopped"})),
+        frame(body_of(["daemon.stopped", "1", 1, "s", {"reason": "x"}])),  # version is a string
+        frame(body_of(["daemon.stopped", 1, 1, "s", ["reason"]])),  # payload is a list
+        frame(body_of(["daemon.stopped", 1, 1, "s", {"reason": "x", "extra": 1}])),  # does not fit the class
+        frame(body_of(["test.codec.widget", 1, 1, "s", {"label": "no name"}])),  # upcaster cannot lift it
+        frame(b"\x00", fmt=0),
+    ],
+)
+def test_damaged_records_are_reported_as_corrupt(data: bytes) -> None:
+    with pytest.raises(CorruptRecord):
+        decode(1, data)
+
+
+def test_flipped_bit_fails_the_checksum() -> None:
+    data = bytearray(encode(1, "s", DaemonStopped(reason="intact")))
+    data[-3] ^= 0x01
+    with pytest.raises(CorruptRecord, match="checksum"):
+        decode(1, bytes(data))
+
+
+def test_payload_that_is_not_plain_data_cannot_be_encoded() -> None:
+    with pytest.raises(ValueError, match="not plain data"):
+        encode(1, "s", DaemonStarted(version="1", pid=1, config={"when": object()}))
