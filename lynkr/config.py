@@ -105,7 +105,7 @@ class _Ctx:
 
 @attrs.frozen(kw_only=True)
 class Converter:
-    what: str  # "a port number (1-65535)": completes "X='abc' is not ..."
+    what: str  # "a port number (0-65535)": completes "X='abc' is not ..."
     example: str  # "a number like 8080": completes "set X to ..."
     convert: Callable[[object, _Ctx], Any]
     keep_empty: bool = False  # an empty environment value means "empty", not "unset"
@@ -341,11 +341,10 @@ class PromptCacheConfig:
         converter=BOOL,
     )
     ttl_ms: int = setting(
-        300_000, env="PROMPT_CACHE_TTL_MS", doc="How long a cached response stays fresh.", converter=_count(
-            1,
-            300000,
-            "ms",
-        )
+        300_000,
+        env="PROMPT_CACHE_TTL_MS",
+        doc="How long a cached response stays fresh.",
+        converter=_count(1, 300000, "ms"),
     )
     max_entries: int = setting(
         64, env="PROMPT_CACHE_MAX_ENTRIES", doc="Most responses kept in the cache.", converter=_count(0, 64)
@@ -808,10 +807,10 @@ class Config:
         30.0, env="LYNKR_BREAKER_RESET_S", doc="How long an open circuit waits before a trial.", converter=_seconds(30)
     )
     supervisor_max_restarts: int = setting(
-        5, env="LYNKR_SUPERVISOR_MAX_RESTARTS", doc="Crashes within the window before escalating.", converter=_count(
-            0,
-            5,
-        )
+        5,
+        env="LYNKR_SUPERVISOR_MAX_RESTARTS",
+        doc="Crashes within the window before escalating.",
+        converter=_count(0, 5),
     )
     supervisor_window_s: float = setting(
         60.0, env="LYNKR_SUPERVISOR_WINDOW_S", doc="Window for counting actor crashes.", converter=_seconds(60)

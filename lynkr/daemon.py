@@ -182,6 +182,7 @@ class _Daemon:
                 self.store,
                 mailbox=self.recorder_mailbox,
                 scrubber=Scrubber(self.config.secrets()),
+                hub=self.recorder.hub,
                 batch_max=self.config.recorder_batch_max,
             )
             try:

@@ -107,7 +107,8 @@ def test_each_layer_overrides_the_one_before(tmp_path: Path) -> None:
 
 
 def test_dotenv_never_overrides_the_real_environment(tmp_path: Path) -> None:
-    config = load(tmp_path, {"PORT": "9001", "LYNKR_HOST": ""}, dotenv="PORT=9002\nLYNKR_HOST=0.0.0.0\nLYNKR_MAX_RETRIES=4\n")
+    dotenv = "PORT=9002\nLYNKR_HOST=0.0.0.0\nLYNKR_MAX_RETRIES=4\n"
+    config = load(tmp_path, {"PORT": "9001", "LYNKR_HOST": ""}, dotenv=dotenv)
     assert config.port == 9001
     assert config.host == "127.0.0.1", "an empty real variable still shadows .env, and empty means unset"
     assert config.max_retries == 4
@@ -299,7 +300,8 @@ tool_execution_mode = "server"
 kind = "databricks"
 endpoint = "https://adb-1.azuredatabricks.net"
 api_key_env = "MY_DATABRICKS_TOKEN"
-models = { main = "databricks-claude-sonnet-4-5", small = "databricks-claude-haiku-4-5", "claude-opus-*" = "databricks-claude-opus-4-5" }
+models = { main = "databricks-claude-sonnet-4-5", small = "databricks-claude-haiku-4-5", \
+           "claude-opus-*" = "databricks-claude-opus-4-5" }
 max_tokens = 64000
 fallback = ["backup", "local"]
 options = { endpoint_path = "/serving-endpoints/anthropic/v1/messages" }
@@ -477,31 +479,155 @@ def test_error_from_dotenv_says_so(tmp_path: Path) -> None:
 
 
 ERROR_CASES = [
-    pytest.param({"MODEL_PROVIDER": "nope"}, None, "MODEL_PROVIDER='nope' is not a configured provider; set MODEL_PROVIDER to one of", id="unknown-provider"),
-    pytest.param({"MODEL_PROVIDER": "databricks"}, None, "provider 'databricks' (databricks) has no endpoint URL; set DATABRICKS_API_BASE to", id="no-endpoint"),
-    pytest.param({"DATABRICKS_API_BASE": "https://adb-1.azuredatabricks.net"}, None, "has no API key; set DATABRICKS_API_KEY to a Databricks personal access token", id="no-key"),
-    pytest.param({"MODEL_PROVIDER": "openrouter"}, None, "provider 'openrouter' (openrouter) has no API key; set OPENROUTER_API_KEY", id="openrouter-no-key"),
-    pytest.param({"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com", "AZURE_OPENAI_API_KEY": "k"}, None, "has no deployment; set AZURE_OPENAI_DEPLOYMENT", id="no-deployment"),
-    pytest.param({"MODEL_PROVIDER": "ollama"}, None, "provider 'ollama' (ollama) has no model; set OLLAMA_MODEL to a model you have pulled", id="ollama-no-model"),
-    pytest.param({"OPENAI_ENDPOINT": "localhost:8000", "OPENAI_MODEL": "m"}, None, "endpoint 'localhost:8000' is not an http(s) URL; set it to a full URL", id="bad-url"),
-    pytest.param({**DATABRICKS, "OLLAMA_MODEL": "m"}, None, "several providers are configured (databricks, ollama) but MODEL_PROVIDER is not set", id="ambiguous"),
-    pytest.param({"TOOL_EXECUTION_MODE": "both"}, None, "TOOL_EXECUTION_MODE='both' is not one of client, server; set TOOL_EXECUTION_MODE to client or server", id="tool-mode"),
-    pytest.param({"LYNKR_CONNECT_TIMEOUT_S": "-1"}, None, "LYNKR_CONNECT_TIMEOUT_S='-1' is not a positive number of seconds; set LYNKR_CONNECT_TIMEOUT_S to a number like 10", id="negative-timeout"),
-    pytest.param({"LYNKR_MAX_RETRIES": "-2"}, None, "LYNKR_MAX_RETRIES='-2' is not a whole number >= 0", id="negative-retries"),
-    pytest.param({"POLICY_GIT_COMMIT_REGEX": "("}, None, "POLICY_GIT_COMMIT_REGEX='(' is not a valid regular expression", id="regex"),
-    pytest.param({"POLICY_GIT_ALLOW_PUSH": "maybe"}, None, "POLICY_GIT_ALLOW_PUSH='maybe' is not true or false", id="bool"),
-    pytest.param({"WORKSPACE_ROOT": "/does/not/exist"}, None, "WORKSPACE_ROOT is '/does/not/exist', which is not a folder; set it to your project folder", id="workspace"),
-    pytest.param({}, "port = 80\nprot = 81\n", "unknown key 'prot' (did you mean 'port'?); remove it or fix its spelling", id="unknown-key"),
-    pytest.param({}, "port = 'x'\n", "port = 'x' in {toml} is not a port number (0-65535); set port to a number like 8080", id="toml-type"),
-    pytest.param({}, "[providers.a]\nkind = 'openai'\nendpoint = 'http://x'\nfallback = ['b']\n", "providers.a.fallback names 'b', which is not configured; list other providers (none are configured)", id="fallback-unknown"),
-    pytest.param({}, "[providers.a]\nkind = 'openai'\nendpoint = 'http://x'\nfallback = ['a']\n", "providers.a.fallback names itself", id="fallback-self"),
-    pytest.param({}, "[providers.a]\nkind = 'gemini'\n", "providers.a.kind = 'gemini' in {toml} is not an installed provider kind; use one of databricks, azure-anthropic, azure-openai, openrouter, ollama, openai, anthropic", id="kind"),
-    pytest.param({}, "[providers.a]\nendpoint = 'http://x'\n", "[providers.a] in {toml} has no kind; add kind = \"...\" with one of", id="no-kind"),
-    pytest.param({}, "[providers.a]\nkind = 'databricks'\nendpoint = 'https://x'\napi_key_env = 'NOT_SET_ANYWHERE'\n", "providers.a.api_key_env = 'NOT_SET_ANYWHERE' in {toml}, but NOT_SET_ANYWHERE is not set; export NOT_SET_ANYWHERE", id="api-key-env"),
-    pytest.param({}, "[providers.a]\nkind = 'databricks'\nendpoint = 'https://x'\n", "provider 'a' (databricks) has no API key; add api_key_env = \"NAME_OF_THE_VARIABLE_HOLDING_THE_KEY\" to [providers.a] in {toml}", id="toml-no-key"),
-    pytest.param({"OLLAMA_MODEL": "m"}, "[[routes]]\nmodel = '*'\nprovider = 'elsewhere'\n", "routes[1].provider = 'elsewhere' in {toml} is not a configured provider; use one of ollama", id="route"),
+    pytest.param(
+        {"MODEL_PROVIDER": "nope"},
+        None,
+        "MODEL_PROVIDER='nope' is not a configured provider; set MODEL_PROVIDER to one of",
+        id="unknown-provider",
+    ),
+    pytest.param(
+        {"MODEL_PROVIDER": "databricks"},
+        None,
+        "provider 'databricks' (databricks) has no endpoint URL; set DATABRICKS_API_BASE to",
+        id="no-endpoint",
+    ),
+    pytest.param(
+        {"DATABRICKS_API_BASE": "https://adb-1.azuredatabricks.net"},
+        None,
+        "has no API key; set DATABRICKS_API_KEY to a Databricks personal access token",
+        id="no-key",
+    ),
+    pytest.param(
+        {"MODEL_PROVIDER": "openrouter"},
+        None,
+        "provider 'openrouter' (openrouter) has no API key; set OPENROUTER_API_KEY",
+        id="openrouter-no-key",
+    ),
+    pytest.param(
+        {"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com", "AZURE_OPENAI_API_KEY": "k"},
+        None,
+        "has no deployment; set AZURE_OPENAI_DEPLOYMENT",
+        id="no-deployment",
+    ),
+    pytest.param(
+        {"MODEL_PROVIDER": "ollama"},
+        None,
+        "provider 'ollama' (ollama) has no model; set OLLAMA_MODEL to a model you have pulled",
+        id="ollama-no-model",
+    ),
+    pytest.param(
+        {"OPENAI_ENDPOINT": "localhost:8000", "OPENAI_MODEL": "m"},
+        None,
+        "endpoint 'localhost:8000' is not an http(s) URL; set it to a full URL",
+        id="bad-url",
+    ),
+    pytest.param(
+        {**DATABRICKS, "OLLAMA_MODEL": "m"},
+        None,
+        "several providers are configured (databricks, ollama) but MODEL_PROVIDER is not set",
+        id="ambiguous",
+    ),
+    pytest.param(
+        {"TOOL_EXECUTION_MODE": "both"},
+        None,
+        "TOOL_EXECUTION_MODE='both' is not one of client, server; set TOOL_EXECUTION_MODE to client or server",
+        id="tool-mode",
+    ),
+    pytest.param(
+        {"LYNKR_CONNECT_TIMEOUT_S": "-1"},
+        None,
+        "LYNKR_CONNECT_TIMEOUT_S='-1' is not a positive number of seconds; "
+        "set LYNKR_CONNECT_TIMEOUT_S to a number like 10",
+        id="negative-timeout",
+    ),
+    pytest.param(
+        {"LYNKR_MAX_RETRIES": "-2"},
+        None,
+        "LYNKR_MAX_RETRIES='-2' is not a whole number >= 0",
+        id="negative-retries",
+    ),
+    pytest.param(
+        {"POLICY_GIT_COMMIT_REGEX": "("},
+        None,
+        "POLICY_GIT_COMMIT_REGEX='(' is not a valid regular expression",
+        id="regex",
+    ),
+    pytest.param(
+        {"POLICY_GIT_ALLOW_PUSH": "maybe"},
+        None,
+        "POLICY_GIT_ALLOW_PUSH='maybe' is not true or false",
+        id="bool",
+    ),
+    pytest.param(
+        {"WORKSPACE_ROOT": "/does/not/exist"},
+        None,
+        "WORKSPACE_ROOT is '/does/not/exist', which is not a folder; set it to your project folder",
+        id="workspace",
+    ),
+    pytest.param(
+        {},
+        "port = 80\nprot = 81\n",
+        "unknown key 'prot' (did you mean 'port'?); remove it or fix its spelling",
+        id="unknown-key",
+    ),
+    pytest.param(
+        {},
+        "port = 'x'\n",
+        "port = 'x' in {toml} is not a port number (0-65535); set port to a number like 8080",
+        id="toml-type",
+    ),
+    pytest.param(
+        {},
+        "[providers.a]\nkind = 'openai'\nendpoint = 'http://x'\nfallback = ['b']\n",
+        "providers.a.fallback names 'b', which is not configured; list other providers (none are configured)",
+        id="fallback-unknown",
+    ),
+    pytest.param(
+        {},
+        "[providers.a]\nkind = 'openai'\nendpoint = 'http://x'\nfallback = ['a']\n",
+        "providers.a.fallback names itself",
+        id="fallback-self",
+    ),
+    pytest.param(
+        {},
+        "[providers.a]\nkind = 'gemini'\n",
+        "providers.a.kind = 'gemini' in {toml} is not an installed provider kind; "
+        "use one of databricks, azure-anthropic, azure-openai, openrouter, ollama, openai, anthropic",
+        id="kind",
+    ),
+    pytest.param(
+        {},
+        "[providers.a]\nendpoint = 'http://x'\n",
+        "[providers.a] in {toml} has no kind; add kind = \"...\" with one of",
+        id="no-kind",
+    ),
+    pytest.param(
+        {},
+        "[providers.a]\nkind = 'databricks'\nendpoint = 'https://x'\napi_key_env = 'NOT_SET_ANYWHERE'\n",
+        "providers.a.api_key_env = 'NOT_SET_ANYWHERE' in {toml}, but NOT_SET_ANYWHERE is not set; "
+        "export NOT_SET_ANYWHERE",
+        id="api-key-env",
+    ),
+    pytest.param(
+        {},
+        "[providers.a]\nkind = 'databricks'\nendpoint = 'https://x'\n",
+        "provider 'a' (databricks) has no API key; "
+        'add api_key_env = "NAME_OF_THE_VARIABLE_HOLDING_THE_KEY" to [providers.a] in {toml}',
+        id="toml-no-key",
+    ),
+    pytest.param(
+        {"OLLAMA_MODEL": "m"},
+        "[[routes]]\nmodel = '*'\nprovider = 'elsewhere'\n",
+        "routes[1].provider = 'elsewhere' in {toml} is not a configured provider; use one of ollama",
+        id="route",
+    ),
     pytest.param({}, "[[routes]]\nmodel = '*'\n", "routes[1] in {toml} has no provider", id="route-no-provider"),
-    pytest.param({}, "[policy]\nmax_steps = 0\n", "policy.max_steps = 0 in {toml} is not a whole number >= 1", id="group-range"),
+    pytest.param(
+        {},
+        "[policy]\nmax_steps = 0\n",
+        "policy.max_steps = 0 in {toml} is not a whole number >= 1",
+        id="group-range",
+    ),
 ]
 
 

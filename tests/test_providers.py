@@ -163,12 +163,16 @@ def test_anthropic_version_defaults_when_the_client_sends_none(tmp_path: Path) -
 
 
 def test_full_urls_are_used_as_given(tmp_path: Path) -> None:
-    openai = adapter_from_env(tmp_path, {"OPENAI_ENDPOINT": "http://127.0.0.1:9/x/chat/completions", "OPENAI_MODEL": "m"})
+    openai = adapter_from_env(
+        tmp_path, {"OPENAI_ENDPOINT": "http://127.0.0.1:9/x/chat/completions", "OPENAI_MODEL": "m"}
+    )
     assert openai.messages_url(stream=True) == "http://127.0.0.1:9/x/chat/completions"
     azure = adapter_from_env(
         tmp_path,
         {
-            "AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com/openai/deployments/d1/chat/completions?api-version=2024-02-01",
+            "AZURE_OPENAI_ENDPOINT": (
+                "https://r.openai.azure.com/openai/deployments/d1/chat/completions?api-version=2024-02-01"
+            ),
             "AZURE_OPENAI_API_KEY": "k",
         },
     )
@@ -177,7 +181,9 @@ def test_full_urls_are_used_as_given(tmp_path: Path) -> None:
         tmp_path,
         {"DATABRICKS_API_BASE": "https://adb-1.azuredatabricks.net/serving-endpoints", "DATABRICKS_API_KEY": "k"},
     )
-    assert databricks.messages_url(stream=False) == "https://adb-1.azuredatabricks.net/serving-endpoints/chat/completions"
+    assert databricks.messages_url(stream=False) == (
+        "https://adb-1.azuredatabricks.net/serving-endpoints/chat/completions"
+    )
     assert databricks.wire == "openai"
 
 
@@ -193,7 +199,10 @@ def test_azure_openai_uses_the_deployment_as_model_unless_mapped(tmp_path: Path)
     assert adapter.upstream_model("claude-sonnet-4-5", small=False) == "my-o3"
     assert adapter.reasoning_model("my-o3") is False, "a deployment name says nothing; the option decides"
     provider = ProviderConfig(
-        name="a", kind="azure-openai", endpoint="https://r.openai.azure.com", options={"deployment": "x", "reasoning": "true"}
+        name="a",
+        kind="azure-openai",
+        endpoint="https://r.openai.azure.com",
+        options={"deployment": "x", "reasoning": "true"},
     )
     assert adapter_for(provider).reasoning_model("x") is True
 
@@ -264,7 +273,8 @@ def test_static_headers_limits_and_http2_come_from_configuration() -> None:
 
 
 def test_adapter_repr_hides_the_key() -> None:
-    adapter = adapter_for(ProviderConfig(name="p", kind="openrouter", endpoint="https://x/v1", api_key=Secret("sk-or-9")))
+    provider = ProviderConfig(name="p", kind="openrouter", endpoint="https://x/v1", api_key=Secret("sk-or-9"))
+    adapter = adapter_for(provider)
     assert "sk-or-9" not in repr(adapter)
 
 

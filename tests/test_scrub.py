@@ -119,7 +119,7 @@ def big_request_body() -> dict[str, Any]:
     return body
 
 
-def test_a_60kb_body_scrubs_in_well_under_a_millisecond_per_kilobyte() -> None:
+def test_a_60kb_body_scrubs_in_about_a_millisecond() -> None:
     body = big_request_body()
     scrubber = Scrubber([SECRET, "another-secret-value"])
     started = time.perf_counter()

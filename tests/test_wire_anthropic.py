@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -279,7 +280,7 @@ _STREAM: list[dict[str, Any]] = [
 ]
 
 
-def _assemble(events: list[dict[str, Any]]) -> dict[str, Any]:
+def _assemble(events: Sequence[Any]) -> dict[str, Any]:
     assembler = MessageAssembler()
     for event in events:
         assembler.feed(event)
@@ -340,8 +341,8 @@ def test_assembler_refuses_tool_arguments_that_are_not_json() -> None:
 def test_message_to_events_round_trips_through_the_assembler() -> None:
     original = _assemble(_STREAM)
     events = message_to_events(original)  # type: ignore[arg-type]
-    assert_well_formed(events)  # type: ignore[arg-type]
-    assert _assemble(events) == original  # type: ignore[arg-type]
+    assert_well_formed(events)
+    assert _assemble(events) == original
 
 
 def test_message_to_events_skips_empty_text_and_keeps_opaque_blocks() -> None:
@@ -362,4 +363,4 @@ def test_message_to_events_skips_empty_text_and_keeps_opaque_blocks() -> None:
         "message_delta", "message_stop",
     ]
     assert events[1]["content_block"] == {"type": "redacted_thinking", "data": "opaque"}  # type: ignore[typeddict-item]
-    assert _assemble(events)["content"] == message["content"][1:]  # type: ignore[arg-type]
+    assert _assemble(events)["content"] == message["content"][1:]

@@ -11,7 +11,7 @@ Two rules, applied to a copy:
   inside any string becomes ``"***"``, wherever it appears.
 
 Only containers are walked and strings are only searched when there are known secrets, so a 60 kB request
-body costs well under a millisecond.  Plain functions, no I/O.
+body costs under a millisecond.  Plain functions, no I/O.
 """
 
 from __future__ import annotations

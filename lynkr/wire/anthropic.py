@@ -9,10 +9,11 @@ returned as the same dict: no copy on the hot path.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TypeGuard, cast
+
+import orjson
 
 from lynkr.errors import InvalidRequest, UpstreamError
 from lynkr.wire.types import (
@@ -60,8 +61,8 @@ def _fail(field: str, message: str) -> NoReturn:
 def _load_object(body: object) -> dict[str, Any]:
     if isinstance(body, (bytes, bytearray, memoryview, str)):
         try:
-            body = json.loads(bytes(body) if isinstance(body, memoryview) else body)
-        except (ValueError, UnicodeDecodeError) as error:
+            body = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
             raise InvalidRequest(f"request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
@@ -432,7 +433,7 @@ def session_id_from_metadata(request: Mapping[str, Any]) -> str | None:
         return None
     if user_id[0] == "{":
         try:
-            parsed = json.loads(user_id)
+            parsed = orjson.loads(user_id)
         except ValueError:
             return None
         session_id = parsed.get("session_id") if isinstance(parsed, dict) else None
@@ -511,7 +512,7 @@ def parse_tool_arguments(arguments: object, tool_name: object) -> dict[str, Any]
     if not isinstance(arguments, str) or not arguments.strip():
         return {}
     try:
-        parsed = json.loads(arguments)
+        parsed = orjson.loads(arguments)
     except ValueError:
         raise UpstreamError(
             f"the upstream's arguments for tool {tool_name!r} are not valid JSON: {arguments[:200]!r}"
@@ -608,9 +609,6 @@ class MessageAssembler:
 
 # -- message -> events ------------------------------------------------------------------------------------
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
 def message_to_events(message: Message) -> list[StreamEvent]:
     """The stream a complete message would have produced (for a cached or non-streaming upstream answer)."""
     usage = message.get("usage") or {"input_tokens": 0, "output_tokens": 0}
@@ -639,7 +637,7 @@ def message_to_events(message: Message) -> list[StreamEvent]:
             tool = cast(dict[str, Any], block)
             events.append({"type": "content_block_start", "index": index, "content_block": cast(ContentBlock, {**tool, "input": {}})})
             events.append(
-                {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": _dumps(tool.get("input") or {})}}
+                {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": orjson.dumps(tool.get("input") or {}).decode()}}
             )
         else:
             # redacted_thinking and server tool results arrive whole in their start event.

@@ -8,9 +8,10 @@ in place of ids.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, cast
+
+import orjson
 
 from lynkr.wire.anthropic import UpstreamStreamError, parse_tool_arguments, system_blocks
 from lynkr.wire.emitter import EventWriter
@@ -18,8 +19,6 @@ from lynkr.wire.ids import generated_id, to_anthropic_id
 from lynkr.wire.types import ContentBlock, Message, MessagesRequest, StreamEvent, Usage
 
 __all__ = ["StreamConverter", "UpstreamStreamError", "build_request", "convert_response"]
-
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 
@@ -183,7 +182,7 @@ class StreamConverter:
                 to_anthropic_id(upstream_id) if upstream_id else generated_id(writer.message_id, writer.tool_uses),
                 function.get("name") or "",
             )
-            writer.tool_json(arguments if isinstance(arguments, str) else _dumps(arguments or {}))
+            writer.tool_json(arguments if isinstance(arguments, str) else orjson.dumps(arguments or {}).decode())
             writer.close()
         if line.get("done"):
             self._done_reason = line.get("done_reason") or "stop"

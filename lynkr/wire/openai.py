@@ -27,9 +27,10 @@ repeat in valid JSON.)
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Mapping
 from typing import Any, cast
+
+import orjson
 
 from lynkr.wire.anthropic import UpstreamStreamError, parse_tool_arguments, system_blocks
 from lynkr.wire.emitter import EventWriter
@@ -37,8 +38,6 @@ from lynkr.wire.ids import generated_id, to_anthropic_id, to_upstream_id
 from lynkr.wire.types import ContentBlock, Message, MessagesRequest, StreamEvent, Usage
 
 __all__ = ["StreamConverter", "UpstreamStreamError", "build_request", "convert_response"]
-
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -126,7 +125,7 @@ def _assistant_message(messages: list[dict[str, Any]], content: str | list[Conte
                 {
                     "id": to_upstream_id(block["id"]),
                     "type": "function",
-                    "function": {"name": block["name"], "arguments": _dumps(block["input"])},
+                    "function": {"name": block["name"], "arguments": orjson.dumps(block["input"]).decode()},
                 }
             )
         # thinking blocks are dropped: no OpenAI-style upstream can verify them, and unsigned ones
@@ -257,8 +256,8 @@ class _ToolCall:
 
     def complete(self) -> bool:
         try:
-            json.loads(self.arguments)
-        except ValueError:
+            orjson.loads(self.arguments)
+        except orjson.JSONDecodeError:
             return False
         return True
 
@@ -334,7 +333,7 @@ class StreamConverter:
             call.name = function["name"]
         arguments = function.get("arguments")
         if isinstance(arguments, dict):
-            arguments = _dumps(arguments)  # a few servers send objects, as Ollama does
+            arguments = orjson.dumps(arguments).decode()  # a few servers send objects, as Ollama does
         new = call.receive(arguments) if isinstance(arguments, str) else ""
         if call.state is _Call.CLOSED:
             if new.strip():

@@ -8,26 +8,23 @@ multi-byte character split across two reads is never mangled.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
+import orjson
 
 from lynkr.errors import UpstreamError
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
 def encode_event(event: Mapping[str, Any]) -> bytes:
-    """``event: <type>\\ndata: <compact json>\\n\\n``.
+    """``event: <type>\\ndata: <compact json>\\n\\n`` (UTF-8, no ASCII escaping).
 
-    JSON never contains a raw newline (``json`` escapes it inside strings), so one ``data:`` line always holds
+    JSON never contains a raw newline (it is escaped inside strings), so one ``data:`` line always holds
     the whole event.  The ``event:`` line matters: the Claude Code CLI falls back to a second, non-streaming
     request when it is missing.
     """
     return b"".join(
-        (b"event: ", str(event["type"]).encode(), b"\ndata: ", _dumps(event).encode(), b"\n\n")
+        (b"event: ", str(event["type"]).encode(), b"\ndata: ", orjson.dumps(event), b"\n\n")
     )
 
 
@@ -139,7 +136,7 @@ class NDJSONDecoder:
 
 def _parse_json_line(line: bytes) -> Any:
     try:
-        return json.loads(line)
+        return orjson.loads(line)
     except ValueError as error:
         excerpt = line[:200].decode("utf-8", "replace")
         raise StreamDecodeError(f"upstream sent a line that is not JSON ({error}): {excerpt!r}") from None

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+
+from lynkr.actors.recorder import Ack, Append, Hub, Recorder, run
+from lynkr.events.catalog import DaemonStarted, DaemonStopped, RequestReceived
+from lynkr.events.lmdb_store import LmdbEventStore
+from lynkr.events.records import Recorded
+from lynkr.events.scrub import MASK, Scrubber
+
+SECRET = "sk-ant-api03-very-secret-value"
+OTHER_TOKEN = "bearer-only-known-by-header-name"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[LmdbEventStore]:
+    with LmdbEventStore.open(tmp_path / "events") as store:
+        yield store
+
+
+@asynccontextmanager
+async def running_recorder(
+    store: LmdbEventStore, *, secrets: tuple[str, ...] = (), batch_max: int = 256
+) -> AsyncIterator[Recorder]:
+    """A recorder actor; leaving the block closes its inbox, and waits until it has flushed and returned."""
+    send, receive = trio.open_memory_channel[Append](1024)
+    hub = Hub()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(run, store, receive, scrubber=Scrubber(secrets), hub=hub, batch_max=batch_max))
+        async with send:
+            yield Recorder(send, hub)
+
+
+def stopped(n: int) -> DaemonStopped:
+    return DaemonStopped(reason=f"reason {n}")
+
+
+async def test_record_durably_returns_the_seq_of_the_stored_event(store: LmdbEventStore) -> None:
+    async with running_recorder(store) as recorder:
+        assert await recorder.record_durably("daemon", stopped(1)) == 1
+        assert await recorder.record_durably("daemon", stopped(2)) == 2
+        assert [(r.seq, r.stream, r.event) for r in store.read()] == [(1, "daemon", stopped(1)), (2, "daemon", stopped(2))]
+
+
+async def test_concurrent_durable_records_share_commits(store: LmdbEventStore) -> None:
+    seqs: list[int] = []
+    async with running_recorder(store) as recorder:
+
+        async def produce(n: int) -> None:
+            seqs.append(await recorder.record_durably(f"session-{n % 7}", stopped(n)))
+
+        async with trio.open_nursery() as producers:
+            for n in range(300):
+                producers.start_soon(produce, n)
+        stats = recorder.statistics()
+    assert sorted(seqs) == list(range(1, 301))
+    assert stats.events == 300
+    assert stats.batches < 300
+    assert stats.largest_batch > 1
+    assert store.stats().events == 300
+
+
+async def test_batches_never_exceed_batch_max(store: LmdbEventStore) -> None:
+    send, receive = trio.open_memory_channel[Append](100)
+    acks = [Ack() for _ in range(35)]
+    for n, ack in enumerate(acks):
+        send.send_nowait(Append(stream="s", event=stopped(n), ack=ack))
+    hub = Hub()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(run, store, receive, scrubber=Scrubber(), hub=hub, batch_max=10))
+        assert [await ack.wait() for ack in acks] == list(range(1, 36))
+        send.close()
+    stats = Recorder(send, hub).statistics()
+    assert (stats.batches, stats.largest_batch) == (4, 10)
+
+
+async def test_queued_events_are_flushed_when_the_inbox_closes(store: LmdbEventStore) -> None:
+    async with running_recorder(store) as recorder:
+        for n in range(200):
+            await recorder.record("s", stopped(n))
+    assert [r.event for r in store.read()] == [stopped(n) for n in range(200)]
+
+
+async def test_a_failed_commit_reaches_its_waiter_and_spares_the_rest_of_its_batch(store: LmdbEventStore) -> None:
+    send, receive = trio.open_memory_channel[Append](10)
+    unencodable = DaemonStarted(version="1", pid=1, config={"when": {1, 2}})
+    good, bad, later = Ack(), Ack(), Ack()
+    send.send_nowait(Append(stream="s", event=stopped(1), ack=good))
+    send.send_nowait(Append(stream="s", event=unencodable, ack=bad))
+    send.send_nowait(Append(stream="s", event=stopped(3), ack=later))
+    hub = Hub()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(run, store, receive, scrubber=Scrubber(), hub=hub))
+        assert await good.wait() == 1
+        with pytest.raises(ValueError, match="not plain data"):
+            await bad.wait()
+        assert await later.wait() == 2
+        send.close()
+    assert [r.event for r in store.read()] == [stopped(1), stopped(3)]
+    assert hub.statistics().failed_events == 1
+
+
+async def test_record_durably_reraises_a_commit_failure(store: LmdbEventStore) -> None:
+    async with running_recorder(store) as recorder:
+        with pytest.raises(ValueError, match="not plain data"):
+            await recorder.record_durably("s", DaemonStarted(version="1", pid=1, config={"x": object()}))
+        assert await recorder.record_durably("s", stopped(1)) == 1
+
+
+async def test_subscribers_receive_committed_records_in_order(store: LmdbEventStore) -> None:
+    async with running_recorder(store) as recorder:
+        with recorder.subscribe(max_buffer=10) as live:
+            for n in range(3):
+                await recorder.record_durably("s", stopped(n))
+            received = [await live.receive() for _ in range(3)]
+    assert [(r.seq, r.event) for r in received] == [(1, stopped(0)), (2, stopped(1)), (3, stopped(2))]
+    assert received == list(store.read())
+
+
+async def test_slow_subscriber_is_dropped_instead_of_stalling_the_writer(
+    store: LmdbEventStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_recorder(store) as recorder:
+        with recorder.subscribe(max_buffer=2) as slow, caplog.at_level(logging.WARNING, logger="lynkr.events"):
+            with trio.fail_after(5):
+                for n in range(10):
+                    await recorder.record_durably("s", stopped(n))
+            buffered: list[Recorded] = [record async for record in slow]  # ends: it was dropped
+        stats = recorder.statistics()
+    assert [r.seq for r in buffered] == [1, 2]
+    assert stats.dropped_subscribers == 1
+    assert stats.subscribers == 0
+    assert "fell behind" in caplog.text
+
+
+async def test_secrets_never_reach_the_disk(tmp_path: Path) -> None:
+    path = tmp_path / "events"
+    request = RequestReceived(
+        request_id="req_1",
+        session_id="sess",
+        path="/v1/messages",
+        model="claude-sonnet-4-5",
+        stream=False,
+        headers={"x-api-key": SECRET, "Authorization": f"Bearer {OTHER_TOKEN}", "content-type": "application/json"},
+        body={"max_tokens": 100, "messages": [{"role": "user", "content": f"use {SECRET} for the call"}]},
+    )
+    with LmdbEventStore.open(path) as store:
+        async with running_recorder(store, secrets=(SECRET,)) as recorder:
+            with recorder.subscribe(max_buffer=10) as live:
+                await recorder.record_durably("sess", request)
+                published = await live.receive()
+        (stored,) = store.read()
+    on_disk = b"".join(file.read_bytes() for file in path.iterdir())
+    assert SECRET.encode() not in on_disk
+    assert OTHER_TOKEN.encode() not in on_disk
+    assert b"use *** for the call" in on_disk
+    for recorded in (stored, published):
+        assert isinstance(recorded.event, RequestReceived)
+        assert recorded.event.headers == {"x-api-key": MASK, "Authorization": MASK, "content-type": "application/json"}
+        assert recorded.event.body["max_tokens"] == 100
+
+
+async def test_statistics_count_events_batches_and_log_bytes(store: LmdbEventStore) -> None:
+    async with running_recorder(store) as recorder:
+        before = recorder.statistics()
+        for n in range(5):
+            await recorder.record_durably("s", stopped(n))
+        after = recorder.statistics()
+    assert (before.events, before.batches, before.log_bytes) == (0, 0, 0)
+    assert (after.events, after.batches) == (5, 5)
+    assert after.log_bytes == store.stats().bytes_used
+    assert after.recent_rate > 0
+    assert after.last_commit_ms > 0
