@@ -115,12 +115,13 @@ def _serve(args: argparse.Namespace) -> int:
             )
             _banner(config, running, sys.stdout)
 
+    failures: list[str] = []
     try:
         trio.run(main)
-    except* ActorEscalation as group:
-        return _fail(str(group.exceptions[0]), EXIT_FAILURE)
-    except* StartupError as group:
-        return _fail(str(group.exceptions[0]), EXIT_FAILURE)
+    except* (ActorEscalation, StartupError) as group:
+        failures.extend(str(error) for error in group.exceptions)
+    if failures:
+        return _fail(failures[0], EXIT_FAILURE)
     return 0
 
 
@@ -166,7 +167,8 @@ def _replay(args: argparse.Namespace) -> int:
             if not sessions:
                 print("no sessions recorded yet")
             for session_id, session in sorted(sessions.items(), key=lambda item: item[1].first_seq):
-                print(f"{session_id}  {len(session.turns)} turns  last {session.last_model}")
+                models = [turn.request.model for turn in session.turns if turn.request is not None]
+                print(f"{session_id}  {len(session.turns)} turns  last model {models[-1] if models else '-'}")
             return 0
         matches = [session_id for session_id in sessions if session_id.startswith(args.session)]
         if len(matches) != 1:

@@ -241,15 +241,20 @@ def test_system_blocks_join_top_level_system_and_system_messages_in_order() -> N
     body = cli_request()
     body["messages"].append({"role": "system", "content": "late note"})
     texts = [block["text"] for block in system_blocks(parse_messages_request(body))]
-    assert texts[0].startswith("x-anthropic-billing-header")
-    assert texts[3].startswith("<env>")
+    assert texts[0].startswith("You are a Claude agent")
+    assert texts[2].startswith("<env>")
     assert texts[-1] == "late note"
-    assert len(texts) == 5
+    assert len(texts) == 4
     assert all(set(block) == {"type", "text"} for block in system_blocks(body))
 
 
 def test_system_blocks_from_a_string_system() -> None:
     assert system_blocks({"system": "be brief", "messages": []}) == [{"type": "text", "text": "be brief"}]
+
+
+def test_system_blocks_drop_the_per_request_billing_header_line() -> None:
+    system = "x-anthropic-billing-header: cc_version=2.1.1; cc_entrypoint=cli;\nYou are Claude Code."
+    assert system_blocks({"system": system, "messages": []}) == [{"type": "text", "text": "You are Claude Code."}]
 
 
 # -- MessageAssembler -------------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ def _cli_body(**options: Any) -> dict[str, Any]:
 def test_system_blocks_and_system_messages_become_one_leading_system_message() -> None:
     messages = _cli_body()["messages"]
     assert messages[0]["role"] == "system"
-    assert messages[0]["content"].startswith("x-anthropic-billing-header")
-    assert "Claude Agent SDK" in messages[0]["content"]
+    assert messages[0]["content"].startswith("You are a Claude agent, built on Anthropic's Claude Agent SDK.")
+    assert "x-anthropic-billing-header" not in messages[0]["content"]
     assert "<env>Working directory" in messages[0]["content"]
     assert [m["role"] for m in messages].count("system") == 1
 

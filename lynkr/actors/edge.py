@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import Any, cast
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -23,7 +24,7 @@ log = logging.getLogger("lynkr.http")
 def hypercorn_config(*, graceful_timeout_s: float) -> HypercornConfig:
     config = HypercornConfig()
     config.accesslog = None
-    config.errorlog = log  # type: ignore[assignment]
+    config.errorlog = log
     # hypercorn sends GOAWAY on h2 after this many requests, which fails a long-lived client's next request.
     config.keep_alive_max_requests = 1 << 40
     config.keep_alive_timeout = 75
@@ -38,12 +39,12 @@ async def run(
     *,
     graceful_timeout_s: float,
     stop: trio.Event,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     config = hypercorn_config(graceful_timeout_s=graceful_timeout_s)
     sockets = Sockets(secure_sockets=[], insecure_sockets=[listening.dup()], quic_sockets=[])
     await worker_serve(
-        wrap_app(app, config.wsgi_max_body_size, "asgi"),
+        wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi"),
         config,
         sockets=sockets,
         shutdown_trigger=stop.wait,

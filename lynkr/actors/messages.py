@@ -14,6 +14,7 @@ import attrs
 import trio
 
 from lynkr.actors.runtime import ReplyTo
+from lynkr.wire.types import StreamEvent
 
 
 @attrs.frozen(kw_only=True)
@@ -25,7 +26,7 @@ class ErrorReply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
-StreamItem = dict[str, Any] | ErrorReply
+StreamItem = StreamEvent | ErrorReply
 
 
 @attrs.frozen(kw_only=True)

@@ -7,7 +7,6 @@ failure becomes an SSE ``error`` event.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import time
 from collections.abc import Mapping
@@ -82,20 +81,12 @@ class Pool:
         return chain
 
     def _route(self, request: Mapping[str, Any]) -> str:
-        model = str(request.get("model", ""))
-        small = is_small_request(request)
-        thinking = is_thinking_request(request)
-        for rule in self.config.routes:
-            if rule.model is not None and not fnmatch.fnmatchcase(model, rule.model):
-                continue
-            if rule.small is not None and rule.small != small:
-                continue
-            if rule.thinking is not None and rule.thinking != thinking:
-                continue
-            return rule.provider
-        if self.config.model_provider is None or self.config.model_provider not in self.upstreams:
+        name = self.config.route(
+            str(request.get("model", "")), small=is_small_request(request), thinking=is_thinking_request(request)
+        )
+        if name is None or name not in self.upstreams:
             raise NotConfigured(nothing_configured_hint())
-        return self.config.model_provider
+        return name
 
 
 def is_small_request(request: Mapping[str, Any]) -> bool:
@@ -148,6 +139,7 @@ async def run(
 async def _serve_turn(pool: Pool, recorder: Recorder, turn: Turn) -> None:
     assembler = MessageAssembler()
     state = _TurnState()
+    provider: str | None = None
     async with turn.reply:
         with turn.cancel:
             try:
@@ -161,7 +153,6 @@ async def _serve_turn(pool: Pool, recorder: Recorder, turn: Turn) -> None:
                 return
             except trio.BrokenResourceError:
                 turn.cancel.cancel()  # the edge stopped listening: same as a disconnect
-                provider = None
             else:
                 await recorder.record(
                     turn.session_id,
@@ -170,7 +161,7 @@ async def _serve_turn(pool: Pool, recorder: Recorder, turn: Turn) -> None:
                         session_id=turn.session_id,
                         provider=provider,
                         model=str(turn.request.get("model", "")),
-                        message=assembler.message(),
+                        message=dict(assembler.message()),
                         latency_ms=(time.time_ns() - turn.received_ns) / 1e6,
                     ),
                 )
@@ -363,7 +354,7 @@ async def _count_tokens(pool: Pool, message: CountTokens) -> int:
             response = await upstream.client.post(
                 url,
                 content=orjson.dumps({**message.request, "model": model}),
-                headers={**upstream.adapter.headers(message.headers), "content-type": "application/json"},
+                headers=upstream.adapter.headers(message.headers),
             )
         if response.status_code == 200:
             return int(response.json()["input_tokens"])

@@ -20,10 +20,11 @@ import trio
 
 from lynkr import __version__
 from lynkr.actors.messages import CountTokens, ErrorReply, StreamItem, Turn
-from lynkr.actors.runtime import ActorStatistics, Mailbox, ask
+from lynkr.actors.runtime import ActorStatistics, Mailbox, ReplyTo, ask
 from lynkr.errors import AuthenticationFailed, InvalidRequest, LynkrError, NotFound, RequestTooLarge
 from lynkr.http.asgi import (
     ClientGone,
+    Message,
     Receive,
     Scope,
     Send,
@@ -97,7 +98,7 @@ class App:
         route, handler = self._route(method, path)
         status = 500
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -195,15 +196,11 @@ class App:
 
     async def _count_tokens(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         request = parse_count_tokens_request(await self._body(scope, receive))
-        tokens = await ask(
-            self._deps.providers,
-            lambda reply_to: CountTokens(
-                request_id=request_id,
-                request=request,  # type: ignore[arg-type]
-                headers=_headers(scope),
-                reply_to=reply_to,
-            ),
-        )
+
+        def count(reply_to: ReplyTo[int]) -> CountTokens:
+            return CountTokens(request_id=request_id, request=dict(request), headers=_headers(scope), reply_to=reply_to)
+
+        tokens = await ask(self._deps.providers, count)
         await send_response(send, 200, json_bytes({"input_tokens": tokens}))
 
     async def _event_logging(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:

@@ -20,6 +20,7 @@ from lynkr.providers.base import Adapter
 from lynkr.wire import ollama, openai
 from lynkr.wire.openai import UpstreamStreamError
 from lynkr.wire.sse import NDJSONDecoder, SSEDecoder
+from lynkr.wire.types import StreamEvent
 
 ERROR_BODY_LIMIT = 1 << 20
 
@@ -55,9 +56,9 @@ class StreamBroken(Exception):
 
 
 class EventSource(Protocol):
-    def events(self, data: bytes) -> list[dict[str, Any]]: ...
+    def events(self, data: bytes) -> list[StreamEvent]: ...
 
-    def finish(self) -> list[dict[str, Any]]: ...
+    def finish(self) -> list[StreamEvent]: ...
 
 
 @asynccontextmanager
@@ -69,7 +70,7 @@ async def open_attempt(
     headers: Mapping[str, str],
     small: bool,
     first_byte_timeout_s: float,
-) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+) -> AsyncIterator[AsyncIterator[StreamEvent]]:
     """Send ``request`` to ``adapter``'s upstream and yield an iterator of Anthropic stream events.
 
     Raises :class:`UpstreamStatus` for an error status, ``httpx`` transport errors for connection
@@ -84,7 +85,7 @@ async def open_attempt(
         "POST",
         adapter.messages_url(stream=True),
         content=orjson.dumps(body),
-        headers={**adapter.headers(headers), "content-type": "application/json"},
+        headers=adapter.headers(headers),
     )
     with trio.fail_after(first_byte_timeout_s):
         response = await client.send(upstream_request, stream=True)
@@ -99,7 +100,7 @@ async def open_attempt(
         await response.aclose()
 
 
-async def _events(response: httpx.Response, source: EventSource) -> AsyncIterator[dict[str, Any]]:
+async def _events(response: httpx.Response, source: EventSource) -> AsyncIterator[StreamEvent]:
     try:
         async for data in response.aiter_raw():
             for event in source.events(data):
@@ -140,8 +141,8 @@ class _AnthropicSource:
         self._decoder = SSEDecoder()
         self._stopped = False
 
-    def events(self, data: bytes) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def events(self, data: bytes) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
         for sse in self._decoder.feed(data):
             if not sse.data:
                 continue
@@ -157,7 +158,7 @@ class _AnthropicSource:
             out.append(event)
         return out
 
-    def finish(self) -> list[dict[str, Any]]:
+    def finish(self) -> list[StreamEvent]:
         if not self._stopped:
             raise StreamBroken("the upstream stream ended before message_stop")
         return []
@@ -169,8 +170,8 @@ class _OpenAISource:
         self._converter = converter
         self._done = False
 
-    def events(self, data: bytes) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def events(self, data: bytes) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
         for sse in self._decoder.feed(data):
             if not sse.data:
                 continue
@@ -184,7 +185,7 @@ class _OpenAISource:
             out.extend(self._converter.feed(chunk))
         return out
 
-    def finish(self) -> list[dict[str, Any]]:
+    def finish(self) -> list[StreamEvent]:
         if not self._done:
             raise StreamBroken("the upstream stream ended before data: [DONE]")
         return self._converter.finish()
@@ -196,8 +197,8 @@ class _OllamaSource:
         self._converter = converter
         self._done = False
 
-    def events(self, data: bytes) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def events(self, data: bytes) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
         for line in self._decoder.feed(data):
             if line.get("error"):
                 raise UpstreamStreamError(str(line["error"]), status=502)
@@ -206,7 +207,7 @@ class _OllamaSource:
                 self._done = True
         return out
 
-    def finish(self) -> list[dict[str, Any]]:
+    def finish(self) -> list[StreamEvent]:
         if not self._done:
             raise StreamBroken("the Ollama stream ended before done: true")
         return self._converter.finish()

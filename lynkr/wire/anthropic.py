@@ -19,7 +19,9 @@ from lynkr.errors import InvalidRequest, UpstreamError
 from lynkr.wire.types import (
     ContentBlock,
     CountTokensRequest,
+    Delta,
     Message,
+    MessageDeltaBody,
     MessagesRequest,
     StreamEvent,
     TextBlock,
@@ -304,7 +306,10 @@ def _check_messages(messages: object) -> None:
         for position, block in enumerate(blocks):
             allowed_role = _ONLY_IN.get(block["type"])
             if allowed_role is not None and allowed_role != role:
-                _fail(f"{path}.content.{position}", f"`{block['type']}` blocks are only allowed in {allowed_role} messages")
+                _fail(
+                    f"{path}.content.{position}",
+                    f"`{block['type']}` blocks are only allowed in {allowed_role} messages",
+                )
         if role == "assistant":
             pairing.assistant(index, blocks)
         else:
@@ -326,7 +331,8 @@ def _check_tools(tools: object) -> None:
         if tool.get("type") in (None, "custom"):
             # A client tool needs a schema; server tools (web_search_*, bash_*, ...) carry none.
             if not isinstance(tool.get("input_schema"), dict):
-                _fail(f"{path}input_schema", "Field required" if "input_schema" not in tool else "Input should be a valid dictionary")
+                wrong = "Field required" if "input_schema" not in tool else "Input should be a valid dictionary"
+                _fail(f"{path}input_schema", wrong)
             _str_field(tool, "description", path, required=False)
         defer_loading = tool.get("defer_loading")
         if defer_loading is not None and not isinstance(defer_loading, bool):
@@ -361,7 +367,8 @@ def _check_thinking_config(thinking: object) -> None:
     if thinking["type"] == "enabled":
         budget = thinking.get("budget_tokens")
         if not _is_int(budget) or budget < 1:
-            _fail("thinking.budget_tokens", "Field required" if budget is None else "Input should be a positive integer")
+            wrong = "Field required" if budget is None else "Input should be a positive integer"
+            _fail("thinking.budget_tokens", wrong)
 
 
 def _check_model(data: Mapping[str, Any]) -> None:
@@ -442,10 +449,15 @@ def session_id_from_metadata(request: Mapping[str, Any]) -> str | None:
     return legacy.group(1) if legacy else None
 
 
+BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
+
+
 def system_blocks(request: Mapping[str, Any]) -> list[TextBlock]:
     """Top-level ``system`` followed by every role:"system" message, in order, as plain text blocks.
 
     For upstreams that take one system prompt.  Empty texts are dropped; cache_control is not carried.
+    The CLI's ``x-anthropic-billing-header: ...`` line is dropped too: it means nothing to other models and
+    changes on every request, so keeping it at the very front would defeat every upstream prefix cache.
     """
     blocks: list[TextBlock] = []
     _append_text(blocks, request.get("system"))
@@ -457,12 +469,16 @@ def system_blocks(request: Mapping[str, Any]) -> list[TextBlock]:
 
 def _append_text(blocks: list[TextBlock], content: object) -> None:
     if isinstance(content, str):
-        if content:
-            blocks.append({"type": "text", "text": content})
+        texts = [content]
     elif isinstance(content, list):
-        for block in content:
-            if block.get("type") == "text" and block.get("text"):
-                blocks.append({"type": "text", "text": block["text"]})
+        texts = [block["text"] for block in content if block.get("type") == "text" and block.get("text")]
+    else:
+        return
+    for text in texts:
+        if text.startswith(BILLING_HEADER_PREFIX):
+            text = text.partition("\n")[2].lstrip("\n")
+        if text:
+            blocks.append({"type": "text", "text": text})
 
 
 # -- stream assembly --------------------------------------------------------------------------------------
@@ -616,40 +632,28 @@ def message_to_events(message: Message) -> list[StreamEvent]:
     events: list[StreamEvent] = [{"type": "message_start", "message": start}]
     index = 0
     for block in message.get("content") or []:
+        opening: ContentBlock = block  # redacted_thinking and server tool results arrive whole in their start
+        deltas: list[Delta] = []
         if block["type"] == "text":
             if not block["text"]:
                 continue
-            events.append({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
-            events.append({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": block["text"]}})
+            opening = {"type": "text", "text": ""}
+            deltas.append({"type": "text_delta", "text": block["text"]})
         elif block["type"] == "thinking":
-            events.append(
-                {"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}
-            )
+            opening = {"type": "thinking", "thinking": "", "signature": ""}
             if block["thinking"]:
-                events.append(
-                    {"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": block["thinking"]}}
-                )
+                deltas.append({"type": "thinking_delta", "thinking": block["thinking"]})
             if block.get("signature"):
-                events.append(
-                    {"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": block["signature"]}}
-                )
+                deltas.append({"type": "signature_delta", "signature": block["signature"]})
         elif block["type"] in ("tool_use", "server_tool_use"):
             tool = cast(dict[str, Any], block)
-            events.append({"type": "content_block_start", "index": index, "content_block": cast(ContentBlock, {**tool, "input": {}})})
-            events.append(
-                {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": orjson.dumps(tool.get("input") or {}).decode()}}
-            )
-        else:
-            # redacted_thinking and server tool results arrive whole in their start event.
-            events.append({"type": "content_block_start", "index": index, "content_block": block})
+            opening = cast(ContentBlock, {**tool, "input": {}})
+            deltas.append({"type": "input_json_delta", "partial_json": orjson.dumps(tool.get("input") or {}).decode()})
+        events.append({"type": "content_block_start", "index": index, "content_block": opening})
+        events.extend({"type": "content_block_delta", "index": index, "delta": delta} for delta in deltas)
         events.append({"type": "content_block_stop", "index": index})
         index += 1
-    events.append(
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": message.get("stop_reason"), "stop_sequence": message.get("stop_sequence")},
-            "usage": cast(Usage, dict(usage)),
-        }
-    )
+    stop: MessageDeltaBody = {"stop_reason": message.get("stop_reason"), "stop_sequence": message.get("stop_sequence")}
+    events.append({"type": "message_delta", "delta": stop, "usage": cast(Usage, dict(usage))})
     events.append({"type": "message_stop"})
     return events

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 
-from lynkr.wire.types import StreamEvent, Usage
+from lynkr.wire.types import ContentBlock, Delta, StreamEvent, Usage
 
 
 class Block(enum.Enum):
@@ -81,9 +81,9 @@ class EventWriter:
             self.close()
             self._index += 1
             self.open = Block.TEXT
-            self._events.append({"type": "content_block_start", "index": self._index, "content_block": {"type": "text", "text": ""}})
+            self._start_block({"type": "text", "text": ""})
         self.output_chars += len(text)
-        self._events.append({"type": "content_block_delta", "index": self._index, "delta": {"type": "text_delta", "text": text}})
+        self._delta({"type": "text_delta", "text": text})
 
     def thinking(self, text: str) -> None:
         if not text:
@@ -92,17 +92,11 @@ class EventWriter:
             self.close()
             self._index += 1
             self.open = Block.THINKING
-            self._events.append(
-                {
-                    "type": "content_block_start",
-                    "index": self._index,
-                    # Upstreams other than Anthropic sign nothing: the signature stays "" and such a block is
-                    # never sent to a verifying upstream (converters drop it).
-                    "content_block": {"type": "thinking", "thinking": "", "signature": ""},
-                }
-            )
+            # Upstreams other than Anthropic sign nothing: the signature stays "" and such a block is never
+            # sent to a verifying upstream (converters drop it).
+            self._start_block({"type": "thinking", "thinking": "", "signature": ""})
         self.output_chars += len(text)
-        self._events.append({"type": "content_block_delta", "index": self._index, "delta": {"type": "thinking_delta", "thinking": text}})
+        self._delta({"type": "thinking_delta", "thinking": text})
 
     def open_tool(self, tool_id: str, name: str) -> None:
         self.close()
@@ -110,9 +104,7 @@ class EventWriter:
         self.open = Block.TOOL_USE
         self.tool_uses += 1
         self._tool_json_sent = False
-        self._events.append(
-            {"type": "content_block_start", "index": self._index, "content_block": {"type": "tool_use", "id": tool_id, "name": name, "input": {}}}
-        )
+        self._start_block({"type": "tool_use", "id": tool_id, "name": name, "input": {}})
 
     def tool_json(self, fragment: str) -> None:
         """Arguments text for the open tool_use block, passed on as it arrives."""
@@ -122,14 +114,14 @@ class EventWriter:
             return
         self._tool_json_sent = True
         self.output_chars += len(fragment)
-        self._events.append({"type": "content_block_delta", "index": self._index, "delta": {"type": "input_json_delta", "partial_json": fragment}})
+        self._delta({"type": "input_json_delta", "partial_json": fragment})
 
     def close(self) -> None:
         if self.open is None:
             return
         if self.open is Block.TOOL_USE and not self._tool_json_sent:
             # A call with no arguments at all: say "{}" explicitly rather than leave the client to guess.
-            self._events.append({"type": "content_block_delta", "index": self._index, "delta": {"type": "input_json_delta", "partial_json": "{}"}})
+            self._delta({"type": "input_json_delta", "partial_json": "{}"})
         self._events.append({"type": "content_block_stop", "index": self._index})
         self.open = None
 
@@ -139,8 +131,16 @@ class EventWriter:
         self.start()
         self.close()
         self.finished = True
-        self._events.append({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": usage})
+        self._events.append(
+            {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": usage}
+        )
         self._events.append({"type": "message_stop"})
+
+    def _start_block(self, block: ContentBlock) -> None:
+        self._events.append({"type": "content_block_start", "index": self._index, "content_block": block})
+
+    def _delta(self, delta: Delta) -> None:
+        self._events.append({"type": "content_block_delta", "index": self._index, "delta": delta})
 
     def estimated_output_tokens(self) -> int:
         """Roughly four characters a token; used only when the upstream reports no usage."""

@@ -179,7 +179,8 @@ def _image_part(source: Mapping[str, Any]) -> dict[str, Any]:
         return {"type": "image_url", "image_url": {"url": f"data:{source['media_type']};base64,{source['data']}"}}
     if source.get("type") == "url":
         return {"type": "image_url", "image_url": {"url": source["url"]}}
-    return {"type": "text", "text": f"[an image from a {source.get('type')!r} source was left out: this provider cannot take it]"}
+    kind = source.get("type")
+    return {"type": "text", "text": f"[an image from a {kind!r} source was left out: this provider cannot take it]"}
 
 
 def _tool_result_content(content: object) -> tuple[str, list[dict[str, Any]]]:

@@ -1,0 +1,400 @@
+"""Event log benchmark: durable appends through the recorder, replay, bytes per event, idle RSS, daemon start.
+
+    /work/venv/bin/python bench/eventlog.py --events 1000000 --repeats 3 --results bench/RESULTS.md
+
+One run measures, over ``--repeats`` repeats (medians are quoted):
+
+* durable append rate: ``--producers`` trio tasks call ``Recorder.record_durably`` through the real recorder
+  actor (scrubbing with one known secret, batching, one fsync'd LMDB transaction per batch) into a fresh log;
+* replay rate over the filled log: ``replay`` with the sessions fold, and a plain ``store.read()`` loop
+  (which decodes every record);
+* bytes per event on disk for the mix and for each kind alone;
+* idle RSS of a fresh process that opened the filled log;
+* start-up of the daemon (``python -m lynkr serve``) against the filled log until ``GET /health`` answers
+  200, and the daemon's RSS once idle.
+
+The mix repeats one turn of four events: ``request.received`` with a ~2 kB body, two small
+``upstream.attempted`` and ``response.completed`` with a ~500 B message; turns rotate over 1000 sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import trio
+
+# Run as a script from anywhere: the repository root holds the lynkr package.
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from lynkr.actors.recorder import Append, Hub, Recorder, run  # noqa: E402
+from lynkr.events.catalog import RequestReceived, ResponseCompleted, UpstreamAttempted  # noqa: E402
+from lynkr.events.lmdb_store import LmdbEventStore  # noqa: E402
+from lynkr.events.projections import SESSIONS, replay  # noqa: E402
+from lynkr.events.records import Event  # noqa: E402
+from lynkr.events.scrub import Scrubber  # noqa: E402
+
+SESSIONS_IN_MIX = 1000
+KNOWN_SECRET = "sk-bench-0123456789abcdefghijklmnop"
+MiB = 1024 * 1024
+
+Stamped = tuple[str, Event]
+
+
+def request_received(turn: int) -> RequestReceived:
+    session = f"session-{turn % SESSIONS_IN_MIX:04d}"
+    body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 8192,
+        "stream": True,
+        "system": "You are Claude Code, Anthropic's official CLI for Claude. " * 4,
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": f"turn {turn}: " + "please refactor this " * 25}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "Reading the file first. " * 10},
+                    {"type": "tool_use", "id": f"toolu_{turn}", "name": "Read", "input": {"file_path": "/src/a.py"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": f"toolu_{turn}", "content": "def a():\n    pass\n" * 12}],
+            },
+        ],
+        "tools": [{"name": name, "input_schema": {"type": "object"}} for name in ("Read", "Edit", "Bash", "Grep")],
+    }
+    return RequestReceived(
+        request_id=f"req_{turn:08d}",
+        session_id=session,
+        path="/v1/messages",
+        model="claude-sonnet-4-5",
+        stream=True,
+        headers={"x-api-key": KNOWN_SECRET, "anthropic-version": "2023-06-01", "content-type": "application/json"},
+        body=body,
+    )
+
+
+def upstream_attempted(turn: int, attempt: int) -> UpstreamAttempted:
+    return UpstreamAttempted(
+        request_id=f"req_{turn:08d}",
+        provider="ollama",
+        attempt=attempt,
+        status=200 if attempt == 2 else 503,
+        latency_ms=812.5,
+        error=None if attempt == 2 else "upstream overloaded",
+        will_retry=attempt == 1,
+    )
+
+
+def response_completed(turn: int) -> ResponseCompleted:
+    return ResponseCompleted(
+        request_id=f"req_{turn:08d}",
+        session_id=f"session-{turn % SESSIONS_IN_MIX:04d}",
+        provider="ollama",
+        model="llama3.1",
+        message={
+            "id": f"msg_{turn:08d}",
+            "type": "message",
+            "role": "assistant",
+            "model": "llama3.1",
+            "content": [{"type": "text", "text": "Here is the refactored function. " * 12}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 1834, "output_tokens": 97},
+        },
+        latency_ms=1630.0,
+    )
+
+
+def mix(count: int) -> Iterator[Stamped]:
+    """``count`` events of the mix, in turn order."""
+    for n in range(count):
+        turn, step = divmod(n, 4)
+        session = f"session-{turn % SESSIONS_IN_MIX:04d}"
+        if step == 0:
+            yield session, request_received(turn)
+        elif step in (1, 2):
+            yield session, upstream_attempted(turn, step)
+        else:
+            yield session, response_completed(turn)
+
+
+# Appending
+
+
+async def append_through_recorder(path: Path, count: int, producers: int, batch_max: int) -> float:
+    """Fill a fresh log at ``path`` with ``count`` events via ``record_durably``; returns seconds."""
+    events = mix(count)
+    with LmdbEventStore.open(path) as store:
+        send, receive = trio.open_memory_channel[Append](producers * 4)
+        hub = Hub()
+        recorder = Recorder(send, hub)
+
+        async def produce() -> None:
+            for stream, event in events:  # shared iterator: each event is taken once
+                await recorder.record_durably(stream, event)
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                partial(run, store, receive, scrubber=Scrubber([KNOWN_SECRET]), hub=hub, batch_max=batch_max)
+            )
+            started = time.perf_counter()
+            async with send:
+                async with trio.open_nursery() as workers:
+                    for _ in range(producers):
+                        workers.start_soon(produce)
+            elapsed = time.perf_counter() - started
+        stats = hub.statistics()
+        print(f"  appended {stats.events} events in {stats.batches} batches "
+              f"(largest {stats.largest_batch}) in {elapsed:.2f} s", file=sys.stderr)
+    return elapsed
+
+
+# Replaying
+
+
+def time_replay_sessions(path: Path) -> float:
+    with LmdbEventStore.open(path, readonly=True) as store:
+        started = time.perf_counter()
+        state = replay(store, {"sessions": SESSIONS})["sessions"]
+        elapsed = time.perf_counter() - started
+        assert len(state.sessions) == SESSIONS_IN_MIX
+    return elapsed
+
+
+def time_decode_loop(path: Path) -> float:
+    with LmdbEventStore.open(path, readonly=True) as store:
+        started = time.perf_counter()
+        for _ in store.read():
+            pass
+        return time.perf_counter() - started
+
+
+# Sizes
+
+
+def bytes_per_event(path: Path) -> float:
+    with LmdbEventStore.open(path, readonly=True) as store:
+        stats = store.stats()
+        return stats.bytes_used / stats.events
+
+
+def bytes_per_event_of(kind: Callable[[int], Event], scratch: Path, count: int = 20000) -> float:
+    path = scratch / "one-kind"
+    with LmdbEventStore.open(path) as store:
+        for start in range(0, count, 1000):
+            store.append([("session-0000", kind(n)) for n in range(start, start + 1000)])
+        stats = store.stats()
+    shutil.rmtree(path)
+    return stats.bytes_used / stats.events
+
+
+# Processes
+
+
+_OPEN_AND_IDLE = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from lynkr.events.lmdb_store import LmdbEventStore
+store = LmdbEventStore.open(Path(sys.argv[1]))
+store.last_seq(); store.stats()
+time.sleep(0.5)
+print(open("/proc/self/status").read())
+"""
+
+
+def idle_rss_after_open(path: Path) -> dict[str, int]:
+    """VmRSS, RssAnon and RssFile (kB) of a fresh process that opened the log and idles."""
+    out = subprocess.run(
+        [sys.executable, "-c", _OPEN_AND_IDLE, str(path), str(REPO)], check=True, capture_output=True, text=True
+    ).stdout
+    return _rss_fields(out)
+
+
+def _rss_fields(status: str) -> dict[str, int]:
+    fields = {}
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "RssAnon", "RssFile"):
+            fields[name] = int(value.split()[0])
+    return fields
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def daemon_start(data_dir: Path, workspace: Path, timeout_s: float = 60.0) -> tuple[float, dict[str, int]]:
+    """Seconds from spawning the daemon to ``GET /health`` == 200, and its RSS one second later."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "LYNKR_DATA_DIR": str(data_dir),
+        "PORT": str(port),
+        "LYNKR_HOST": "127.0.0.1",
+        "WORKSPACE_ROOT": str(workspace),
+        "PYTHONPATH": str(REPO),
+    }
+    started = time.perf_counter()
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "lynkr", "serve"],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        while True:
+            if daemon.poll() is not None:
+                error = daemon.stderr.read().decode() if daemon.stderr else ""
+                raise RuntimeError(f"the daemon exited with {daemon.returncode}: {error[-2000:]}")
+            if time.perf_counter() - started > timeout_s:
+                raise RuntimeError(f"the daemon did not become healthy within {timeout_s} s")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.02)
+        seconds = time.perf_counter() - started
+        time.sleep(1.0)
+        rss = _rss_fields(Path(f"/proc/{daemon.pid}/status").read_text())
+    finally:
+        daemon.send_signal(signal.SIGINT)
+        try:
+            daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+    return seconds, rss
+
+
+# Report
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the log (default 1,000,000)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement; medians are quoted")
+    parser.add_argument("--producers", type=int, default=256, help="concurrent record_durably tasks")
+    parser.add_argument("--batch-max", type=int, default=256, help="the recorder's largest batch")
+    parser.add_argument("--no-daemon", action="store_true", help="skip the daemon start-up measurement")
+    parser.add_argument("--results", type=Path, help="replace the '## Event log' section of this markdown file")
+    parser.add_argument("--scratch", type=Path, help="folder for the logs (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    command = "/work/venv/bin/python bench/eventlog.py " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    scratch = Path(tempfile.mkdtemp(prefix="lynkr-bench-", dir=args.scratch))
+    try:
+        data_dir = scratch / "data"
+        log_path = data_dir / "events"
+        workspace = scratch / "workspace"
+        workspace.mkdir()
+
+        append_rates = []
+        for repeat in range(args.repeats):
+            shutil.rmtree(data_dir, ignore_errors=True)
+            print(f"append {repeat + 1}/{args.repeats}", file=sys.stderr)
+            seconds = trio.run(append_through_recorder, log_path, args.events, args.producers, args.batch_max)
+            append_rates.append(args.events / seconds)
+
+        replay_rates, decode_rates = [], []
+        for repeat in range(args.repeats):
+            print(f"replay {repeat + 1}/{args.repeats}", file=sys.stderr)
+            replay_rates.append(args.events / time_replay_sessions(log_path))
+            decode_rates.append(args.events / time_decode_loop(log_path))
+
+        mixed_bytes = bytes_per_event(log_path)
+        kinds = {
+            "request.received (~2 kB body)": bytes_per_event_of(request_received, scratch),
+            "upstream.attempted": bytes_per_event_of(partial(upstream_attempted, attempt=1), scratch),
+            "response.completed (~500 B message)": bytes_per_event_of(response_completed, scratch),
+        }
+        opened_rss = idle_rss_after_open(log_path)
+
+        daemon_lines: list[str] = []
+        if not args.no_daemon:
+            if not (REPO / "lynkr" / "daemon.py").exists():
+                daemon_lines.append("- daemon start: not measured (lynkr/daemon.py does not exist yet)")
+            else:
+                starts, daemon_rss = [], {}
+                for repeat in range(args.repeats):
+                    print(f"daemon start {repeat + 1}/{args.repeats}", file=sys.stderr)
+                    seconds, daemon_rss = daemon_start(data_dir, workspace)
+                    starts.append(seconds)
+                daemon_lines += [
+                    f"- daemon start with {args.events:,} events to `GET /health` 200: "
+                    f"**{median(starts):.2f} s** median (runs: {', '.join(f'{s:.2f}' for s in starts)}; target <= 5 s)",
+                    f"- daemon idle RSS after start: {daemon_rss.get('VmRSS', 0) / 1024:.1f} MiB "
+                    f"(anon {daemon_rss.get('RssAnon', 0) / 1024:.1f} MiB, "
+                    f"file-backed {daemon_rss.get('RssFile', 0) / 1024:.1f} MiB)",
+                ]
+
+        lines = [
+            "## Event log",
+            "",
+            f"Command: `{command}`",
+            "",
+            f"Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
+            f"{args.events:,} events, medians of {args.repeats} repeats.",
+            "",
+            f"- durable append through the recorder actor ({args.producers} concurrent `record_durably` producers, "
+            f"batch_max {args.batch_max}, scrubbing on): **{median(append_rates):,.0f} events/s** "
+            f"(runs: {', '.join(f'{r:,.0f}' for r in append_rates)}; target >= 40k)",
+            f"- replay with the sessions fold: **{median(replay_rates):,.0f} events/s** "
+            f"(runs: {', '.join(f'{r:,.0f}' for r in replay_rates)}; target >= 300k)",
+            f"- plain decode loop (`store.read()`): **{median(decode_rates):,.0f} events/s** "
+            f"(runs: {', '.join(f'{r:,.0f}' for r in decode_rates)})",
+            f"- bytes per event on disk, mix: **{mixed_bytes:,.0f}**; "
+            + "; ".join(f"{name} alone: {size:,.0f}" for name, size in kinds.items()),
+            f"- idle RSS of a process that opened the {args.events:,}-event log: "
+            f"{opened_rss.get('VmRSS', 0) / 1024:.1f} MiB",
+            *daemon_lines,
+            "",
+        ]
+        report = "\n".join(lines)
+        print(report)
+        if args.results is not None:
+            write_section(args.results, report)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace this benchmark's section in ``path`` (or add it), leaving other sections alone."""
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    heading = "## Event log"
+    start = text.find(heading + "\n")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
