@@ -22,7 +22,7 @@ from lynkr.actors.messages import CountTokens, ErrorReply, StreamItem, Turn
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import answer
 from lynkr.config import Config, nothing_configured_hint
-from lynkr.errors import LynkrError, NotConfigured, Overloaded
+from lynkr.errors import LynkrError, NotConfigured, Overloaded, UpstreamError
 from lynkr.events.catalog import ResponseCompleted, ResponseFailed, UpstreamAttempted
 from lynkr.providers.base import Adapter
 from lynkr.providers.registry import adapter_for
@@ -161,7 +161,7 @@ async def _serve_turn(pool: Pool, recorder: Recorder, turn: Turn) -> None:
                         session_id=turn.session_id,
                         provider=provider,
                         model=str(turn.request.get("model", "")),
-                        message=dict(assembler.message()),
+                        message=_assembled(assembler),
                         latency_ms=(time.time_ns() - turn.received_ns) / 1e6,
                     ),
                 )
@@ -284,6 +284,14 @@ async def _stream_through_chain(
             await _attempted(recorder, turn, name, attempt, status, started_at, None, False)
             return name
     raise _Failure(last or _circuit_open("every provider", turn.request_id))
+
+
+def _assembled(assembler: MessageAssembler) -> dict[str, Any]:
+    """The message as the client received it; a tool call whose arguments never became JSON is noted, not fatal."""
+    try:
+        return dict(assembler.message())
+    except UpstreamError as error:
+        return {"type": "message", "content": [], "assembly_error": str(error)}
 
 
 def _backoff(config: Config, attempt: int) -> float:

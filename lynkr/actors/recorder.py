@@ -2,9 +2,10 @@
 
 Every actor records through a :class:`Recorder` handle, which queues an :class:`Append` in the recorder's
 bounded inbox.  :func:`run` takes the first waiting message, drains whatever else is already queued (up to
-``batch_max``) without waiting, and commits the batch in one worker-thread call: scrub, encode, one LMDB
-write transaction, one fsync.  Under load batches grow on their own, which is what makes durable appends
-fast; when idle a lone event is committed at once.
+``batch_max``) without waiting, scrubs the batch's payloads (copying them, on the trio thread), and commits
+it in one worker-thread call: encode, one LMDB write transaction, one fsync.  Under load batches grow on
+their own, which is what makes durable appends fast; when idle a lone event is committed at once.  The
+payload is read when its batch is taken, so an actor must not change an event's containers once recorded.
 
 After the commit each waiter is acknowledged with its sequence number (or the commit's error) and each
 :class:`~lynkr.events.records.Recorded` is published on the :class:`Hub` to live subscribers.  A subscriber
@@ -202,8 +203,13 @@ async def run(
 
 async def _commit(store: EventStore, batch: list[Append], scrubber: Scrubber, hub: Hub) -> None:
     started = trio.current_time()
+    # Scrub here, on the trio thread: the walk copies each payload while no other task can be changing
+    # it, and the worker thread then encodes copies that nobody else holds.
+    prepared: list[outcome.Outcome[tuple[str, Event]]] = [
+        outcome.capture(_scrubbed, message, scrubber) for message in batch
+    ]
     # Not cancellable (trio's default): a commit in flight finishes, and its waiters hear about it.
-    results, log_bytes = await trio.to_thread.run_sync(_write, store, batch, scrubber)
+    results, log_bytes = await trio.to_thread.run_sync(_write, store, prepared)
     committed = [result.value for result in results if isinstance(result, outcome.Value)]
     for message, result in zip(batch, results):
         if message.ack is None:
@@ -212,6 +218,8 @@ async def _commit(store: EventStore, batch: list[Append], scrubber: Scrubber, hu
             message.ack.set(outcome.Value(result.value.seq))
         elif isinstance(result, outcome.Error):
             message.ack.set(outcome.Error(result.error))
+    if len(committed) < len(batch):
+        log.error("%d of %d events could not be recorded", len(batch) - len(committed), len(batch))
     hub.count_batch(
         committed=len(committed),
         failed=len(batch) - len(committed),
@@ -222,23 +230,19 @@ async def _commit(store: EventStore, batch: list[Append], scrubber: Scrubber, hu
 
 
 def _write(
-    store: EventStore, batch: list[Append], scrubber: Scrubber
+    store: EventStore, prepared: list[outcome.Outcome[tuple[str, Event]]]
 ) -> tuple[list[outcome.Outcome[Recorded]], int | None]:
-    """Scrub and append ``batch`` in one transaction (runs in a worker thread); outcomes in batch order."""
+    """Append the scrubbed events in one transaction (in a worker thread); outcomes in batch order."""
     results: dict[int, outcome.Outcome[Recorded]] = {}
     ready: list[tuple[int, tuple[str, Event]]] = []
-    for index, message in enumerate(batch):
-        prepared = outcome.capture(_scrubbed, message, scrubber)
-        if isinstance(prepared, outcome.Value):
-            ready.append((index, prepared.value))
-        else:
-            results[index] = prepared
+    for index, scrubbed in enumerate(prepared):
+        if isinstance(scrubbed, outcome.Value):
+            ready.append((index, scrubbed.value))
+        elif isinstance(scrubbed, outcome.Error):
+            results[index] = outcome.Error(scrubbed.error)
     for (index, _), result in zip(ready, _append_all(store, [pair for _, pair in ready])):
         results[index] = result
-    failed = sum(1 for result in results.values() if isinstance(result, outcome.Error))
-    if failed:
-        log.error("%d of %d events could not be recorded", failed, len(batch))
-    return [results[index] for index in range(len(batch))], _log_bytes(store)
+    return [results[index] for index in range(len(prepared))], _log_bytes(store)
 
 
 def _append_all(store: EventStore, pairs: list[tuple[str, Event]]) -> list[outcome.Outcome[Recorded]]:

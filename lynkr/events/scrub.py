@@ -62,7 +62,12 @@ class Scrubber:
 
     def scrub(self, value: Any) -> Any:
         """A copy of ``value`` with secrets masked.  Dicts, lists and tuples are copied (tuples as lists)."""
-        return self._walk(value, False)
+        kind = type(value)
+        if kind is dict:
+            return self._dict(value)
+        if kind is list or kind is tuple:
+            return self._list(value, False)
+        return self._other(value, False)
 
     def scrub_text(self, text: str) -> str:
         """``text`` with every known secret value masked."""
@@ -71,22 +76,54 @@ class Scrubber:
                 text = text.replace(secret, MASK)
         return text
 
-    def _walk(self, value: Any, under_secret_key: bool) -> Any:
-        kind = type(value)
-        if kind is str:
-            if under_secret_key:
-                return MASK
-            return self.scrub_text(value) if self._secrets else value
-        if kind is dict:
-            return {key: self._walk(item, self._secret_key(key)) for key, item in value.items()}
-        if kind is list or kind is tuple:
-            return [self._walk(item, under_secret_key) for item in value]
+    # The walk is the recorder's main cost per event, so the common cases (str, dict, list, scalars) are
+    # tested inline by exact type; anything else (subclasses, other scalars) goes through _other.
+
+    def _dict(self, value: dict[Any, Any]) -> dict[Any, Any]:
+        copy: dict[Any, Any] = {}
+        search = bool(self._secrets)
+        for key, item in value.items():
+            kind = type(item)
+            if kind is str:
+                if self._secret_key(key):
+                    item = MASK
+                elif search:
+                    item = self.scrub_text(item)
+            elif kind is dict:
+                item = self._dict(item)
+            elif kind is list or kind is tuple:
+                item = self._list(item, self._secret_key(key))
+            elif not (kind is int or kind is float or kind is bool or item is None):
+                item = self._other(item, self._secret_key(key))
+            copy[key] = item
+        return copy
+
+    def _list(self, value: list[Any] | tuple[Any, ...], under_secret_key: bool) -> list[Any]:
+        copy: list[Any] = []
+        search = bool(self._secrets)
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                if under_secret_key:
+                    item = MASK
+                elif search:
+                    item = self.scrub_text(item)
+            elif kind is dict:
+                item = self._dict(item)
+            elif kind is list or kind is tuple:
+                item = self._list(item, under_secret_key)
+            elif not (kind is int or kind is float or kind is bool or item is None):
+                item = self._other(item, under_secret_key)
+            copy.append(item)
+        return copy
+
+    def _other(self, value: Any, under_secret_key: bool) -> Any:
         if isinstance(value, str):
-            return self._walk(str(value), under_secret_key)
+            return MASK if under_secret_key else self.scrub_text(str(value))
         if isinstance(value, dict):
-            return self._walk(dict(value), under_secret_key)
+            return self._dict(dict(value))
         if isinstance(value, (list, tuple)):
-            return self._walk(list(value), under_secret_key)
+            return self._list(list(value), under_secret_key)
         return value
 
     def _secret_key(self, key: object) -> bool:

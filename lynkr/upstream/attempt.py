@@ -19,7 +19,8 @@ from lynkr.errors import error_type_for_status
 from lynkr.providers.base import Adapter
 from lynkr.wire import ollama, openai
 from lynkr.wire.openai import UpstreamStreamError
-from lynkr.wire.sse import NDJSONDecoder, SSEDecoder
+from lynkr.wire.sse import NDJSONDecoder, ServerSentEvent, SSEDecoder
+from lynkr.wire.tokens import estimate_tokens
 from lynkr.wire.types import StreamEvent
 
 ERROR_BODY_LIMIT = 1 << 20
@@ -111,8 +112,16 @@ async def _events(response: httpx.Response, source: EventSource) -> AsyncIterato
     except (httpx.RemoteProtocolError, httpx.ReadError) as error:
         raise StreamBroken(f"the upstream connection broke mid-stream: {error}") from None
     except UpstreamStreamError as error:
-        raise StreamBroken(str(error), status=error.status) from None
-    for event in source.finish():
+        raise StreamBroken(
+            str(error), status=error.upstream_status or 502, error_type=error.upstream_type or "api_error"
+        ) from None
+    try:
+        tail = source.finish()
+    except UpstreamStreamError as error:
+        raise StreamBroken(
+            str(error), status=error.upstream_status or 502, error_type=error.upstream_type or "api_error"
+        ) from None
+    for event in tail:
         yield event
 
 
@@ -130,10 +139,15 @@ def _prepare(
             stream=True,
             reasoning_model=adapter.reasoning_model(model),
         )
-        converter = openai.StreamConverter(message_id=message_id, model=model, input_tokens=0)
+        converter = openai.StreamConverter(
+            message_id=message_id, model=model, input_tokens=estimate_tokens(request)
+        )
         return body, _OpenAISource(converter)
     body = ollama.build_request(request, model=model, max_tokens=max_tokens, stream=True)  # type: ignore[arg-type]
-    return body, _OllamaSource(ollama.StreamConverter(message_id=message_id, model=model))
+    converter_ollama = ollama.StreamConverter(
+        message_id=message_id, model=model, input_tokens=estimate_tokens(request)
+    )
+    return body, _OllamaSource(converter_ollama)
 
 
 class _AnthropicSource:
@@ -142,8 +156,17 @@ class _AnthropicSource:
         self._stopped = False
 
     def events(self, data: bytes) -> list[StreamEvent]:
+        return self._convert(self._decoder.feed(data))
+
+    def finish(self) -> list[StreamEvent]:
+        out = self._convert(self._decoder.close())
+        if not self._stopped:
+            raise StreamBroken("the upstream stream ended before message_stop")
+        return out
+
+    def _convert(self, messages: list[ServerSentEvent]) -> list[StreamEvent]:
         out: list[StreamEvent] = []
-        for sse in self._decoder.feed(data):
+        for sse in messages:
             if not sse.data:
                 continue
             try:
@@ -152,16 +175,13 @@ class _AnthropicSource:
                 continue  # the Anthropic API may add lines clients must tolerate
             if event.get("type") == "error":
                 error = event.get("error") or {}
-                raise UpstreamStreamError(str(error.get("message", "upstream error")), status=_status_of(error))
+                raise UpstreamStreamError(
+                    str(error.get("message", "upstream error")), status=_status_of(error), error_type=error.get("type")
+                )
             if event.get("type") in ("message_stop", "message_delta"):
                 self._stopped = True
             out.append(event)
         return out
-
-    def finish(self) -> list[StreamEvent]:
-        if not self._stopped:
-            raise StreamBroken("the upstream stream ended before message_stop")
-        return []
 
 
 class _OpenAISource:
@@ -171,8 +191,17 @@ class _OpenAISource:
         self._done = False
 
     def events(self, data: bytes) -> list[StreamEvent]:
+        return self._convert(self._decoder.feed(data))
+
+    def finish(self) -> list[StreamEvent]:
+        out = self._convert(self._decoder.close())
+        if not self._done:
+            raise StreamBroken("the upstream stream ended before data: [DONE]")
+        return out + self._converter.finish()
+
+    def _convert(self, messages: list[ServerSentEvent]) -> list[StreamEvent]:
         out: list[StreamEvent] = []
-        for sse in self._decoder.feed(data):
+        for sse in messages:
             if not sse.data:
                 continue
             if sse.data == "[DONE]":
@@ -185,11 +214,6 @@ class _OpenAISource:
             out.extend(self._converter.feed(chunk))
         return out
 
-    def finish(self) -> list[StreamEvent]:
-        if not self._done:
-            raise StreamBroken("the upstream stream ended before data: [DONE]")
-        return self._converter.finish()
-
 
 class _OllamaSource:
     def __init__(self, converter: ollama.StreamConverter) -> None:
@@ -198,19 +222,23 @@ class _OllamaSource:
         self._done = False
 
     def events(self, data: bytes) -> list[StreamEvent]:
+        return self._convert(self._decoder.feed(data))
+
+    def finish(self) -> list[StreamEvent]:
+        out = self._convert(self._decoder.close())
+        if not self._done:
+            raise StreamBroken("the Ollama stream ended before done: true")
+        return out + self._converter.finish()
+
+    def _convert(self, lines: list[Any]) -> list[StreamEvent]:
         out: list[StreamEvent] = []
-        for line in self._decoder.feed(data):
+        for line in lines:
             if line.get("error"):
                 raise UpstreamStreamError(str(line["error"]), status=502)
             out.extend(self._converter.feed(line))
             if line.get("done"):
                 self._done = True
         return out
-
-    def finish(self) -> list[StreamEvent]:
-        if not self._done:
-            raise StreamBroken("the Ollama stream ended before done: true")
-        return self._converter.finish()
 
 
 async def _read_limited(response: httpx.Response) -> bytes:

@@ -234,30 +234,48 @@ class _Call(enum.Enum):
 
 
 class _ToolCall:
-    __slots__ = ("upstream_id", "name", "arguments", "sent", "snapshots", "state")
+    # Arguments are kept as a list of pieces and joined only when the whole text is needed: a Write call
+    # carrying a large file arrives in thousands of fragments, and repeated string concatenation would be
+    # quadratic.
+    __slots__ = ("upstream_id", "name", "parts", "unsent", "snapshots", "state")
 
     def __init__(self) -> None:
         self.upstream_id: str | None = None
         self.name: str | None = None
-        self.arguments = ""  # the arguments as understood so far
-        self.sent = 0  # how much of ``arguments`` has gone out
+        self.parts: list[str] = []  # the arguments received so far, with snapshots reduced to their new suffix
+        self.unsent: list[str] = []  # the pieces not yet passed on
         self.snapshots: bool | None = None  # decided by the second non-empty fragment
         self.state = _Call.PENDING
+
+    def arguments(self) -> str:
+        if len(self.parts) > 1:
+            self.parts[:] = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
 
     def receive(self, fragment: str) -> str:
         """Take one fragment; return the genuinely new text."""
         if not fragment:
             return ""
-        if self.snapshots is None and self.arguments:
-            self.snapshots = fragment.startswith(self.arguments)
-        if self.snapshots and fragment.startswith(self.arguments):
-            fragment = fragment[len(self.arguments):]
-        self.arguments += fragment
+        if self.snapshots is None and self.parts:
+            self.snapshots = fragment.startswith(self.arguments())
+        if self.snapshots:
+            so_far = self.arguments()
+            if fragment.startswith(so_far):
+                fragment = fragment[len(so_far):]
+                if not fragment:
+                    return ""
+        self.parts.append(fragment)
+        self.unsent.append(fragment)
         return fragment
+
+    def take_unsent(self) -> str:
+        text = "".join(self.unsent)
+        self.unsent.clear()
+        return text
 
     def complete(self) -> bool:
         try:
-            orjson.loads(self.arguments)
+            orjson.loads(self.arguments())
         except orjson.JSONDecodeError:
             return False
         return True
@@ -352,8 +370,7 @@ class StreamConverter:
                 if call.name is None:
                     return
                 self._open(index, call)
-            writer.tool_json(call.arguments[call.sent:])
-            call.sent = len(call.arguments)
+            writer.tool_json(call.take_unsent())
             if self._next + 1 < len(self._order) and call.complete():
                 writer.close()
                 call.state = _Call.CLOSED
@@ -380,8 +397,7 @@ class StreamConverter:
                 if call.name is None:
                     raise UpstreamStreamError(f"tool call {index} never received a function name")
                 self._open(index, call)
-            writer.tool_json(call.arguments[call.sent:])
-            call.sent = len(call.arguments)
+            writer.tool_json(call.take_unsent())
             writer.close()
             call.state = _Call.CLOSED
             self._next += 1
