@@ -94,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
                                  description="Print the effective configuration (defaults < lynkr.toml < .env < "
                                  "environment) with every secret masked.")
     config.add_argument("--json", action="store_true", help="print as JSON")
+    config.add_argument("--table", action="store_true",
+                        help="print every setting as a Markdown table (variable, default, meaning) instead")
     config.set_defaults(command=_config)
     return parser
 
@@ -223,6 +225,9 @@ def _print_event(recorded: Recorded, as_json: bool) -> None:
 
 
 def _config(args: argparse.Namespace) -> int:
+    if args.table:
+        print(settings_table())
+        return 0
     config = _load(args)
     masked: dict[str, Any] = config.masked()
     if args.json:
@@ -231,6 +236,15 @@ def _config(args: argparse.Namespace) -> int:
         for key, value in masked.items():
             print(f"{key} = {json.dumps(value, default=str)}")
     return 0
+
+
+def settings_table() -> str:
+    """The README's configuration table, generated so that it cannot drift from the code."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for _name, variable, default, description in Config.describe():
+        if variable is not None:
+            lines.append(f"| `{variable}` | {default} | {description} |")
+    return "\n".join(lines)
 
 
 class ProgressBar:
