@@ -369,3 +369,25 @@ def test_message_to_events_skips_empty_text_and_keeps_opaque_blocks() -> None:
     ]
     assert events[1]["content_block"] == {"type": "redacted_thinking", "data": "opaque"}  # type: ignore[typeddict-item]
     assert _assemble(events)["content"] == message["content"][1:]
+
+
+def test_unsigned_thinking_is_dropped_for_signature_checking_upstreams() -> None:
+    from lynkr.wire.anthropic import without_unsigned_thinking
+
+    signed = {"type": "thinking", "thinking": "a", "signature": "sig"}
+    unsigned = {"type": "thinking", "thinking": "b", "signature": ""}
+    request: Any = {
+        "model": "m",
+        "max_tokens": 1,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [signed, unsigned, {"type": "text", "text": "ok"}]},
+            {"role": "assistant", "content": [unsigned]},
+        ],
+    }
+    cleaned = without_unsigned_thinking(request)
+    assert cleaned["messages"][1]["content"] == [signed, {"type": "text", "text": "ok"}]
+    assert cleaned["messages"][2]["content"] == [{"type": "text", "text": "(thinking omitted)"}]
+    assert request["messages"][1]["content"][1] is unsigned  # the client's request is left as it was
+    untouched: Any = {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
+    assert without_unsigned_thinking(untouched) is untouched

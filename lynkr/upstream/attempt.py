@@ -18,6 +18,7 @@ import trio
 from lynkr.errors import error_type_for_status
 from lynkr.providers.base import Adapter
 from lynkr.wire import ollama, openai
+from lynkr.wire.anthropic import without_unsigned_thinking
 from lynkr.wire.openai import UpstreamStreamError
 from lynkr.wire.sse import NDJSONDecoder, ServerSentEvent, SSEDecoder
 from lynkr.wire.tokens import estimate_tokens
@@ -130,7 +131,8 @@ def _prepare(
 ) -> tuple[dict[str, Any], EventSource]:
     message_id = "msg_" + os.urandom(12).hex()
     if adapter.wire == "anthropic":
-        return {**request, "model": model, "max_tokens": max_tokens, "stream": True}, _AnthropicSource()
+        signed_only = without_unsigned_thinking(request)  # type: ignore[arg-type]
+        return {**signed_only, "model": model, "max_tokens": max_tokens, "stream": True}, _AnthropicSource()
     if adapter.wire == "openai":
         body = openai.build_request(
             request,  # type: ignore[arg-type]

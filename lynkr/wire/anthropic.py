@@ -22,6 +22,7 @@ from lynkr.wire.types import (
     Delta,
     Message,
     MessageDeltaBody,
+    MessageParam,
     MessagesRequest,
     StreamEvent,
     TextBlock,
@@ -37,6 +38,7 @@ __all__ = [
     "parse_messages_request",
     "session_id_from_metadata",
     "system_blocks",
+    "without_unsigned_thinking",
 ]
 
 
@@ -450,6 +452,33 @@ def session_id_from_metadata(request: Mapping[str, Any]) -> str | None:
 
 
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
+
+
+def without_unsigned_thinking(request: MessagesRequest) -> MessagesRequest:
+    """The request minus assistant thinking blocks that carry no signature.
+
+    Such blocks come from upstreams that do not sign their reasoning (an OpenAI-format model's reasoning becomes
+    a thinking block with an empty signature); an upstream that verifies signatures rejects them.  Copies only
+    what changes: most requests come back as they are.
+    """
+    messages = request.get("messages", [])
+    changed: list[MessageParam] | None = None
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        if message.get("role") != "assistant" or not isinstance(content, list):
+            continue
+        kept = [block for block in content if not _unsigned_thinking(block)]
+        if len(kept) != len(content):
+            if changed is None:
+                changed = list(messages)
+            changed[index] = {**message, "content": kept or [{"type": "text", "text": "(thinking omitted)"}]}
+    if changed is None:
+        return request
+    return {**request, "messages": changed}
+
+
+def _unsigned_thinking(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature")
 
 
 def system_blocks(request: Mapping[str, Any]) -> list[TextBlock]:
