@@ -6,6 +6,8 @@ One run measures, over ``--repeats`` repeats (medians are quoted):
 
 * durable append rate: ``--producers`` trio tasks call ``Recorder.record_durably`` through the real recorder
   actor (scrubbing with one known secret, batching, one fsync'd LMDB transaction per batch) into a fresh log;
+  and the same with producers that only queue (``Recorder.record``, how most actors record), timed until
+  the recorder has committed the last batch;
 * replay rate over the filled log: ``replay`` with the sessions fold, and a plain ``store.read()`` loop
   (which decodes every record);
 * bytes per event on disk for the mix and for each kind alone;
@@ -145,8 +147,14 @@ def mix(count: int) -> Iterator[Stamped]:
 # Appending
 
 
-async def append_through_recorder(path: Path, count: int, producers: int, batch_max: int) -> float:
-    """Fill a fresh log at ``path`` with ``count`` events via ``record_durably``; returns seconds."""
+async def append_through_recorder(
+    path: Path, count: int, producers: int, batch_max: int, *, durably: bool = True
+) -> float:
+    """Fill a fresh log at ``path`` with ``count`` events; returns seconds until all are committed.
+
+    ``durably``: each producer waits for every event's acknowledgement (``record_durably``); otherwise
+    producers only queue (``record``) and the clock stops when the recorder has flushed the last batch.
+    """
     events = mix(count)
     with LmdbEventStore.open(path) as store:
         send, receive = trio.open_memory_channel[Append](producers * 4)
@@ -155,7 +163,10 @@ async def append_through_recorder(path: Path, count: int, producers: int, batch_
 
         async def produce() -> None:
             for stream, event in events:  # shared iterator: each event is taken once
-                await recorder.record_durably(stream, event)
+                if durably:
+                    await recorder.record_durably(stream, event)
+                else:
+                    await recorder.record(stream, event)
 
         async with trio.open_nursery() as nursery:
             await nursery.start(
@@ -166,7 +177,8 @@ async def append_through_recorder(path: Path, count: int, producers: int, batch_
                 async with trio.open_nursery() as workers:
                     for _ in range(producers):
                         workers.start_soon(produce)
-            elapsed = time.perf_counter() - started
+        # The recorder has returned: everything queued is committed.
+        elapsed = time.perf_counter() - started
         stats = hub.statistics()
         print(f"  appended {stats.events} events in {stats.batches} batches "
               f"(largest {stats.largest_batch}) in {elapsed:.2f} s", file=sys.stderr)
@@ -322,10 +334,18 @@ def main(argv: list[str] | None = None) -> int:
         workspace = scratch / "workspace"
         workspace.mkdir()
 
-        append_rates = []
+        queued_rates, append_rates = [], []
         for repeat in range(args.repeats):
             shutil.rmtree(data_dir, ignore_errors=True)
-            print(f"append {repeat + 1}/{args.repeats}", file=sys.stderr)
+            print(f"append, queued {repeat + 1}/{args.repeats}", file=sys.stderr)
+            seconds = trio.run(
+                partial(append_through_recorder, durably=False),
+                log_path, args.events, args.producers, args.batch_max,
+            )
+            queued_rates.append(args.events / seconds)
+        for repeat in range(args.repeats):
+            shutil.rmtree(data_dir, ignore_errors=True)
+            print(f"append, durable {repeat + 1}/{args.repeats}", file=sys.stderr)
             seconds = trio.run(append_through_recorder, log_path, args.events, args.producers, args.batch_max)
             append_rates.append(args.events / seconds)
 
@@ -348,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
             if not (REPO / "lynkr" / "daemon.py").exists():
                 daemon_lines.append("- daemon start: not measured (lynkr/daemon.py does not exist yet)")
             else:
-                starts, daemon_rss = [], {}
+                starts: list[float] = []
+                daemon_rss: dict[str, int] = {}
                 for repeat in range(args.repeats):
                     print(f"daemon start {repeat + 1}/{args.repeats}", file=sys.stderr)
                     seconds, daemon_rss = daemon_start(data_dir, workspace)
@@ -372,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
             f"- durable append through the recorder actor ({args.producers} concurrent `record_durably` producers, "
             f"batch_max {args.batch_max}, scrubbing on): **{median(append_rates):,.0f} events/s** "
             f"(runs: {', '.join(f'{r:,.0f}' for r in append_rates)}; target >= 40k)",
+            f"- the same with producers that only queue (`record`), until the last batch is committed: "
+            f"**{median(queued_rates):,.0f} events/s** (runs: {', '.join(f'{r:,.0f}' for r in queued_rates)})",
             f"- replay with the sessions fold: **{median(replay_rates):,.0f} events/s** "
             f"(runs: {', '.join(f'{r:,.0f}' for r in replay_rates)}; target >= 300k)",
             f"- plain decode loop (`store.read()`): **{median(decode_rates):,.0f} events/s** "

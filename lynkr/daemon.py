@@ -237,6 +237,9 @@ class _Daemon:
             await stop.wait()
             self.ready = False
             edge_stop.set()
+            # hypercorn closes its duplicate of the socket when it stops accepting; while this original stays
+            # open the kernel would keep completing handshakes into a backlog nobody serves.
+            self.listening.close()
             # hypercorn lets in-flight streams finish up to its graceful timeout, then returns.
             with trio.move_on_after(config.shutdown_grace_s + 1):
                 while any(actor.running for actor in supervisor.statistics() if actor.name == "edge"):

@@ -8,10 +8,11 @@ tool, and lynkr carried the tool result back upstream in that upstream's own sha
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pytest
@@ -38,6 +39,7 @@ class Backend:
     """How lynkr reaches one kind of upstream, and which request path the fake should see for it."""
 
     env: EnvFor
+    wire: Literal["openai", "ollama", "anthropic"]
     path: str
     tool_call_id: str
 
@@ -50,6 +52,7 @@ BACKENDS: dict[str, Backend] = {
             "OPENAI_API_KEY": "sk-upstream-openai",
             "OPENAI_MODEL": "gpt-test",
         },
+        wire="openai",
         path="/v1/chat/completions",
         tool_call_id="call_abc123",
     ),
@@ -60,12 +63,14 @@ BACKENDS: dict[str, Backend] = {
             "DATABRICKS_API_KEY": "dapi-upstream",
             "DATABRICKS_ENDPOINT_PATH": "/serving-endpoints/my-llm/invocations",
         },
+        wire="openai",
         path="/serving-endpoints/my-llm/invocations",
         # Not a valid Anthropic id: lynkr must encode it for the CLI and decode it on the way back.
         tool_call_id="call.db/7:x",
     ),
     "ollama": Backend(
         env=lambda up: {"MODEL_PROVIDER": "ollama", "OLLAMA_ENDPOINT": up, "OLLAMA_MODEL": "qwen-test"},
+        wire="ollama",
         path="/api/chat",
         tool_call_id="ollama_call_1",
     ),
@@ -75,6 +80,7 @@ BACKENDS: dict[str, Backend] = {
             "AZURE_ANTHROPIC_ENDPOINT": f"{up}/anthropic/v1/messages",
             "AZURE_ANTHROPIC_API_KEY": "azure-upstream-key",
         },
+        wire="anthropic",
         path="/anthropic/v1/messages",
         tool_call_id="toolu_azure_1",
     ),
@@ -120,6 +126,17 @@ def _tool_messages(request_json: Any) -> list[dict[str, Any]]:
     return [message for message in request_json["messages"] if message.get("role") == "tool"]
 
 
+def _received(log: list[Recorded]) -> list[tuple[str, RequestReceived]]:
+    return [(record.stream, record.event) for record in log if isinstance(record.event, RequestReceived)]
+
+
+def _cli_tool_result(log: list[Recorded]) -> dict[str, Any]:
+    """The tool_result block the CLI sent lynkr in its last request, as lynkr recorded it."""
+    _, last = _received(log)[-1]
+    [block] = [b for b in last.body["messages"][-1]["content"] if b["type"] == "tool_result"]
+    return dict(block)
+
+
 @pytest.mark.parametrize("backend_name", list(BACKENDS))
 async def test_cli_runs_a_bash_tool_round_trip_through_each_adapter(
     backend_name: str, claude_exe: Path, claude_workdir: Path, tmp_path: Path
@@ -129,27 +146,32 @@ async def test_cli_runs_a_bash_tool_round_trip_through_each_adapter(
     _tool_then_text(fake, backend.tool_call_id)
     async with _lynkr_in_front_of(fake, tmp_path, backend.env) as lynkr:
         result = await run_claude(claude_exe, base_url=lynkr.base_url, prompt=PROMPT, cwd=claude_workdir)
+        data_dir = lynkr.data_dir
 
     _assert_tool_loop_succeeded(result, claude_workdir)
+    sent_by_cli = _cli_tool_result(_read_log(data_dir))
+    # Whatever the upstream called it, the CLI saw an id the Anthropic API would accept.
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", sent_by_cli["tool_use_id"])
     calls = fake.model_calls
     assert len(calls) == 2, [call.request.path for call in calls]
     assert all(call.request.path == backend.path for call in calls)
     second = calls[1].request.json
-    if backend_name in ("openai", "databricks"):
+    if backend.wire == "openai":
         [tool_message] = _tool_messages(second)
         assert tool_message["tool_call_id"] == backend.tool_call_id
+        assert tool_message["content"] == sent_by_cli["content"]
         [assistant] = [m for m in second["messages"] if m.get("role") == "assistant"]
         assert [call["id"] for call in assistant["tool_calls"]] == [backend.tool_call_id]
         assert second["stream"] is True
-    elif backend_name == "ollama":
+    elif backend.wire == "ollama":
         [tool_message] = _tool_messages(second)
         assert tool_message["tool_name"] == "Bash"
-        assert isinstance(tool_message["content"], str) and tool_message["content"]
+        assert tool_message["content"] == sent_by_cli["content"]
     else:
         assistant, user = second["messages"][-2:]
         assert [b["id"] for b in assistant["content"] if b["type"] == "tool_use"] == [backend.tool_call_id]
         [tool_result] = [b for b in user["content"] if b["type"] == "tool_result"]
-        assert tool_result["tool_use_id"] == backend.tool_call_id
+        assert tool_result == sent_by_cli
         assert calls[1].request.header("x-api-key") == "azure-upstream-key"
 
 
@@ -164,10 +186,11 @@ async def test_cli_session_id_names_the_stream_of_its_requests(
 
     _assert_tool_loop_succeeded(result, claude_workdir)
     session_id = result.json["session_id"]
-    received = [record for record in _read_log(data_dir) if isinstance(record.event, RequestReceived)]
+    received = _received(_read_log(data_dir))
     assert len(received) == 2
-    assert {record.stream for record in received} == {session_id}
-    assert {record.event.session_id for record in received} == {session_id}  # type: ignore[attr-defined]
+    assert {stream for stream, _ in received} == {session_id}
+    assert {event.session_id for _, event in received} == {session_id}
+    assert {event.headers.get("x-claude-code-session-id") for _, event in received} == {session_id}
 
 
 async def test_cli_never_sees_an_overloaded_upstream_that_lynkr_retried(
@@ -185,7 +208,7 @@ async def test_cli_never_sees_an_overloaded_upstream_that_lynkr_retried(
     assert [call.reply.http_status for call in fake.model_calls if call.reply is not None] == [529, 200]
     log = _read_log(data_dir)
     # One request from the CLI: the retry happened inside lynkr.
-    assert sum(isinstance(record.event, RequestReceived) for record in log) == 1
+    assert len(_received(log)) == 1
     attempts = [record.event for record in log if isinstance(record.event, UpstreamAttempted)]
     assert [(a.attempt, a.status, a.will_retry) for a in attempts] == [(1, 529, True), (2, 200, False)]
 

@@ -5,7 +5,7 @@ import zlib
 from typing import Any
 
 import attrs
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 import pytest
 
 from lynkr.events.catalog import (

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,13 @@ def test_replay_refuses_events_out_of_order(store: LmdbEventStore) -> None:
     store.append([("a", request("r1", "a")), ("a", completed("r1", "a"))])
     with pytest.raises(OutOfOrderEvent):
         replay(ScrambledStore(store), {"count": Projection(initial=0, apply=count_events)})  # type: ignore[arg-type]
+
+
+def test_replay_leaves_the_garbage_collector_as_it_found_it(store: LmdbEventStore) -> None:
+    store.append([("a", request("r1", "a")), ("a", completed("r1", "a"))])
+    assert gc.isenabled()
+    replay(store, {"sessions": SESSIONS})
+    assert gc.isenabled()
+    with pytest.raises(OutOfOrderEvent):
+        replay(ScrambledStore(store), {"sessions": SESSIONS})  # type: ignore[arg-type]
+    assert gc.isenabled()

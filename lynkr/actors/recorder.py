@@ -6,6 +6,7 @@ bounded inbox.  :func:`run` takes the first waiting message, drains whatever els
 it in one worker-thread call: encode, one LMDB write transaction, one fsync.  Under load batches grow on
 their own, which is what makes durable appends fast; when idle a lone event is committed at once.  The
 payload is read when its batch is taken, so an actor must not change an event's containers once recorded.
+While one batch commits, the next is taken and scrubbed.
 
 After the commit each waiter is acknowledged with its sequence number (or the commit's error) and each
 :class:`~lynkr.events.records.Recorded` is published on the :class:`Hub` to live subscribers.  A subscriber
@@ -188,43 +189,70 @@ async def run(
     batch_max: int = 256,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Commit what arrives in ``inbox`` in batches until it is closed and drained."""
-    async with inbox:
-        task_status.started()
-        async for first in inbox:
-            batch = [first]
-            while len(batch) < batch_max:
-                try:
-                    batch.append(inbox.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-            await _commit(store, batch, scrubber, hub)
+    """Commit what arrives in ``inbox`` in batches until it is closed and drained.
+
+    Two stages, so that the CPU work on one batch overlaps the fsync of the one before: this task takes a
+    batch and scrubs it, then hands it to the committer, which waits for the worker thread.  The hand-over
+    channel has no buffer, so at most one batch waits while one commits, and a batch holds what arrived
+    during the previous commit.
+    """
+    to_commit, batches = trio.open_memory_channel[_Batch](0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_commit_batches, store, batches, hub)
+        async with inbox, to_commit:
+            task_status.started()
+            async for first in inbox:
+                messages = [first]
+                while len(messages) < batch_max:
+                    try:
+                        messages.append(inbox.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                await to_commit.send(_scrub_batch(messages, scrubber))
 
 
-async def _commit(store: EventStore, batch: list[Append], scrubber: Scrubber, hub: Hub) -> None:
-    started = trio.current_time()
-    # Scrub here, on the trio thread: the walk copies each payload while no other task can be changing
-    # it, and the worker thread then encodes copies that nobody else holds.
-    prepared: list[outcome.Outcome[tuple[str, Event]]] = [
-        outcome.capture(_scrubbed, message, scrubber) for message in batch
-    ]
+@attrs.frozen
+class _Batch:
+    messages: list[Append]
+    scrubbed: list[outcome.Outcome[tuple[str, Event]]]  # per message: (stream, scrubbed event) or the error
+    taken_at: float
+
+
+def _scrub_batch(messages: list[Append], scrubber: Scrubber) -> _Batch:
+    # On the trio thread: the walk copies each payload while no other task can be changing it, and the
+    # worker thread then encodes copies that nobody else holds.
+    return _Batch(
+        messages=messages,
+        scrubbed=[outcome.capture(_scrubbed, message, scrubber) for message in messages],
+        taken_at=trio.current_time(),
+    )
+
+
+async def _commit_batches(store: EventStore, batches: trio.MemoryReceiveChannel[_Batch], hub: Hub) -> None:
+    async with batches:
+        async for batch in batches:
+            await _commit(store, batch, hub)
+
+
+async def _commit(store: EventStore, batch: _Batch, hub: Hub) -> None:
     # Not cancellable (trio's default): a commit in flight finishes, and its waiters hear about it.
-    results, log_bytes = await trio.to_thread.run_sync(_write, store, prepared)
+    results, log_bytes = await trio.to_thread.run_sync(_write, store, batch.scrubbed)
     committed = [result.value for result in results if isinstance(result, outcome.Value)]
-    for message, result in zip(batch, results):
+    for message, result in zip(batch.messages, results):
         if message.ack is None:
             continue
         if isinstance(result, outcome.Value):
             message.ack.set(outcome.Value(result.value.seq))
         elif isinstance(result, outcome.Error):
             message.ack.set(outcome.Error(result.error))
-    if len(committed) < len(batch):
-        log.error("%d of %d events could not be recorded", len(batch) - len(committed), len(batch))
+    failed = len(results) - len(committed)
+    if failed:
+        log.error("%d of %d events could not be recorded", failed, len(results))
     hub.count_batch(
         committed=len(committed),
-        failed=len(batch) - len(committed),
+        failed=failed,
         log_bytes=log_bytes,
-        commit_s=trio.current_time() - started,
+        commit_s=trio.current_time() - batch.taken_at,
     )
     hub.publish(committed)
 

@@ -33,6 +33,11 @@ FORMAT_VERSION = 1
 _HEADER = struct.Struct(">BI")
 _HEADER_SIZE = _HEADER.size
 
+# Bound once: decode runs for every event of a replay.
+_unpack_header = _HEADER.unpack_from
+_crc32 = zlib.crc32
+_unpackb = msgpack.unpackb
+
 
 class CorruptRecord(Exception):
     """A stored record failed its checksum, is not msgpack, or does not have the record's shape."""
@@ -80,6 +85,15 @@ def encode_payload(time_ns: int, stream: str, topic: str, version: int, payload:
     return _HEADER.pack(FORMAT_VERSION, zlib.crc32(body)) + body
 
 
+_classes: dict[str, type[Event]] = {}
+
+
+def _remember_class(topic: str) -> type[Event]:
+    """The event class for ``topic`` (raising ``UnknownEventType``), remembered for the next record."""
+    cls = _classes[topic] = event_class(topic)
+    return cls
+
+
 def decode(seq: int, data: bytes | memoryview) -> Recorded:
     """The record stored under ``seq``, upcast to the current version of its event class.
 
@@ -88,9 +102,9 @@ def decode(seq: int, data: bytes | memoryview) -> Recorded:
     """
     if len(data) < _HEADER_SIZE:
         raise CorruptRecord(f"record {seq}: {len(data)} bytes is shorter than the record header")
-    frame_format, crc = _HEADER.unpack_from(data)
+    frame_format, crc = _unpack_header(data)
     body = memoryview(data)[_HEADER_SIZE:]
-    if zlib.crc32(body) != crc:
+    if _crc32(body) != crc:
         raise CorruptRecord(f"record {seq}: checksum mismatch")
     if frame_format != FORMAT_VERSION:
         if frame_format > FORMAT_VERSION:
@@ -100,7 +114,7 @@ def decode(seq: int, data: bytes | memoryview) -> Recorded:
             )
         raise CorruptRecord(f"record {seq}: unknown log format {frame_format}")
     try:
-        fields: Any = msgpack.unpackb(body, raw=False)
+        fields: Any = _unpackb(body)  # msgpack >= 1.0 defaults: str as str, arrays as lists
     except (ValueError, msgpack.UnpackException) as error:
         raise CorruptRecord(f"record {seq}: body is not msgpack: {error}") from None
     if type(fields) is not list or len(fields) != 5:
@@ -114,7 +128,7 @@ def decode(seq: int, data: bytes | memoryview) -> Recorded:
         and type(payload) is dict
     ):
         raise CorruptRecord(f"record {seq}: record fields have the wrong types")
-    cls = event_class(topic)
+    cls = _classes.get(topic) or _remember_class(topic)
     try:
         if version != cls.VERSION:
             payload = upcast(topic, version, payload)

@@ -7,7 +7,7 @@ events assembled at the edge.  That keeps one code path and lets the first event
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -97,14 +97,32 @@ async def open_attempt(
             raise UpstreamStatus(
                 response.status_code, error_body, dict(response.headers), native=adapter.wire == "anthropic"
             )
-        yield _events(response, source)
+        chunks = response.aiter_raw()
+        events = _events(chunks, source)
+        try:
+            yield events
+        finally:
+            await events.aclose()
+            await _abandon(chunks)
     finally:
         await response.aclose()
 
 
-async def _events(response: httpx.Response, source: EventSource) -> AsyncIterator[StreamEvent]:
+async def _abandon(chunks: AsyncIterator[bytes]) -> None:
+    """Finish httpx's stack of async generators by raising inside the innermost one.
+
+    ``aclose()`` on the outermost generator leaves the ones it iterates suspended, and trio reports each of them
+    as a ResourceWarning when it is garbage collected; a cancellation at the socket read unwinds them all.
+    """
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        async for _ in chunks:
+            pass
+
+
+async def _events(chunks: AsyncIterator[bytes], source: EventSource) -> AsyncGenerator[StreamEvent, None]:
     try:
-        async for data in response.aiter_raw():
+        async for data in chunks:
             for event in source.events(data):
                 yield event
     except httpx.ReadTimeout:
@@ -246,10 +264,12 @@ class _OllamaSource:
 async def _read_limited(response: httpx.Response) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_raw():
+    raw = response.aiter_raw()
+    async for chunk in raw:
         chunks.append(chunk)
         size += len(chunk)
         if size >= ERROR_BODY_LIMIT:
+            await _abandon(raw)
             break
     return b"".join(chunks)
 

@@ -1,0 +1,1003 @@
+"""Proxy overhead: what lynkr adds between a client and an upstream, against going direct and against LiteLLM.
+
+    /work/venv/bin/python bench/proxy_overhead.py --results bench/RESULTS.md          # full run, ~5 minutes
+    /work/venv/bin/python bench/proxy_overhead.py --quick                             # short run, ~1 minute
+
+Every party is its own process: the fake upstream (``bench/fake_upstream.py``), ``python -m lynkr`` twice
+(``MODEL_PROVIDER=openai``, converting to chat completions, and ``MODEL_PROVIDER=anthropic``, passing through),
+LiteLLM's proxy when it is installed in ``--litellm-venv`` (``/v1/messages`` converted to chat completions),
+the sequential loop client (this file, ``_client`` mode) and ``wrk``.
+
+What is measured, with repeats interleaved across targets and medians over repeats quoted:
+
+* latency at concurrency 1: a sequential client on one persistent connection, ``perf_counter`` around each
+  request, for a small body and for a ~60 kB Claude Code-shaped body (system blocks with cache_control, a
+  role:"system" message, 20 tool schemas).  "Added" is the proxy's percentile minus the direct percentile,
+  where "direct" sends the fake the very bytes lynkr sent it (captured from the fake), so the upstream's own
+  work is the same on both paths;
+* CPU per request: the proxy's utime+stime (its whole process tree) from /proc before and after a fixed
+  number of sequential requests, and during the load runs;
+* requests/s at concurrency 64 with ``wrk`` (one thread, 64 connections, small body);
+* streaming: a 200-chunk stream (time to the first text delta and to the end), and a 200-chunk stream with
+  5 ms between chunks, where each chunk carries the fake's send time: a chunk that reaches the client only
+  after the fake sent the next one was buffered;
+* RSS (VmRSS) once idle after start-up and after the load runs, and the peak (VmHWM).
+
+With ``--profile`` (on in full runs) a further lynkr runs under cProfile for a fixed mix of requests and the
+functions with the most own time on the trio thread are listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import pstats
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from io import StringIO
+from pathlib import Path
+from typing import Any, Final
+
+REPO: Final = Path(__file__).resolve().parent.parent
+FAKE_SCRIPT: Final = REPO / "bench" / "fake_upstream.py"
+CLIENT_MODEL: Final = "claude-sonnet-4-5"
+MASTER_KEY: Final = "sk-bench-master-0123456789"
+UPSTREAM_KEY: Final = "sk-bench-upstream-0123456789"
+CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
+MARKER: Final = re.compile(rb"k(\d{4})@(\d+)\|")
+MARKER_OVERLAP: Final = 32  # longer than any marker, so one split across two reads is still found
+CHUNKS: Final = 200
+DELAY_MS: Final = 5
+DEFAULT_LITELLM_VENV: Final = Path("/tmp/lynkr-bench-litellm-venv")
+TARGETS_TEXT: Final = "p50 added <= 1 ms, p99 added <= 3 ms (c=1); >= 1,000 req/s (c=64); <= 0.8 ms CPU/request; " \
+    "TTFT added <= 1 ms, no buffering; RSS <= 150 MB after load"
+
+
+@dataclass(frozen=True)
+class Plan:
+    repeats: int
+    small_n: int
+    large_n: int
+    peer_n: int  # sequential requests per repeat for LiteLLM, which is an order of magnitude slower
+    warmup: int
+    stream_n: int
+    delayed_n: int
+    load_s: int
+    profile_n: int
+
+
+FULL: Final = Plan(repeats=3, small_n=1500, large_n=800, peer_n=150, warmup=100, stream_n=60, delayed_n=3,
+                   load_s=6, profile_n=600)
+QUICK: Final = Plan(repeats=1, small_n=300, large_n=200, peer_n=40, warmup=30, stream_n=15, delayed_n=1,
+                    load_s=2, profile_n=0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Request bodies.
+
+
+def small_body(*, stream: bool, directive: str = "") -> dict[str, Any]:
+    text = "Say hello in one word." + (f" {directive}" if directive else "")
+    return {"model": CLIENT_MODEL, "max_tokens": 1024, "stream": stream,
+            "messages": [{"role": "user", "content": text}]}
+
+
+CLAUDE_CODE_TOOLS: Final = (
+    "Task", "Bash", "Glob", "Grep", "LS", "ExitPlanMode", "Read", "Edit", "MultiEdit", "Write", "NotebookEdit",
+    "WebFetch", "TodoWrite", "WebSearch", "BashOutput", "KillShell", "SlashCommand", "AskUserQuestion",
+    "mcp__ide__getDiagnostics", "mcp__ide__executeCode",
+)
+PROSE: Final = (
+    "Use this tool when the task needs it. Prefer the dedicated tools over shell commands for reading, "
+    "searching and editing files. Always quote paths that contain spaces, keep the output short, and explain "
+    "what a command does before running anything that changes the user's system. "
+)
+
+
+def _tool(name: str, index: int, description_bytes: int) -> dict[str, Any]:
+    description = f"{name}: " + (PROSE * (description_bytes // len(PROSE) + 1))[:description_bytes]
+    return {
+        "name": name,
+        "description": description,
+        "input_schema": {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["path", "mode"],
+            "properties": {
+                "path": {"type": "string", "description": "The absolute path to operate on."},
+                "mode": {"type": "string", "enum": ["read", "write", "append"], "description": "How to open it."},
+                "limit": {"type": "number", "description": "Most lines to return."},
+                "options": {
+                    "type": "object",
+                    "properties": {f"flag_{k}": {"type": "boolean", "description": f"Option {k} of tool {index}."}
+                                   for k in range(4)},
+                },
+            },
+        },
+    }
+
+
+def large_body(*, stream: bool, directive: str = "", target_bytes: int = 60_000) -> dict[str, Any]:
+    """A Claude Code turn: two cached system blocks, a role:"system" message, a tool round trip, 20 tools."""
+    system = [
+        {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.",
+         "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": (PROSE * 60)[:12_000], "cache_control": {"type": "ephemeral"}},
+    ]
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": [
+            {"type": "text", "text": "<system-reminder>\nAs you answer, use the context below.\n" + PROSE * 10
+             + "</system-reminder>"},
+            {"type": "text", "text": "Find where the retry budget is computed and explain it."},
+        ]},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "I'll search for it."},
+            {"type": "tool_use", "id": "toolu_01Bench", "name": "Grep",
+             "input": {"pattern": "retry_budget", "path": "/src"}},
+        ]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_01Bench",
+             "content": "src/upstream/retry.py:12:def retry_budget(attempts: int) -> float:\n" * 40},
+        ]},
+        {"role": "system", "content": "The user's working folder is /src; keep answers short."},
+        {"role": "user", "content": [
+            {"type": "text", "text": "Thanks. Now summarise it." + (f" {directive}" if directive else ""),
+             "cache_control": {"type": "ephemeral"}},
+        ]},
+    ]
+    body: dict[str, Any] = {
+        "model": CLIENT_MODEL, "max_tokens": 32000, "stream": stream, "temperature": 1,
+        "metadata": {"user_id": "user_bench_account__session_0b8f2c6e-6f43-4d3a-9a1e-bench"},
+        "system": system, "messages": messages, "tools": [],
+    }
+    base = len(json.dumps(body))
+    per_tool = max(200, (target_bytes - base) // len(CLAUDE_CODE_TOOLS) - 900)
+    body["tools"] = [_tool(name, index, per_tool) for index, name in enumerate(CLAUDE_CODE_TOOLS)]
+    return body
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The loop client: one persistent HTTP/1.1 connection over a raw socket, run in its own process.
+
+
+class Connection:
+    """A minimal blocking HTTP/1.1 client: content-length and chunked responses, markers timed on arrival."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._sock = socket.create_connection((host, port))
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buffer = bytearray()
+        self.arrivals: dict[int, tuple[int, int]] = {}  # chunk -> (arrival ns, fake's send ns)
+        self._tail = b""
+
+    def _fill(self) -> None:
+        data = self._sock.recv(1 << 18)
+        now = time.monotonic_ns()
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        self._buffer += data
+        window = self._tail + data
+        for match in MARKER.finditer(window):
+            index = int(match.group(1))
+            if index not in self.arrivals:
+                self.arrivals[index] = (now, int(match.group(2)))
+        self._tail = window[-MARKER_OVERLAP:]
+
+    def _line(self) -> bytes:
+        while (end := self._buffer.find(b"\r\n")) < 0:
+            self._fill()
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 2]
+        return line
+
+    def _take(self, size: int) -> None:
+        while len(self._buffer) < size:
+            self._fill()
+        del self._buffer[:size]
+
+    def exchange(self, request: bytes) -> int:
+        """Send one request, read the whole response; returns the status."""
+        self.arrivals = {}
+        self._tail = b""
+        self._sock.sendall(request)
+        status = int(self._line().split(b" ", 2)[1])
+        length: int | None = None
+        chunked = False
+        while line := self._line():
+            name, _, value = line.partition(b":")
+            lowered = name.strip().lower()
+            if lowered == b"content-length":
+                length = int(value)
+            elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if chunked:
+            while (size := int(self._line().split(b";")[0], 16)) > 0:
+                self._take(size + 2)
+            while self._line():
+                pass  # trailers
+        elif length is not None:
+            self._take(length)
+        else:
+            raise ConnectionError("a response without content-length or chunked framing")
+        return status
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def raw_request(host: str, port: int, path: str, headers: Sequence[tuple[str, str]], body: bytes) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"host: {host}:{port}", "content-type: application/json",
+             f"content-length: {len(body)}", *(f"{k}: {v}" for k, v in headers)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def client_main(spec_path: str) -> int:
+    """``_client`` mode: warm up, say ``ready``, wait for ``go``, run the measured requests, print JSON."""
+    spec = json.loads(Path(spec_path).read_text())
+    body = Path(spec["body_file"]).read_bytes()
+    request = raw_request(spec["host"], spec["port"], spec["path"], [tuple(h) for h in spec["headers"]], body)
+    expected_markers: int = spec["markers"]
+    connection = Connection(spec["host"], spec["port"])
+    errors: list[str] = []
+
+    def one() -> tuple[float, float | None, dict[int, tuple[int, int]]]:
+        started_ns = time.monotonic_ns()
+        started = time.perf_counter()
+        status = connection.exchange(request)
+        elapsed = time.perf_counter() - started
+        arrivals = connection.arrivals
+        if status != 200 or len(arrivals) != expected_markers:
+            errors.append(f"status {status}, {len(arrivals)} of {expected_markers} chunks")
+        first = arrivals.get(0)
+        ttft = (first[0] - started_ns) / 1e9 if first else None
+        return elapsed, ttft, arrivals
+
+    for _ in range(spec["warmup"]):
+        one()
+    del errors[:]
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        return 1
+    latencies: list[float] = []
+    ttfts: list[float] = []
+    chunk_detail: list[list[tuple[int, int, int]]] = []
+    for _ in range(spec["n"]):
+        elapsed, ttft, arrivals = one()
+        latencies.append(elapsed)
+        if ttft is not None:
+            ttfts.append(ttft)
+        if spec["chunk_detail"]:
+            chunk_detail.append([(index, *arrivals[index]) for index in sorted(arrivals)])
+    connection.close()
+    print(json.dumps({"latency_s": latencies, "ttft_s": ttfts, "chunks": chunk_detail, "errors": errors[:5],
+                      "error_count": len(errors)}), flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Processes: CPU and memory from /proc, start and stop.
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, []))
+    return found
+
+
+def cpu_seconds(root: int) -> float:
+    """utime+stime of a process tree (threads included), plus what its reaped children used."""
+    ticks = 0
+    for pid in _descendants(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the ")": state is field 3, utime 14, stime 15, cutime 16, cstime 17 (1-based, man 5 proc).
+        ticks += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return ticks / CLK_TCK
+
+
+def memory_mb(root: int, key: str = "VmRSS") -> float:
+    total_kb = 0
+    for pid in _descendants(root):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(key + ":"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kb / 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http_ok(url: str, process: subprocess.Popen[bytes], timeout_s: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode}: {_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout_s:g} s: {_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    idle_rss_mb: float = 0.0
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextmanager
+def started(name: str, argv: list[str], *, env: dict[str, str], cwd: Path, port: int, health: str,
+            log: Path, timeout_s: float = 60) -> Iterator[Service]:
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}{health}", process, timeout_s, log)
+        yield Service(name=name, port=port, process=process, log=log)
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def base_env(home: Path) -> dict[str, str]:
+    """A clean environment: nothing from the caller's shell configures a provider by accident."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def lynkr_env(scratch: Path, name: str, port: int, provider: dict[str, str]) -> dict[str, str]:
+    workspace = scratch / f"{name}-workspace"
+    workspace.mkdir()
+    return {**base_env(scratch), "PORT": str(port), "LYNKR_HOST": "127.0.0.1", "WORKSPACE_ROOT": str(workspace),
+            "LYNKR_DATA_DIR": str(scratch / f"{name}-data"), "PROMPT_CACHE_ENABLED": "false",
+            "LYNKR_SHUTDOWN_GRACE_S": "2", **provider}
+
+
+def litellm_config(fake_port: int) -> str:
+    return f"""model_list:
+  - model_name: {CLIENT_MODEL}
+    litellm_params:
+      model: openai/gpt-bench
+      api_base: http://127.0.0.1:{fake_port}/v1
+      api_key: {UPSTREAM_KEY}
+litellm_settings:
+  use_chat_completions_url_for_anthropic_messages: true
+  cache: false
+  telemetry: false
+  drop_params: true
+  num_retries: 0
+router_settings:
+  disable_cooldowns: true
+  num_retries: 0
+general_settings:
+  master_key: {MASTER_KEY}
+  disable_spend_logs: true
+"""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Targets and measurements.
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    port: int
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    pid: int
+    bodies: dict[str, bytes]  # body kind -> request bytes
+    baseline: str | None = None  # the direct target this one is compared with
+    peer: bool = False
+
+
+ANTHROPIC_HEADERS: Final = (("x-api-key", MASTER_KEY), ("authorization", f"Bearer {MASTER_KEY}"),
+                            ("anthropic-version", "2023-06-01"))
+OPENAI_HEADERS: Final = (("authorization", f"Bearer {UPSTREAM_KEY}"),)
+
+
+@dataclass
+class Samples:
+    """Figures per repeat for one (target, workload)."""
+
+    p50_ms: list[float] = field(default_factory=list)
+    p99_ms: list[float] = field(default_factory=list)
+    ttft_p50_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_examples: list[str] = field(default_factory=list)
+    chunks: list[list[tuple[int, int, int]]] = field(default_factory=list)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def run_loop(scratch: Path, target: Target, kind: str, *, n: int, warmup: int, markers: int,
+             chunk_detail: bool = False) -> dict[str, Any]:
+    body_file = scratch / f"body-{target.name}-{kind}.json"
+    body_file.write_bytes(target.bodies[kind])
+    spec_file = scratch / "client-spec.json"
+    spec_file.write_text(json.dumps({
+        "host": "127.0.0.1", "port": target.port, "path": target.path, "headers": target.headers,
+        "body_file": str(body_file), "n": n, "warmup": warmup, "markers": markers, "chunk_detail": chunk_detail,
+    }))
+    client = subprocess.Popen([sys.executable, __file__, "_client", str(spec_file)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert client.stdin is not None and client.stdout is not None
+    if client.stdout.readline().strip() != "ready":
+        client.wait()
+        raise RuntimeError(f"the loop client against {target.name} failed during warm-up")
+    before = cpu_seconds(target.pid)
+    client.stdin.write("go\n")
+    client.stdin.flush()
+    result: dict[str, Any] = json.loads(client.stdout.readline())
+    after = cpu_seconds(target.pid)
+    client.wait()
+    result["cpu_ms_per_request"] = (after - before) * 1000 / n
+    return result
+
+
+def record_loop(samples: Samples, result: dict[str, Any]) -> None:
+    latencies = result["latency_s"]
+    samples.p50_ms.append(percentile(latencies, 0.50) * 1000)
+    samples.p99_ms.append(percentile(latencies, 0.99) * 1000)
+    if result["ttft_s"]:
+        samples.ttft_p50_ms.append(percentile(result["ttft_s"], 0.50) * 1000)
+    samples.cpu_ms.append(result["cpu_ms_per_request"])
+    samples.errors += result["error_count"]
+    samples.error_examples.extend(result["errors"][: 3 - len(samples.error_examples)])
+    samples.chunks.extend(result["chunks"])
+
+
+@dataclass
+class LoadSamples:
+    rps: list[float] = field(default_factory=list)
+    p50_ms: list[float] = field(default_factory=list)
+    p99_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    failures: int = 0
+
+
+_WRK_UNITS: Final = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(scratch: Path, target: Target, seconds: int) -> dict[str, float]:
+    body_file = scratch / f"wrk-body-{target.name}.json"
+    body_file.write_bytes(target.bodies["small"])
+    script = scratch / f"wrk-{target.name}.lua"
+    header_lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in target.headers)
+    script.write_text(
+        f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
+        f'wrk.method = "POST"\nwrk.headers["content-type"] = "application/json"\n{header_lines}\n'
+    )
+    before = cpu_seconds(target.pid)
+    out = subprocess.run(
+        ["wrk", "-t1", "-c64", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{target.port}{target.path}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    after = cpu_seconds(target.pid)
+    requests = int(_search(r"(\d+) requests in", out))
+    failures = 0
+    if (bad := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) is not None:
+        failures += int(bad.group(1))
+    if (errs := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)) is not None:
+        failures += sum(int(g) for g in errs.groups())
+    return {
+        "rps": float(_search(r"Requests/sec:\s+([\d.]+)", out)),
+        "p50_ms": _wrk_latency(out, "50%"),
+        "p99_ms": _wrk_latency(out, "99%"),
+        "cpu_ms": (after - before) * 1000 / max(requests, 1),
+        "failures": failures,
+    }
+
+
+def _search(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    if match is None:
+        raise RuntimeError(f"unexpected wrk output (no {pattern!r}):\n{text}")
+    return match.group(1)
+
+
+def _wrk_latency(out: str, label: str) -> float:
+    match = re.search(rf"^\s*{re.escape(label)}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    return float(match.group(1)) * _WRK_UNITS[match.group(2)] if match else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The run.
+
+
+@dataclass
+class Report:
+    plan: Plan
+    quick: bool
+    latency: dict[tuple[str, str], Samples] = field(default_factory=dict)  # (target, kind)
+    load: dict[str, LoadSamples] = field(default_factory=dict)
+    rss: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # idle, after load, peak
+    targets: list[Target] = field(default_factory=list)
+    litellm_note: str = ""
+    litellm_version: str = ""
+    profile_text: str = ""
+    elapsed_s: float = 0.0
+
+
+def post(port: int, path: str, headers: Sequence[tuple[str, str]], body: bytes) -> bytes:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST",
+                                     headers={"content-type": "application/json", **dict(headers)})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        data: bytes = response.read()
+        return data
+
+
+def fetch_last(fake_port: int, wire: str) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{fake_port}/last?path={wire}", timeout=5) as response:
+        data: bytes = response.read()
+        return data
+
+
+CLIENT_BODIES: Final[dict[str, Callable[[], dict[str, Any]]]] = {
+    "small": lambda: small_body(stream=False),
+    "large": lambda: large_body(stream=False),
+    "stream": lambda: small_body(stream=True, directive=f"bench:chunks={CHUNKS}"),
+    "delayed": lambda: small_body(stream=True, directive=f"bench:chunks={CHUNKS},delay_ms={DELAY_MS}"),
+}
+MARKERS: Final = {"small": 1, "large": 1, "stream": CHUNKS, "delayed": CHUNKS}
+
+
+def capture_upstream_bodies(proxy: Service, fake_port: int, wire: str) -> dict[str, bytes]:
+    """Send each client body through the proxy once and keep the bytes it sent upstream: the direct baseline."""
+    captured = {}
+    for kind, build in CLIENT_BODIES.items():
+        reply = post(proxy.port, "/v1/messages", ANTHROPIC_HEADERS, encode(build()))
+        if b"k0000@" not in reply:
+            raise RuntimeError(f"{proxy.name} answered {kind} without the fake's text: {reply[:300]!r}")
+        captured[kind] = fetch_last(fake_port, wire)
+    return captured
+
+
+def litellm_version(venv: Path) -> str:
+    out = subprocess.run([str(venv / "bin" / "python"), "-c",
+                          "import importlib.metadata as m; print(m.version('litellm'))"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def run(args: argparse.Namespace) -> Report:
+    plan = QUICK if args.quick else FULL
+    report = Report(plan=plan, quick=args.quick)
+    began = time.monotonic()
+    scratch = Path(tempfile.mkdtemp(prefix="lynkr-proxy-bench-"))
+    try:
+        with ExitStack() as stack:
+            fake_port = free_port()
+            fake = stack.enter_context(started(
+                "fake", [sys.executable, str(FAKE_SCRIPT), "--port", str(fake_port)], env=base_env(scratch),
+                cwd=scratch, port=fake_port, health="/health", log=scratch / "fake.log"))
+            lynkr_cmd = [sys.executable, "-m", "lynkr", "serve"]
+            openai_port, anthropic_port = free_port(), free_port()
+            via_openai = stack.enter_context(started(
+                "lynkr-openai", lynkr_cmd, cwd=REPO, port=openai_port, health="/health",
+                log=scratch / "lynkr-openai.log",
+                env=lynkr_env(scratch, "openai", openai_port, {
+                    "MODEL_PROVIDER": "openai", "OPENAI_ENDPOINT": f"http://127.0.0.1:{fake_port}/v1/chat/completions",
+                    "OPENAI_API_KEY": UPSTREAM_KEY, "OPENAI_MODEL": "gpt-bench"})))
+            via_anthropic = stack.enter_context(started(
+                "lynkr-anthropic", lynkr_cmd, cwd=REPO, port=anthropic_port, health="/health",
+                log=scratch / "lynkr-anthropic.log",
+                env=lynkr_env(scratch, "anthropic", anthropic_port, {
+                    "MODEL_PROVIDER": "anthropic", "ANTHROPIC_UPSTREAM_URL": f"http://127.0.0.1:{fake_port}/v1/messages",
+                    "ANTHROPIC_UPSTREAM_API_KEY": UPSTREAM_KEY})))
+            services = [via_openai, via_anthropic]
+            peer: Service | None = None
+            venv: Path = args.litellm_venv
+            if args.no_litellm:
+                report.litellm_note = "skipped (--no-litellm)"
+            elif not (venv / "bin" / "litellm").exists():
+                report.litellm_note = (f"not installed in {venv} (`python -m venv {venv} && "
+                                       f"{venv}/bin/pip install 'litellm[proxy]'`)")
+            else:
+                report.litellm_version = litellm_version(venv)
+                config = scratch / "litellm.yaml"
+                config.write_text(litellm_config(fake_port))
+                peer_port = free_port()
+                peer_env = {**base_env(scratch), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
+                            "LITELLM_TELEMETRY": "False", "DISABLE_ADMIN_UI": "True"}
+                try:
+                    peer = stack.enter_context(started(
+                        "litellm", [str(venv / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1",
+                                    "--port", str(peer_port), "--num_workers", "1"],
+                        env=peer_env, cwd=scratch, port=peer_port, health="/health/liveliness",
+                        log=scratch / "litellm.log", timeout_s=180))
+                    services.append(peer)
+                except RuntimeError as error:
+                    report.litellm_note = f"failed to start: {error}"
+            for service in services:
+                service.idle_rss_mb = memory_mb(service.pid)
+
+            client_bodies = {kind: encode(build()) for kind, build in CLIENT_BODIES.items()}
+            openai_upstream = capture_upstream_bodies(via_openai, fake_port, "openai")
+            anthropic_upstream = capture_upstream_bodies(via_anthropic, fake_port, "anthropic")
+            targets = [
+                Target("direct (OpenAI chat)", fake_port, "/v1/chat/completions", OPENAI_HEADERS, fake.pid,
+                       openai_upstream),
+                Target("lynkr -> OpenAI chat", openai_port, "/v1/messages", ANTHROPIC_HEADERS, via_openai.pid,
+                       client_bodies, baseline="direct (OpenAI chat)"),
+                Target("direct (Anthropic)", fake_port, "/v1/messages", ANTHROPIC_HEADERS, fake.pid,
+                       anthropic_upstream),
+                Target("lynkr -> Anthropic passthrough", anthropic_port, "/v1/messages", ANTHROPIC_HEADERS,
+                       via_anthropic.pid, client_bodies, baseline="direct (Anthropic)"),
+            ]
+            if peer is not None:
+                peer_target = Target("LiteLLM -> OpenAI chat", peer.port, "/v1/messages", ANTHROPIC_HEADERS,
+                                     peer.pid, client_bodies, baseline="direct (OpenAI chat)", peer=True)
+                try:
+                    for kind in ("small", "large", "stream"):
+                        reply = post(peer.port, "/v1/messages", ANTHROPIC_HEADERS, client_bodies[kind])
+                        if b"k0000@" not in reply:
+                            raise RuntimeError(f"{kind}: {reply[:300]!r}")
+                    targets.append(peer_target)
+                except (OSError, RuntimeError) as error:
+                    report.litellm_note = f"started but did not answer /v1/messages correctly: {error}"
+            report.targets = targets
+            measure(report, scratch, targets)
+            for service in services:
+                report.rss[service.name] = (service.idle_rss_mb, memory_mb(service.pid),
+                                            memory_mb(service.pid, "VmHWM"))
+            if plan.profile_n:
+                stack.close()
+                report.profile_text = profile_lynkr(scratch, plan, client_bodies)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    report.elapsed_s = time.monotonic() - began
+    return report
+
+
+def measure(report: Report, scratch: Path, targets: list[Target]) -> None:
+    plan = report.plan
+    for repeat in range(plan.repeats):
+        for kind in ("small", "large"):
+            for target in targets:
+                n = plan.peer_n if target.peer else (plan.small_n if kind == "small" else plan.large_n)
+                warmup = min(plan.warmup, n)
+                result = run_loop(scratch, target, kind, n=n, warmup=warmup, markers=MARKERS[kind])
+                record_loop(report.latency.setdefault((target.name, kind), Samples()), result)
+                _progress(f"repeat {repeat + 1}: {kind:5} {target.name}: p50 "
+                          f"{percentile(result['latency_s'], 0.5) * 1000:.3f} ms")
+        for target in targets:
+            result = run_loop(scratch, target, "stream", n=plan.stream_n, warmup=3, markers=CHUNKS)
+            record_loop(report.latency.setdefault((target.name, "stream"), Samples()), result)
+        for target in targets:
+            load = run_wrk(scratch, target, plan.load_s)
+            samples = report.load.setdefault(target.name, LoadSamples())
+            samples.rps.append(load["rps"])
+            samples.p50_ms.append(load["p50_ms"])
+            samples.p99_ms.append(load["p99_ms"])
+            samples.cpu_ms.append(load["cpu_ms"])
+            samples.failures += int(load["failures"])
+            _progress(f"repeat {repeat + 1}: wrk c=64 {target.name}: {load['rps']:.0f} req/s")
+    for target in targets:
+        result = run_loop(scratch, target, "delayed", n=plan.delayed_n, warmup=1, markers=CHUNKS, chunk_detail=True)
+        record_loop(report.latency.setdefault((target.name, "delayed"), Samples()), result)
+
+
+def profile_lynkr(scratch: Path, plan: Plan, client_bodies: dict[str, bytes]) -> str:
+    """Run one lynkr (OpenAI conversion) under cProfile for a fixed request mix; list the top own-time functions."""
+    with ExitStack() as stack:
+        fake_port = free_port()
+        stack.enter_context(started(
+            "fake", [sys.executable, str(FAKE_SCRIPT), "--port", str(fake_port)], env=base_env(scratch),
+            cwd=scratch, port=fake_port, health="/health", log=scratch / "fake-profile.log"))
+        port = free_port()
+        stats_file = scratch / "lynkr.pstats"
+        service = stack.enter_context(started(
+            "lynkr-profiled", [sys.executable, "-m", "cProfile", "-o", str(stats_file), "-m", "lynkr", "serve"],
+            cwd=REPO, port=port, health="/health", log=scratch / "lynkr-profiled.log",
+            env=lynkr_env(scratch, "profiled", port, {
+                "MODEL_PROVIDER": "openai", "OPENAI_ENDPOINT": f"http://127.0.0.1:{fake_port}/v1/chat/completions",
+                "OPENAI_API_KEY": UPSTREAM_KEY, "OPENAI_MODEL": "gpt-bench"})))
+        target = Target("profiled", port, "/v1/messages", ANTHROPIC_HEADERS, service.pid, client_bodies)
+        for kind in ("small", "large"):
+            run_loop(scratch, target, kind, n=plan.profile_n, warmup=10, markers=1)
+        run_loop(scratch, target, "stream", n=plan.profile_n // 20, warmup=1, markers=CHUNKS)
+        _stop(service.process)
+    if not stats_file.exists():
+        return "(cProfile wrote no statistics)"
+    stream = StringIO()
+    stats = pstats.Stats(str(stats_file), stream=stream)
+    stats.strip_dirs().sort_stats("tottime").print_stats(25)
+    stream.write("\n")
+    stats.sort_stats("cumulative").print_stats(r"lynkr", 30)
+    return stream.getvalue()
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reporting.
+
+
+def med(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    return "n/a" if value != value else f"{value:,.{digits}f}"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def buffering(chunks: list[list[tuple[int, int, int]]]) -> tuple[int, int, float, float, float]:
+    """(chunks held back, chunks checked, median lag ms, p99 lag ms, median inter-arrival ms).
+
+    A chunk is held back when it reached the client only after the fake had sent the next one.
+    """
+    held, checked, lags, gaps = 0, 0, [], []
+    for request in chunks:
+        for (_, arrived, sent), (_, next_arrived, next_sent) in zip(request, request[1:]):
+            checked += 1
+            held += arrived >= next_sent
+            lags.append((arrived - sent) / 1e6)
+            gaps.append((next_arrived - arrived) / 1e6)
+        if request:
+            lags.append((request[-1][1] - request[-1][2]) / 1e6)
+    if not lags:
+        return 0, 0, float("nan"), float("nan"), float("nan")
+    return held, checked, med(lags), percentile(lags, 0.99), med(gaps) if gaps else float("nan")
+
+
+def render(report: Report, command: str) -> str:
+    plan = report.plan
+    by_name = {t.name: t for t in report.targets}
+    proxies = [t for t in report.targets if t.baseline is not None]
+    lines = [
+        "## Proxy overhead",
+        "",
+        f"`{command}` ({'quick' if report.quick else 'full'} run, {report.elapsed_s:.0f} s, "
+        f"{time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, {os.cpu_count()} cores, "
+        f"lynkr {_git_rev()}, LiteLLM {report.litellm_version or 'absent'}).",
+        "",
+        "Every party is its own process on loopback: the fake upstream (`bench/fake_upstream.py`, asyncio, "
+        "hand-rolled HTTP/1.1), `python -m lynkr serve` (openai provider: Anthropic -> chat completions "
+        "conversion; anthropic provider: passthrough), LiteLLM's proxy `/v1/messages` -> chat completions "
+        "(`use_chat_completions_url_for_anthropic_messages`, cache, retries and cool-downs off, master key set), "
+        "the sequential client (raw socket, one keep-alive connection, `perf_counter`) and `wrk -t1 -c64`. "
+        "*Direct* sends the fake the exact bytes lynkr sent it (captured from the fake), so *added* is "
+        "proxy percentile minus direct percentile for the same upstream work. lynkr always asks the upstream "
+        "to stream, so its direct baselines are streamed replies too. "
+        f"Figures are medians over {plan.repeats} interleaved repeat(s) of {plan.small_n} small / "
+        f"{plan.large_n} large sequential requests ({plan.peer_n} for LiteLLM), {plan.stream_n} streams, "
+        f"{plan.load_s} s of wrk. CPU/request is the process tree's utime+stime from /proc around a fixed "
+        "number of sequential requests (and around the wrk run). The machine is shared and noisy: read "
+        "differences below ~0.1 ms as noise.",
+        "",
+    ]
+    if report.litellm_note:
+        lines += [f"LiteLLM: {report.litellm_note}", ""]
+
+    lines += ["### Latency at concurrency 1", "",
+              "| target | body | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU ms/request | errors |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for kind, label in (("small", "small (~130 B)"), ("large", "Claude Code (~60 kB, 20 tools)")):
+        for target in report.targets:
+            samples = report.latency.get((target.name, kind))
+            if samples is None:
+                continue
+            added50 = added99 = ""
+            if target.baseline is not None:
+                base = report.latency[(target.baseline, kind)]
+                added50 = fmt(med(samples.p50_ms) - med(base.p50_ms), 3)
+                added99 = fmt(med(samples.p99_ms) - med(base.p99_ms), 3)
+            lines.append(f"| {target.name} | {label} | {fmt(med(samples.p50_ms), 3)} | {fmt(med(samples.p99_ms), 3)} "
+                         f"| {added50} | {added99} | {fmt(med(samples.cpu_ms), 3)} | {samples.errors} |")
+    lines += ["", "### Throughput at concurrency 64 (wrk, small body, non-streaming)", "",
+              "| target | req/s | vs direct | p50 ms | p99 ms | CPU ms/request | failed |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for target in report.targets:
+        load = report.load.get(target.name)
+        if load is None:
+            continue
+        ratio = ""
+        if target.baseline is not None and target.baseline in report.load:
+            ratio = f"{med(load.rps) / med(report.load[target.baseline].rps):.2f}x"
+        lines.append(f"| {target.name} | {fmt(med(load.rps), 0)} | {ratio} | {fmt(med(load.p50_ms))} "
+                     f"| {fmt(med(load.p99_ms))} | {fmt(med(load.cpu_ms), 3)} | {load.failures} |")
+    lines += ["", f"### Streaming ({CHUNKS} chunks)", "",
+              f"TTFT is the time to the first text chunk. The no-buffering check uses a fake that waits "
+              f"{DELAY_MS} ms between chunks and stamps each with its send time: *held* counts chunks that "
+              "reached the client only after the fake had sent the next one; *lag* is arrival minus send.",
+              "",
+              "| target | TTFT p50 ms | TTFT added ms | total p50 ms | total added ms | held / checked "
+              "| lag p50 ms | lag p99 ms | inter-arrival p50 ms |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for target in report.targets:
+        stream = report.latency.get((target.name, "stream"))
+        delayed = report.latency.get((target.name, "delayed"))
+        if stream is None or delayed is None:
+            continue
+        ttft_added = total_added = ""
+        if target.baseline is not None:
+            base = report.latency[(target.baseline, "stream")]
+            ttft_added = fmt(med(stream.ttft_p50_ms) - med(base.ttft_p50_ms), 3)
+            total_added = fmt(med(stream.p50_ms) - med(base.p50_ms), 3)
+        held, checked, lag50, lag99, gap = buffering(delayed.chunks)
+        lines.append(f"| {target.name} | {fmt(med(stream.ttft_p50_ms), 3)} | {ttft_added} "
+                     f"| {fmt(med(stream.p50_ms), 3)} | {total_added} | {held} / {checked} | {fmt(lag50, 3)} "
+                     f"| {fmt(lag99, 3)} | {fmt(gap, 3)} |")
+    lines += ["", "### Memory", "", "| process | RSS idle MB | RSS after load MB | peak RSS MB |",
+              "| --- | ---: | ---: | ---: |"]
+    for name, (idle, after, peak) in report.rss.items():
+        lines.append(f"| {name} | {fmt(idle, 1)} | {fmt(after, 1)} | {fmt(peak, 1)} |")
+
+    lines += ["", "### Against the targets", "", f"Targets: {TARGETS_TEXT}. Reference figures from the issue: "
+              "the original Node.js project ~3 ms p50 added, ~270 req/s, ~3.5 ms CPU/request; LiteLLM ~18 ms, "
+              "~55 req/s, ~19 ms CPU/request.", "",
+              "| proxy | p50 added (small / large) | p99 added (small / large) | req/s c=64 | CPU ms/req "
+              "(small / large) | TTFT added | buffering | RSS after load | verdict |",
+              "| --- | --- | --- | ---: | --- | ---: | --- | ---: | --- |"]
+    rss_by_target = {"lynkr -> OpenAI chat": "lynkr-openai", "lynkr -> Anthropic passthrough": "lynkr-anthropic",
+                     "LiteLLM -> OpenAI chat": "litellm"}
+    for target in proxies:
+        base = by_name[target.baseline or ""]
+        small, large = report.latency[(target.name, "small")], report.latency[(target.name, "large")]
+        add50 = [med(s.p50_ms) - med(report.latency[(base.name, k)].p50_ms) for k, s in (("small", small),
+                                                                                         ("large", large))]
+        add99 = [med(s.p99_ms) - med(report.latency[(base.name, k)].p99_ms) for k, s in (("small", small),
+                                                                                         ("large", large))]
+        cpu = [med(small.cpu_ms), med(large.cpu_ms)]
+        rps = med(report.load[target.name].rps) if target.name in report.load else float("nan")
+        stream = report.latency[(target.name, "stream")]
+        ttft_added = med(stream.ttft_p50_ms) - med(report.latency[(base.name, "stream")].ttft_p50_ms)
+        held, checked, *_ = buffering(report.latency[(target.name, "delayed")].chunks)
+        rss_after = report.rss.get(rss_by_target.get(target.name, ""), (0.0, float("nan"), 0.0))[1]
+        checks = {
+            "p50": max(add50) <= 1.0, "p99": max(add99) <= 3.0, "req/s": rps >= 1000, "CPU": max(cpu) <= 0.8,
+            "TTFT": ttft_added <= 1.0, "buffering": held == 0 and checked > 0, "RSS": rss_after <= 150,
+        }
+        missed = [name for name, ok in checks.items() if not ok]
+        lines.append(
+            f"| {target.name} | {fmt(add50[0], 3)} / {fmt(add50[1], 3)} {_mark(checks['p50'])} "
+            f"| {fmt(add99[0], 3)} / {fmt(add99[1], 3)} {_mark(checks['p99'])} | {fmt(rps, 0)} {_mark(checks['req/s'])} "
+            f"| {fmt(cpu[0], 3)} / {fmt(cpu[1], 3)} {_mark(checks['CPU'])} | {fmt(ttft_added, 3)} "
+            f"{_mark(checks['TTFT'])} | {'none' if held == 0 else f'{held} held'} {_mark(checks['buffering'])} "
+            f"| {fmt(rss_after, 1)} {_mark(checks['RSS'])} "
+            f"| {verdict(not missed) if not missed else 'not met: ' + ', '.join(missed)} |")
+    if report.profile_text:
+        lines += ["", "### Where lynkr spends its time (cProfile, trio thread)", "",
+                  f"`python -m cProfile -m lynkr serve` (OpenAI conversion) for {plan.profile_n} small + "
+                  f"{plan.profile_n} large sequential requests and {plan.profile_n // 20} {CHUNKS}-chunk streams; "
+                  "cProfile sees only the main (trio) thread, so the recorder's LMDB commits in worker threads "
+                  "show up as waiting, not as own time. Top by own time:", "", "```",
+                  *_profile_excerpt(report.profile_text), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _mark(ok: bool) -> str:
+    return "(met)" if ok else "(**not met**)"
+
+
+def _profile_excerpt(text: str, rows: int = 25) -> list[str]:
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip().startswith("ncalls")), 0)
+    return [line.rstrip() for line in lines[start: start + rows + 1]]
+
+
+def _git_rev() -> str:
+    out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "lynkr"], capture_output=True,
+                           text=True).stdout.strip()
+    return (out.stdout.strip() or "unknown") + (" + uncommitted lynkr/ changes" if dirty else "")
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace this benchmark's section in ``path`` (or add it), leaving other sections alone."""
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    heading = "## Proxy overhead"
+    start = text.find(heading + "\n")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + (text[end + 1:] if end != -1 else "")
+    path.write_text(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_client"]:
+        return client_main(argv[1])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="one short repeat (about a minute)")
+    parser.add_argument("--results", type=Path, help="replace the '## Proxy overhead' section of this markdown file")
+    parser.add_argument("--litellm-venv", type=Path, default=DEFAULT_LITELLM_VENV,
+                        help=f"virtualenv with litellm[proxy] installed (default {DEFAULT_LITELLM_VENV})")
+    parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("proxy_overhead: wrk is not installed; apt-get install -y wrk", file=sys.stderr)
+        return 1
+    report = run(args)
+    command = "python bench/proxy_overhead.py " + " ".join(argv)
+    section = render(report, command.strip())
+    print(section)
+    if args.results is not None:
+        write_section(args.results, section)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
