@@ -138,10 +138,11 @@ def anthropic_json(chunks: int) -> bytes:
 
 
 class Upstream:
-    """State shared by every connection: the last model request body seen on each wire."""
+    """State shared by every connection: the last model request body seen on each wire, the paced streams."""
 
     def __init__(self) -> None:
         self.last_body: dict[bytes, bytes] = {b"openai": b"", b"anthropic": b""}
+        self.streams: set[asyncio.Task[None]] = set()
 
 
 class Connection(asyncio.Protocol):
@@ -241,20 +242,21 @@ class Connection(asyncio.Protocol):
             self._transport.write(STREAM_END)
             return
         self._busy = True
-        asyncio.get_running_loop().create_task(self._stream_slowly(frames, delay_s))
+        task = asyncio.get_running_loop().create_task(self._stream_slowly(frames, delay_s))
+        # The loop keeps only weak references to tasks.
+        self._upstream.streams.add(task)
+        task.add_done_callback(self._upstream.streams.discard)
 
     async def _stream_slowly(self, frames: Iterator[bytes], delay_s: float) -> None:
         transport = self._transport
         assert transport is not None
         transport.write(STREAM_HEAD)
-        first = True
+        # The generator renders a frame (and its marker's time) only when asked for it, after the pause.
         for frame in frames:
-            if not first:
-                await asyncio.sleep(delay_s)
-            first = False
             if transport.is_closing():
                 return
             transport.write(http_chunk(frame))
+            await asyncio.sleep(delay_s)
         transport.write(STREAM_END)
         self._busy = False
         self._serve_buffered()

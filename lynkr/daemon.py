@@ -14,10 +14,10 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import attrs
 import trio
@@ -51,6 +51,8 @@ class Running:
     base_url: str
     data_dir: Path
     stop: trio.Event
+    # Each actor's mailbox by actor name, to look at (statistics) or, in tests, to put a message in.
+    mailboxes: Mapping[str, Mailbox[Any]] = attrs.field(factory=dict)
 
 
 def events_dir(data_dir: Path) -> Path:
@@ -230,7 +232,16 @@ class _Daemon:
             )
             self.ready = True
             task_status.started(
-                Running(base_url=base_url(self.listening), data_dir=config.data_dir, stop=stop)
+                Running(
+                    base_url=base_url(self.listening),
+                    data_dir=config.data_dir,
+                    stop=stop,
+                    mailboxes={
+                        "recorder": self.recorder_mailbox,
+                        "providers": self.provider_mailbox,
+                        "session": self.session_mailbox,
+                    },
+                )
             )
             if install_signal_handlers:
                 actors.start_soon(_stop_on_signal, stop)
@@ -253,10 +264,11 @@ class _Daemon:
         return supervisor
 
     async def _crashed(self, crash: Crash) -> None:
+        cause = _root_cause(crash.error)
         event = ActorCrashed(
             actor=crash.actor,
-            error_type=type(crash.error).__name__,
-            message=str(crash.error),
+            error_type=type(cause).__name__,
+            message=str(cause),
             traceback=crash.traceback,
             restarts=crash.restarts,
         )
@@ -299,6 +311,13 @@ class _Daemon:
                 )
             )
         return families
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The error inside the groups an actor's nurseries wrapped it in: "ExceptionGroup" names nothing."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 def _gauge(name: str, kind_and_help: str, value: float) -> GaugeFamily:

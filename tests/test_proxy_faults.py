@@ -135,6 +135,16 @@ def closed_port() -> int:
     return port
 
 
+async def hang_up(chunks: AsyncIterator[bytes]) -> None:
+    """Close a streamed response mid-body.  A cancellation at the socket read makes httpx drop the connection and
+    unwinds its stack of async generators (closing only the outermost one leaves the rest to the garbage collector,
+    which trio reports as a ResourceWarning)."""
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        async for _ in chunks:
+            pass
+
+
 def assert_anthropic_error(response: httpx.Response, status: int, error_type: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["request-id"].startswith("req_")
@@ -237,8 +247,27 @@ async def test_rate_limit_exhausted_becomes_a_429_rate_limit_error(tmp_path: Pat
             config = make_config(tmp_path, openai_env(upstream, LYNKR_MAX_RETRIES="0"))
             async with lynkr_client(config) as client:
                 response = await post(client)
+                follow_up = await post(client)
     body = assert_anthropic_error(response, 429, "rate_limit_error")
     assert "quota exceeded" in body["error"]["message"]
+    assert response.headers.get("retry-after") is None  # the fake sent none, so lynkr invents none
+    assert follow_up.status_code == 200
+    assert outcomes(recorded(config)) == [("failed", 429), ("completed", 200)]
+
+
+async def test_the_upstreams_retry_after_reaches_the_client_when_lynkr_gives_up(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    fake.push(Reply.status(429, retry_after=7), Reply.status(529, headers=(("retry-after-ms", "2500"),)))
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with serve_fake(fake) as upstream:
+            config = make_config(tmp_path, anthropic_env(upstream, LYNKR_MAX_RETRIES="0"))
+            async with lynkr_client(config) as client:
+                limited = await post(client, stream=True)
+                overloaded = await post(client)
+    assert_anthropic_error(limited, 429, "rate_limit_error")
+    assert limited.headers["retry-after"] == "7"  # the SDKs and the CLI wait as the upstream asked
+    assert_anthropic_error(overloaded, 529, "overloaded_error")
+    assert overloaded.headers["retry-after-ms"] == "2500"
 
 
 async def test_anthropic_native_error_body_passes_through_byte_for_byte(tmp_path: Path) -> None:
@@ -251,7 +280,8 @@ async def test_anthropic_native_error_body_passes_through_byte_for_byte(tmp_path
     fake.push(*[Reply.status(529, body=upstream_body)] * 3)
     with trio.fail_after(TEST_TIMEOUT_S):
         async with serve_fake(fake) as upstream:
-            config = make_config(tmp_path, anthropic_env(upstream))
+            # Six failures in a row would open the circuit breaker at its default threshold.
+            config = make_config(tmp_path, anthropic_env(upstream, LYNKR_BREAKER_FAILURE_THRESHOLD="10"))
             async with lynkr_client(config) as client:
                 streamed = await post(client, stream=True)
                 fake.push(*[Reply.status(529, body=upstream_body)] * 3)
@@ -273,10 +303,14 @@ async def test_client_errors_are_not_retried(tmp_path: Path) -> None:
             config = make_config(tmp_path, anthropic_env(upstream))
             async with lynkr_client(config) as client:
                 response = await post(client)
+                follow_up = await post(client)
     body = assert_anthropic_error(response, 400, "invalid_request_error")
     assert body["error"]["message"] == "messages: roles must alternate"
-    assert len(fake.model_calls) == 1
-    assert attempts(recorded(config)) == [("anthropic", 1, 400, False)]
+    assert len(fake.model_calls) == 2
+    log = recorded(config)
+    assert attempts(log) == [("anthropic", 1, 400, False), ("anthropic", 1, 200, False)]
+    assert follow_up.status_code == 200
+    assert outcomes(log) == [("failed", 400), ("completed", 200)]
 
 
 # -- timeouts and broken streams ------------------------------------------------------------------------------
@@ -364,6 +398,24 @@ async def test_mid_stream_disconnect_sends_an_sse_error_after_the_content_and_do
     assert outcomes(log) == [("failed", 502), ("completed", 200)]
 
 
+async def test_a_non_streaming_client_gets_an_error_response_not_a_truncated_message(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    fake.push(
+        Reply.disconnect_after(3, Reply.text("one two three four")),
+        Reply.delay_between_chunks(3.0, Reply.text("stalls after the first chunk")),
+    )
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with serve_fake(fake) as upstream:
+            config = make_config(tmp_path, openai_env(upstream, LYNKR_IDLE_TIMEOUT_S="0.3"))
+            async with lynkr_client(config) as client:
+                cut = await post(client)
+                stalled = await post(client)
+    assert_anthropic_error(cut, 502, "api_error")
+    assert "LYNKR_IDLE_TIMEOUT_S" in assert_anthropic_error(stalled, 504, "timeout_error")["error"]["message"]
+    assert len(fake.model_calls) == 2  # content had been forwarded to the assembler: no retry
+    assert outcomes(recorded(config)) == [("failed", 502), ("failed", 504)]
+
+
 async def test_anthropic_stream_error_event_after_content_reaches_the_client(tmp_path: Path) -> None:
     fake = FakeUpstream()
     fake.push(Reply.mid_stream_error("Overloaded", after_chunks=4, reply=Reply.text("partial answer here")))
@@ -372,11 +424,14 @@ async def test_anthropic_stream_error_event_after_content_reaches_the_client(tmp
             config = make_config(tmp_path, anthropic_env(upstream))
             async with lynkr_client(config) as client:
                 response = await post(client, stream=True)
+                follow_up = await post(client, stream=True)
     events = sse_events(response.text)
     assert streamed_text(events) == "partial "
     assert events[-1][0] == "error"
-    assert events[-1][1]["error"]["message"] == "Overloaded"
-    assert len(fake.model_calls) == 1
+    assert events[-1][1]["error"] == {"type": "overloaded_error", "message": "Overloaded"}
+    assert len(fake.model_calls) == 2
+    assert streamed_text(sse_events(follow_up.text)) == "ok"
+    assert outcomes(recorded(config)) == [("failed", 529), ("completed", 200)]
 
 
 async def test_client_disconnect_cancels_the_upstream_request_within_100_ms(tmp_path: Path) -> None:
@@ -390,9 +445,11 @@ async def test_client_disconnect_cancels_the_upstream_request_within_100_ms(tmp_
                     "POST", "/v1/messages", json={**REQUEST, "stream": True}, headers={"x-api-key": CLIENT_KEY}
                 ) as response:
                     assert response.status_code == 200
-                    first = await response.aiter_raw().__anext__()
+                    chunks = response.aiter_raw()
+                    first = await chunks.__anext__()
                     assert b"message_start" in first
-                left_at = time.monotonic()  # leaving the block closed the connection mid-stream
+                    await hang_up(chunks)
+                left_at = time.monotonic()
                 exchange = fake.model_calls[0]
                 with trio.fail_after(2):
                     await exchange.ended.wait()
@@ -401,6 +458,24 @@ async def test_client_disconnect_cancels_the_upstream_request_within_100_ms(tmp_
     assert exchange.client_disconnected_at is not None
     assert exchange.client_disconnected_at - left_at < 0.1
     assert follow_up.status_code == 200 and follow_up.json()["content"][0]["text"] == "next"
+    failed = [e for e in recorded(config) if isinstance(e, ResponseFailed)]
+    assert [(e.status, e.error_type) for e in failed] == [(499, "client_disconnected")]
+
+
+async def test_a_client_that_gives_up_during_a_retry_wait_ends_the_retries(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    fake.push(Reply.status(429, retry_after=0.8), Reply.text("too late"))
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with serve_fake(fake) as upstream:
+            config = make_config(tmp_path, openai_env(upstream))
+            async with lynkr_client(config) as client:
+                with trio.move_on_after(0.3) as gave_up:
+                    await post(client, stream=True)
+                await trio.sleep(1.0)  # past the Retry-After: a retry that outlived its client would arrive now
+                follow_up = await post(client)
+    assert gave_up.cancelled_caught
+    assert [call.reply for call in fake.model_calls][1:] == [Reply.text("too late")]
+    assert follow_up.json()["content"][0]["text"] == "too late"  # the follow-up took the second reply
     failed = [e for e in recorded(config) if isinstance(e, ResponseFailed)]
     assert [(e.status, e.error_type) for e in failed] == [(499, "client_disconnected")]
 
@@ -517,29 +592,48 @@ async def test_open_breaker_sends_requests_straight_to_the_fallback(tmp_path: Pa
 
 
 async def test_connection_refused_gives_502_naming_the_provider(tmp_path: Path) -> None:
-    port = closed_port()
-    env = openai_env("", LYNKR_MAX_RETRIES="1")
-    config = make_config(tmp_path, {**env, "OPENAI_ENDPOINT": f"http://127.0.0.1:{port}/v1"})
     fake = FakeUpstream()
+    fake.push(Reply.text("small model answer"))
     with trio.fail_after(TEST_TIMEOUT_S):
-        async with lynkr_client(config) as client:
-            refused = await post(client, stream=True)
-            async with serve_fake(fake) as upstream:
-                other = make_config(tmp_path / "second", openai_env(upstream))
-                async with lynkr_client(other) as second_client:
-                    follow_up = await post(second_client)
-            health = await client.get("/health")
+        async with serve_fake(fake) as live:
+            # The main provider points at a port nothing listens on; haiku requests go to a live one.
+            _toml(
+                tmp_path,
+                f"""
+model_provider = "dead"
+
+[providers.dead]
+kind = "openai"
+endpoint = "http://127.0.0.1:{closed_port()}/v1"
+
+[providers.live]
+kind = "anthropic"
+endpoint = "{live}"
+
+[[routes]]
+model = "claude-haiku-*"
+provider = "live"
+""",
+            )
+            config = make_config(tmp_path, {**FAST, "LYNKR_MAX_RETRIES": "1"})
+            async with lynkr_client(config) as client:
+                refused = await post(client, stream=True)
+                follow_up = await post(client, model="claude-haiku-5-5")
+                health = await client.get("/health")
     body = assert_anthropic_error(refused, 502, "api_error")
-    assert "'openai'" in body["error"]["message"]
+    assert "'dead'" in body["error"]["message"]
     assert "connect" in body["error"]["message"]
-    assert follow_up.status_code == 200
-    assert health.status_code == 200  # the daemon with the dead upstream is still healthy
+    assert follow_up.status_code == 200 and follow_up.json()["content"][0]["text"] == "small model answer"
+    assert health.status_code == 200
     log = recorded(config)
     assert [(provider, attempt, status) for provider, attempt, status, _ in attempts(log)] == [
-        ("openai", 1, None),
-        ("openai", 2, None),
+        ("dead", 1, None),
+        ("dead", 2, None),
+        ("live", 1, 200),
     ]
-    assert outcomes(log) == [("failed", 502)]
+    first = next(e for e in log if isinstance(e, UpstreamAttempted))
+    assert first.error is not None and "cannot connect to provider 'dead'" in first.error
+    assert outcomes(log) == [("failed", 502), ("completed", 200)]
 
 
 async def test_secrets_never_reach_the_log_files(tmp_path: Path) -> None:

@@ -448,6 +448,21 @@ async def test_ollama_native_chat_streams_ndjson_and_tool_arguments_arrive_as_ob
     assert not keys_anywhere({**sent.json, "options": {}}) & ANTHROPIC_ONLY_KEYS
 
 
+async def test_ollama_error_line_mid_stream_becomes_an_sse_error_event(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    fake.push(Reply.mid_stream_error("model runner crashed", after_chunks=2, reply=Reply.text("first second third")))
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with serve_fake(fake) as upstream:
+            config = make_config(tmp_path, {"OLLAMA_ENDPOINT": upstream, "OLLAMA_MODEL": "qwen3-coder"})
+            async with lynkr_client(config) as client:
+                response = await post_messages(client, cli_like_request())
+    events = sse_events(response.text)
+    assert streamed_text(events) == "first second "
+    assert events[-1][0] == "error"
+    assert "model runner crashed" in events[-1][1]["error"]["message"]
+    assert len(fake.model_calls) == 1
+
+
 async def test_ollama_tool_result_goes_back_as_a_tool_message(tmp_path: Path) -> None:
     fake = FakeUpstream()
     fake.push(Reply.text("The repo is clean."))

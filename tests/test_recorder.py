@@ -1,19 +1,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
-from lynkr.actors.recorder import Ack, Append, Hub, Recorder, run
+from lynkr.actors.recorder import Ack, Append, Hub, Recorder, RecorderStopped, run
 from lynkr.events.catalog import DaemonStarted, DaemonStopped, RequestReceived
 from lynkr.events.lmdb_store import LmdbEventStore
-from lynkr.events.records import Recorded
+from lynkr.events.records import Event, Recorded
 from lynkr.events.scrub import MASK, Scrubber
+from lynkr.events.store import StoreStats
 
 SECRET = "sk-ant-api03-very-secret-value"
 OTHER_TOKEN = "bearer-only-known-by-header-name"
@@ -178,3 +181,42 @@ async def test_statistics_count_events_batches_and_log_bytes(store: LmdbEventSto
     assert after.log_bytes == store.stats().bytes_used
     assert after.recent_rate > 0
     assert after.last_commit_ms > 0
+
+
+class HeldStore:
+    """The real store, with appends that wait until the test lets them through."""
+
+    def __init__(self, inner: LmdbEventStore) -> None:
+        self.inner = inner
+        self.release = threading.Event()
+
+    def append(self, batch: Sequence[tuple[str, Event]], *, time_ns: int | None = None) -> list[int]:
+        self.release.wait(timeout=10)
+        return self.inner.append(batch, time_ns=time_ns)
+
+    def stats(self) -> StoreStats:
+        return self.inner.stats()
+
+
+async def test_waiters_hear_when_the_recorder_is_cancelled_before_their_commit(store: LmdbEventStore) -> None:
+    held = HeldStore(store)
+    send, receive = trio.open_memory_channel[Append](100)
+    acks = [Ack() for _ in range(3)]
+    async with trio.open_nursery() as nursery:
+        # A clone, like the runtime's mailboxes: what the recorder never took stays for its successor.
+        recorder = partial(
+            run, held, receive.clone(), scrubber=Scrubber(), hub=Hub(), batch_max=1  # type: ignore[arg-type]
+        )
+        await nursery.start(recorder)
+        for n, ack in enumerate(acks):
+            send.send_nowait(Append(stream="s", event=stopped(n), ack=ack))
+        # Now the first batch is committing (held) and the second waits to be handed over.
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+        held.release.set()
+    with trio.fail_after(1):
+        assert await acks[0].wait() == 1  # its commit was in flight and finished
+        with pytest.raises(RecorderStopped):
+            await acks[1].wait()  # taken and scrubbed, never committed
+    assert receive.receive_nowait().ack is acks[2]  # still queued
+    assert [r.seq for r in store.read()] == [1]

@@ -7,6 +7,7 @@ test reads are exact.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import attrs
@@ -46,7 +47,7 @@ async def divider(inbox: trio.MemoryReceiveChannel[Any], *, task_status: trio.Ta
         task_status.started()
         async for message in inbox:
             if isinstance(message, Divide):
-                await answer(message.reply_to, lambda m=message: _divide(m))
+                await answer(message.reply_to, partial(_divide, message))
             else:
                 async with message:  # a bare reply channel: hang up without answering
                     pass
@@ -132,7 +133,7 @@ async def test_ask_returns_the_answer() -> None:
     mailbox: Mailbox[Any] = Mailbox(4)
     async with trio.open_nursery() as nursery:
         await nursery.start(lambda task_status: divider(mailbox.receiver(), task_status=task_status))
-        assert await ask(mailbox, lambda reply_to: Divide(6, 4, reply_to)) == 1.5
+        assert await ask(mailbox, partial(Divide, 6, 4)) == 1.5
         nursery.cancel_scope.cancel()
 
 
@@ -147,11 +148,11 @@ async def test_an_error_arrives_at_the_asker_with_its_original_type(
     async with trio.open_nursery() as nursery:
         await nursery.start(lambda task_status: divider(mailbox.receiver(), task_status=task_status))
         with pytest.raises(error) as raised:
-            await ask(mailbox, lambda reply_to: Divide(numerator, denominator, reply_to))
+            await ask(mailbox, partial(Divide, numerator, denominator))
         assert type(raised.value) is error
         assert str(raised.value) == text
         # The answering actor is unharmed by the error it passed on.
-        assert await ask(mailbox, lambda reply_to: Divide(1, 2, reply_to)) == 0.5
+        assert await ask(mailbox, partial(Divide, 1, 2)) == 0.5
         nursery.cancel_scope.cancel()
 
 

@@ -240,7 +240,10 @@ async def _stream_through_chain(
                 reply = ErrorReply(status=error.status, body=error.anthropic_body(), headers=_passthrough(error))
                 retry = error.status in RETRYABLE_STATUSES
                 wait = retry_after_s(error.headers) if retry else None
-                await _attempted(recorder, turn, name, attempt, status, started_at, str(error), retry)
+                await _attempted(
+                    recorder, turn, name, attempt, status, started_at, str(error),
+                    retry and attempt <= config.max_retries,
+                )
                 if retry:
                     upstream.breaker.failed(trio.current_time())
                 if not retry or attempt > config.max_retries:
@@ -252,7 +255,9 @@ async def _stream_through_chain(
                 continue
             except StreamBroken as error:
                 upstream.breaker.failed(trio.current_time())
-                await _attempted(recorder, turn, name, attempt, status, started_at, str(error), not state.started)
+                await _attempted(
+                    recorder, turn, name, attempt, status, started_at, str(error), _retries_left(state, attempt, config)
+                )
                 reply = ErrorReply(status=error.status, body=error.anthropic_body())
                 if state.started:
                     raise _Failure(reply) from None
@@ -264,7 +269,9 @@ async def _stream_through_chain(
             except (httpx.TransportError, trio.TooSlowError) as error:
                 upstream.breaker.failed(trio.current_time())
                 message = _transport_message(name, error, config.first_byte_timeout_s)
-                await _attempted(recorder, turn, name, attempt, status, started_at, message, not state.started)
+                await _attempted(
+                    recorder, turn, name, attempt, status, started_at, message, _retries_left(state, attempt, config)
+                )
                 timeout = isinstance(error, (trio.TooSlowError, httpx.TimeoutException))
                 reply = ErrorReply(
                     status=504 if timeout else 502,
@@ -292,6 +299,11 @@ def _assembled(assembler: MessageAssembler) -> dict[str, Any]:
         return dict(assembler.message())
     except UpstreamError as error:
         return {"type": "message", "content": [], "assembly_error": str(error)}
+
+
+def _retries_left(state: _TurnState, attempt: int, config: Config) -> bool:
+    """Whether a failed attempt is followed by another on the same provider."""
+    return not state.started and attempt <= config.max_retries
 
 
 def _backoff(config: Config, attempt: int) -> float:

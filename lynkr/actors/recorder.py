@@ -36,6 +36,10 @@ log = logging.getLogger("lynkr.events")
 RATE_WINDOW_S = 60.0  # recent_rate averages over this much recent time
 
 
+class RecorderStopped(Exception):
+    """The recorder stopped before this event was committed."""
+
+
 class Ack:
     """One waiter's slot: the recorder fills it once with the event's seq or the commit's error."""
 
@@ -44,8 +48,9 @@ class Ack:
         self._result: outcome.Outcome[int] | None = None
 
     def set(self, result: outcome.Outcome[int]) -> None:
-        self._result = result
-        self._done.set()
+        if self._result is None:
+            self._result = result
+            self._done.set()
 
     async def wait(self) -> int:
         """The event's sequence number once it is on disk; raises what made the commit fail."""
@@ -208,7 +213,15 @@ async def run(
                         messages.append(inbox.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                await to_commit.send(_scrub_batch(messages, scrubber))
+                try:
+                    await to_commit.send(_scrub_batch(messages, scrubber))
+                except BaseException:
+                    # Cancelled or crashed before the committer took the batch: its waiters must not
+                    # wait forever for a commit that will not happen.
+                    for message in messages:
+                        if message.ack is not None:
+                            message.ack.set(outcome.Error(RecorderStopped("the recorder stopped first")))
+                    raise
 
 
 @attrs.frozen

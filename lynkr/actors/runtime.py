@@ -166,10 +166,17 @@ class _Readiness:
 
     def __init__(self, outer: trio.TaskStatus[Any] | None) -> None:
         self._outer = outer
-        self.ready = False
+
+    @property
+    def caller_waiting(self) -> bool:
+        """``nursery.start`` still waits: a crash now is a failure to start, not one to restart from.
+
+        Only the first incarnation has a caller; a successor that fails before it is ready is a crash like
+        any other, counted towards escalation.
+        """
+        return self._outer is not None
 
     def started(self, value: Any = None) -> None:
-        self.ready = True
         if self._outer is not None:
             outer, self._outer = self._outer, None
             outer.started(value)
@@ -228,7 +235,7 @@ class Supervisor:
                     await run(inbox=slot.mailbox.receiver(), task_status=readiness)
                 return
             except Exception as error:
-                if not readiness.ready:
+                if readiness.caller_waiting:
                     raise
                 await self._crashed(slot, error)
             finally:

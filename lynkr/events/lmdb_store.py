@@ -74,7 +74,8 @@ class LmdbEventStore:
     ) -> LmdbEventStore:
         """Open (and unless ``readonly``, create) the log in directory ``path``.
 
-        An existing log keeps its larger map size; ``map_size`` is the starting size of a new one.
+        ``map_size`` is where the memory map starts: LMDB maps an existing log at least as large as its
+        data, and the map doubles whenever it fills.
         """
         if readonly:
             if not (path / "data.mdb").is_file():
@@ -107,7 +108,7 @@ class LmdbEventStore:
                 if not self._readonly:
                     txn.put(b"layout", str(LAYOUT_VERSION).encode(), db=self._meta)
                 return
-        layout = int(bytes(stored))
+            layout = int(bytes(stored))  # copied inside the transaction: the view dies with it
         if layout > LAYOUT_VERSION:
             raise EventFromTheFuture(
                 f"the event log in {self.path} has layout {layout}, but this lynkr knows only up to "
