@@ -215,12 +215,11 @@ async def _stream_through_chain(
     last: ErrorReply | None = None
     for name in pool.chain_for(turn.request):
         upstream = pool.upstreams[name]
-        if not upstream.breaker.allows(trio.current_time()):
-            last = last or _circuit_open(name, turn.request_id)
-            continue
         for attempt in range(1, config.max_retries + 2):
+            if not upstream.breaker.allows(trio.current_time()):
+                last = last or _circuit_open(name, turn.request_id)
+                break
             started_at = time.perf_counter()
-            status: int | None = None
             try:
                 async with open_attempt(
                     upstream.client,
@@ -230,67 +229,83 @@ async def _stream_through_chain(
                     small=small,
                     first_byte_timeout_s=config.first_byte_timeout_s,
                 ) as events:
-                    status = 200
                     async for event in events:
                         assembler.feed(event)
                         await turn.reply.send(event)
                         state.started = True
-            except UpstreamStatus as error:
-                status = error.status
-                reply = ErrorReply(status=error.status, body=error.anthropic_body(), headers=_passthrough(error))
-                retry = error.status in RETRYABLE_STATUSES
-                wait = retry_after_s(error.headers) if retry else None
-                await _attempted(
-                    recorder, turn, name, attempt, status, started_at, str(error),
-                    retry and attempt <= config.max_retries,
-                )
-                if retry:
-                    upstream.breaker.failed(trio.current_time())
-                if not retry or attempt > config.max_retries:
-                    last = reply
-                    if error.status in NO_FALLBACK_STATUSES:
-                        raise _Failure(reply) from None
-                    break
-                await trio.sleep(wait if wait is not None else _backoff(config, attempt))
-                continue
-            except StreamBroken as error:
+            except (UpstreamStatus, StreamBroken, httpx.TransportError, trio.TooSlowError) as error:
+                failure = _classify(error, name, config, turn.request_id)
+            else:
+                upstream.breaker.succeeded()
+                await _attempted(recorder, turn, name, attempt, 200, started_at, None, False)
+                return name
+            if failure.upstream_at_fault:
                 upstream.breaker.failed(trio.current_time())
-                await _attempted(
-                    recorder, turn, name, attempt, status, started_at, str(error), _retries_left(state, attempt, config)
-                )
-                reply = ErrorReply(status=error.status, body=error.anthropic_body())
-                if state.started:
-                    raise _Failure(reply) from None
-                last = reply
-                if attempt > config.max_retries:
-                    break
-                await trio.sleep(_backoff(config, attempt))
-                continue
-            except (httpx.TransportError, trio.TooSlowError) as error:
-                upstream.breaker.failed(trio.current_time())
-                message = _transport_message(name, error, config.first_byte_timeout_s)
-                await _attempted(
-                    recorder, turn, name, attempt, status, started_at, message, _retries_left(state, attempt, config)
-                )
-                timeout = isinstance(error, (trio.TooSlowError, httpx.TimeoutException))
-                reply = ErrorReply(
-                    status=504 if timeout else 502,
-                    body=orjson.dumps(
-                        {"type": "error", "error": {"type": "timeout_error" if timeout else "api_error",
-                                                    "message": message}}
-                    ),
-                )
-                if state.started:
-                    raise _Failure(reply) from None
-                last = reply
-                if attempt > config.max_retries:
-                    break
-                await trio.sleep(_backoff(config, attempt))
-                continue
-            upstream.breaker.succeeded()
-            await _attempted(recorder, turn, name, attempt, status, started_at, None, False)
-            return name
+            will_retry = failure.retryable and not state.started and attempt <= config.max_retries
+            await _attempted(recorder, turn, name, attempt, failure.status, started_at, failure.message, will_retry)
+            if state.started or failure.final:
+                raise _Failure(failure.reply)
+            last = failure.reply
+            if not will_retry:
+                break
+            await trio.sleep(failure.wait_s if failure.wait_s is not None else _backoff(config, attempt))
     raise _Failure(last or _circuit_open("every provider", turn.request_id))
+
+
+@attrs.frozen(kw_only=True)
+class _AttemptFailure:
+    reply: ErrorReply
+    message: str
+    status: int | None  # what the upstream answered, None when nothing came back
+    retryable: bool
+    upstream_at_fault: bool  # counts against the provider's circuit breaker
+    final: bool  # the request itself is wrong: no other provider would take it either
+    wait_s: float | None = None  # what the upstream asked us to wait
+
+
+def _classify(
+    error: UpstreamStatus | StreamBroken | httpx.TransportError | trio.TooSlowError,
+    name: str,
+    config: Config,
+    request_id: str,
+) -> _AttemptFailure:
+    if isinstance(error, UpstreamStatus):
+        retryable = error.status in RETRYABLE_STATUSES
+        return _AttemptFailure(
+            reply=ErrorReply(
+                status=error.status, body=error.anthropic_body(request_id), headers=_passthrough(error)
+            ),
+            message=str(error),
+            status=error.status,
+            retryable=retryable,
+            upstream_at_fault=retryable,
+            final=error.status in NO_FALLBACK_STATUSES,
+            wait_s=retry_after_s(error.headers) if retryable else None,
+        )
+    if isinstance(error, StreamBroken):
+        return _AttemptFailure(
+            reply=ErrorReply(status=error.status, body=error.anthropic_body(request_id)),
+            message=str(error),
+            status=200,
+            retryable=True,
+            upstream_at_fault=True,
+            final=False,
+        )
+    message = _transport_message(name, error, config.first_byte_timeout_s)
+    timeout = isinstance(error, (trio.TooSlowError, httpx.TimeoutException))
+    body = {
+        "type": "error",
+        "error": {"type": "timeout_error" if timeout else "api_error", "message": message},
+        "request_id": request_id,
+    }
+    return _AttemptFailure(
+        reply=ErrorReply(status=504 if timeout else 502, body=orjson.dumps(body)),
+        message=message,
+        status=None,
+        retryable=True,
+        upstream_at_fault=True,
+        final=False,
+    )
 
 
 def _assembled(assembler: MessageAssembler) -> dict[str, Any]:
@@ -299,11 +314,6 @@ def _assembled(assembler: MessageAssembler) -> dict[str, Any]:
         return dict(assembler.message())
     except UpstreamError as error:
         return {"type": "message", "content": [], "assembly_error": str(error)}
-
-
-def _retries_left(state: _TurnState, attempt: int, config: Config) -> bool:
-    """Whether a failed attempt is followed by another on the same provider."""
-    return not state.started and attempt <= config.max_retries
 
 
 def _backoff(config: Config, attempt: int) -> float:

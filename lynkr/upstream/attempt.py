@@ -37,11 +37,15 @@ class UpstreamStatus(Exception):
         self.headers = headers
         self.native = native  # the body is already an Anthropic error and passes through unmodified
 
-    def anthropic_body(self) -> bytes:
+    def anthropic_body(self, request_id: str) -> bytes:
         if self.native and _looks_like_anthropic_error(self.body):
             return self.body
         return orjson.dumps(
-            {"type": "error", "error": {"type": error_type_for_status(self.status), "message": _upstream_message(self)}}
+            {
+                "type": "error",
+                "error": {"type": error_type_for_status(self.status), "message": _upstream_message(self)},
+                "request_id": request_id,
+            }
         )
 
 
@@ -53,8 +57,10 @@ class StreamBroken(Exception):
         self.status = status
         self.error_type = error_type
 
-    def anthropic_body(self) -> bytes:
-        return orjson.dumps({"type": "error", "error": {"type": self.error_type, "message": str(self)}})
+    def anthropic_body(self, request_id: str) -> bytes:
+        return orjson.dumps(
+            {"type": "error", "error": {"type": self.error_type, "message": str(self)}, "request_id": request_id}
+        )
 
 
 class EventSource(Protocol):
