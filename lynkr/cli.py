@@ -14,17 +14,19 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import trio
 
 from lynkr import __version__
 from lynkr.actors.runtime import ActorEscalation
 from lynkr.config import Config, ConfigError, load_config, nothing_configured_hint
-from lynkr.daemon import Running, StartupError, events_dir, run_daemon
-from lynkr.events.lmdb_store import LmdbEventStore
+from lynkr.datadir import StartupError, open_log_readonly
 from lynkr.events.records import EventFromTheFuture, Recorded
 from lynkr.inspect import render_event_line, render_transcript, replay_sessions
+
+if TYPE_CHECKING:
+    from lynkr.daemon import Running
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -105,6 +107,8 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from lynkr.daemon import run_daemon  # the server stack loads only for the daemon itself
+
     config = _load(args)
     logging.basicConfig(
         level=config.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -144,16 +148,9 @@ def _banner(config: Config, running: Running, out: TextIO) -> None:
     out.flush()
 
 
-def _open_log(config: Config) -> LmdbEventStore:
-    path = events_dir(config.data_dir)
-    if not path.exists():
-        raise StartupError(f"no event log at {path}; start the daemon first, or set LYNKR_DATA_DIR to its data folder")
-    return LmdbEventStore.open(path, readonly=True)
-
-
 def _replay(args: argparse.Namespace) -> int:
     config = _load(args)
-    with _open_log(config) as store:
+    with open_log_readonly(config.data_dir) as store:
         progress = ProgressBar("replaying", sys.stderr) if sys.stderr.isatty() else None
         started = time.perf_counter()
         sessions, report = replay_sessions(store, progress=progress)
@@ -187,7 +184,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _log(args: argparse.Namespace) -> int:
     config = _load(args)
     matches = _type_filter(args.types)
-    with _open_log(config) as store:
+    with open_log_readonly(config.data_dir) as store:
         start = args.since
         if args.last is not None:
             tail = [r for r in store.read(start, stream=args.session) if matches(r)][-args.last :]

@@ -9,15 +9,13 @@ are cancelled, and the recorder drains its mailbox into a final durable batch be
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import attrs
 import trio
@@ -29,6 +27,7 @@ from lynkr.actors.providers import Pool
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import ActorEscalation, ActorStatistics, Crash, Mailbox, RestartPolicy, Supervisor
 from lynkr.config import Config
+from lynkr.datadir import StartupError, daemon_lock, open_store
 from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.scrub import Scrubber
@@ -40,10 +39,6 @@ log = logging.getLogger("lynkr")
 DAEMON_STREAM = "daemon"
 
 
-class StartupError(Exception):
-    """A problem that stops the daemon from starting; the message is one line naming the problem and the fix."""
-
-
 @attrs.frozen(kw_only=True)
 class Running:
     """What a started daemon reports: where it listens and how to stop it."""
@@ -53,38 +48,6 @@ class Running:
     stop: trio.Event
     # Each actor's mailbox by actor name, to look at (statistics) or, in tests, to put a message in.
     mailboxes: Mapping[str, Mailbox[Any]] = attrs.field(factory=dict)
-
-
-def events_dir(data_dir: Path) -> Path:
-    return data_dir / "events"
-
-
-@contextmanager
-def daemon_lock(data_dir: Path) -> Iterator[IO[str]]:
-    """Hold an exclusive lock on the data folder for as long as the daemon runs."""
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(data_dir / "daemon.lock", "a+")
-    except OSError as error:
-        raise StartupError(
-            f"cannot use the data folder {data_dir}: {error.strerror or error}; "
-            f"make it writable or set LYNKR_DATA_DIR to a writable folder"
-        ) from None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise StartupError(
-                f"another lynkr daemon (pid {holder}) is already using the data folder {data_dir}; "
-                f"stop it first, or set LYNKR_DATA_DIR to another folder"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield handle
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -103,16 +66,6 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise StartupError(f"cannot listen on {host}:{port}: {error.strerror}; check LYNKR_HOST and PORT") from None
     sock.setblocking(False)
     return sock
-
-
-def open_store(config: Config) -> LmdbEventStore:
-    try:
-        return LmdbEventStore.open(events_dir(config.data_dir), map_size=config.log_map_size_bytes)
-    except OSError as error:
-        raise StartupError(
-            f"cannot open the event log in {events_dir(config.data_dir)}: {error}; "
-            f"make the folder writable or set LYNKR_DATA_DIR to another folder"
-        ) from None
 
 
 def routed_models(config: Config) -> tuple[ModelEntry, ...]:
@@ -145,7 +98,7 @@ async def run_daemon(
 ) -> None:
     """Run lynkr until ``Running.stop`` is set (or SIGINT/SIGTERM with ``install_signal_handlers``)."""
     with daemon_lock(config.data_dir):
-        store = open_store(config)
+        store = open_store(config.data_dir, map_size=config.log_map_size_bytes)
         try:
             listening = bind_socket(config.host, config.port)
             with listening:
@@ -278,8 +231,10 @@ class _Daemon:
 
     async def _escalated(self, escalation: ActorEscalation) -> None:
         event = ActorEscalated(actor=escalation.actor, crashes=escalation.crashes, window_s=escalation.window_s)
+        # Bounded: the actor that escalated may be the recorder itself.
         with trio.move_on_after(1):
-            await self.recorder.record_durably(DAEMON_STREAM, event)
+            await self.recorder.record(DAEMON_STREAM, event)
+            await self.recorder.record_durably(DAEMON_STREAM, DaemonStopped(reason=str(escalation)))
 
     def statistics(self) -> list[ActorStatistics]:
         return [actor for supervisor in self.supervisors for actor in supervisor.statistics()]

@@ -19,13 +19,13 @@ import httpx
 import trio
 
 from lynkr.config import Config
-from lynkr.daemon import events_dir
+from lynkr.datadir import events_dir
 from lynkr.events.catalog import RequestReceived
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.records import Recorded
 from lynkr.wire.tokens import estimate_tokens
 from tests.conftest import make_config, running_lynkr
-from tests.fakes import FakeUpstream, serve_fake
+from tests.fakes import FakeUpstream, Reply, serve_fake
 
 UPSTREAM_KEY = "sk-upstream-edge-secret-5150"
 TEST_TIMEOUT_S = 10
@@ -463,3 +463,24 @@ async def test_session_id_comes_from_the_header_then_metadata_then_a_stable_fing
     assert fingerprint.startswith("fp-")
     assert same_conversation == fingerprint  # later turns of one conversation stay in its session
     assert other_conversation.startswith("fp-") and other_conversation != fingerprint
+
+
+
+async def test_a_provider_pool_crash_mid_stream_ends_the_stream_with_an_error_not_a_hang(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    fake.push(Reply.delay_between_chunks(0.2, Reply.text("one two three four five six seven eight")))
+    async with serve_fake(fake) as upstream:
+        env = {"MODEL_PROVIDER": "openai", "OPENAI_ENDPOINT": f"{upstream}/v1/chat/completions", "OPENAI_MODEL": "m"}
+        async with running_lynkr(make_config(tmp_path, env)) as lynkr, httpx.AsyncClient(base_url=lynkr.base_url) as client:
+            body = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+            with trio.fail_after(10):
+                async with client.stream("POST", "/v1/messages", json=body) as response:
+                    assert response.status_code == 200
+                    seen = b""
+                    async for chunk in response.aiter_bytes():
+                        if not seen:
+                            lynkr.mailboxes["providers"].send_nowait(None)  # a message the pool cannot handle
+                        seen += chunk
+    assert b"event: message_start" in seen
+    assert b"event: error" in seen and b"lost this request" in seen
+    assert b"message_stop" not in seen

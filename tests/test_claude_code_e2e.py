@@ -17,7 +17,8 @@ from typing import Any, Literal
 import attrs
 import pytest
 
-from lynkr.daemon import Running, events_dir
+from lynkr.daemon import Running
+from lynkr.datadir import events_dir
 from lynkr.events.catalog import RequestReceived, UpstreamAttempted
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.records import Recorded

@@ -108,3 +108,5 @@ async def test_an_actor_crashing_too_often_stops_the_daemon_with_the_escalation_
     assert "actor.crashed" in types
     escalated = [r.event for r in records if isinstance(r.event, ActorEscalated)]
     assert [(e.actor, e.crashes) for e in escalated] == [("session", 1)]
+    assert records[-1].event.TYPE == "daemon.stopped"
+    assert "crashed 1 times" in records[-1].event.reason  # type: ignore[attr-defined]

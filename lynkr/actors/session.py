@@ -25,16 +25,24 @@ async def run(
     async with inbox:
         task_status.started()
         async for turn in inbox:
-            await recorder.record(
-                turn.session_id,
-                RequestReceived(
-                    request_id=turn.request_id,
-                    session_id=turn.session_id,
-                    path="/v1/messages",
-                    model=str(turn.request.get("model", "")),
-                    stream=bool(turn.request.get("stream", False)),
-                    headers=dict(turn.headers),
-                    body=turn.request,
-                ),
-            )
-            await providers.send(turn)
+            try:
+                await _hand_over(turn, providers, recorder)
+            except BaseException:
+                turn.reply.close()  # the edge then answers "lost" at once instead of waiting for ever
+                raise
+
+
+async def _hand_over(turn: Turn, providers: Mailbox[ProviderMessage], recorder: Recorder) -> None:
+    await recorder.record(
+        turn.session_id,
+        RequestReceived(
+            request_id=turn.request_id,
+            session_id=turn.session_id,
+            path="/v1/messages",
+            model=str(turn.request.get("model", "")),
+            stream=bool(turn.request.get("stream", False)),
+            headers=dict(turn.headers),
+            body=turn.request,
+        ),
+    )
+    await providers.send(turn)

@@ -20,7 +20,7 @@ import trio
 
 from lynkr import __version__
 from lynkr.actors.messages import CountTokens, ErrorReply, StreamItem, Turn
-from lynkr.actors.runtime import ActorStatistics, Mailbox, ReplyTo, ask
+from lynkr.actors.runtime import ActorGone, ActorStatistics, Mailbox, ReplyTo, ask
 from lynkr.errors import AuthenticationFailed, InvalidRequest, LynkrError, NotFound, RequestTooLarge
 from lynkr.http.asgi import (
     ClientGone,
@@ -116,6 +116,8 @@ class App:
                 await handler(scope, receive, send_with_id, request_id)
         except LynkrError as error:
             await send_response(send_with_id, error.status, error_body(error, request_id))
+        except ActorGone:
+            await send_response(send_with_id, 500, error_body(_lost(), request_id))
         except ClientGone:
             status = 499
         finally:
@@ -187,9 +189,9 @@ class App:
                 async with replies:
                     await self._deps.sessions.send(turn)
                     if request.get("stream"):
-                        await _stream_reply(replies, send)
+                        await _stream_reply(replies, send, request_id)
                     else:
-                        await _whole_reply(replies, send)
+                        await _whole_reply(replies, send, request_id)
                 nursery.cancel_scope.cancel()
         finally:
             cancel.cancel()
@@ -287,33 +289,48 @@ async def _cancel_on_disconnect(receive: Receive, cancel: trio.CancelScope) -> N
             return
 
 
-async def _stream_reply(replies: trio.MemoryReceiveChannel[StreamItem], send: Send) -> None:
+async def _stream_reply(replies: trio.MemoryReceiveChannel[StreamItem], send: Send, request_id: str) -> None:
     """Forward events as they arrive; an error before the first event becomes a plain HTTP error."""
-    started = False
+    started = finished = False
     async for item in replies:
         if isinstance(item, ErrorReply):
             if not started:
                 await send_response(send, item.status, item.body, headers=item.headers)
                 return
             await send({"type": "http.response.body", "body": _sse_error(item), "more_body": True})
+            finished = True
             break
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
             started = True
         await send({"type": "http.response.body", "body": encode_event(item), "more_body": True})
+        finished = item["type"] == "message_stop"
     if not started:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await send_response(send, 500, error_body(_lost(), request_id))
+        return
+    if not finished:
+        await send({"type": "http.response.body", "body": encode_event(_lost().body(request_id)), "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _whole_reply(replies: trio.MemoryReceiveChannel[StreamItem], send: Send) -> None:
+async def _whole_reply(replies: trio.MemoryReceiveChannel[StreamItem], send: Send, request_id: str) -> None:
     assembler = MessageAssembler()
+    finished = False
     async for item in replies:
         if isinstance(item, ErrorReply):
             await send_response(send, item.status, item.body, headers=item.headers)
             return
         assembler.feed(item)
+        finished = item["type"] == "message_stop"
+    if not finished:
+        await send_response(send, 500, error_body(_lost(), request_id))
+        return
     await send_response(send, 200, json_bytes(assembler.message()))
+
+
+def _lost() -> LynkrError:
+    """The turn's reply channel closed without an answer: the actor handling it stopped."""
+    return LynkrError("lynkr lost this request: an internal actor stopped before answering; retry the request")
 
 
 def _sse_error(item: ErrorReply) -> bytes:
