@@ -225,9 +225,13 @@ class _Daemon:
             traceback=crash.traceback,
             restarts=crash.restarts,
         )
-        # Never wait here: the crashed actor may be the recorder itself.
-        assert self._nursery is not None
-        self._nursery.start_soon(self.recorder.record, DAEMON_STREAM, event)
+        if crash.actor == "recorder":
+            # Its successor takes the event from the mailbox; waiting here would wait for ourselves.
+            assert self._nursery is not None
+            self._nursery.start_soon(self.recorder.record, DAEMON_STREAM, event)
+        else:
+            with trio.move_on_after(1):
+                await self.recorder.record(DAEMON_STREAM, event)
 
     async def _escalated(self, escalation: ActorEscalation) -> None:
         event = ActorEscalated(actor=escalation.actor, crashes=escalation.crashes, window_s=escalation.window_s)
