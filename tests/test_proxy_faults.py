@@ -20,7 +20,7 @@ import httpx
 import trio
 
 from lynkr.config import Config
-from lynkr.daemon import events_dir
+from lynkr.datadir import events_dir
 from lynkr.events.catalog import ResponseCompleted, ResponseFailed, UpstreamAttempted
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.records import Event

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import orjson
@@ -20,7 +20,7 @@ from lynkr.providers.base import Adapter
 from lynkr.wire import ollama, openai
 from lynkr.wire.anthropic import without_unsigned_thinking
 from lynkr.wire.openai import UpstreamStreamError
-from lynkr.wire.sse import NDJSONDecoder, ServerSentEvent, SSEDecoder
+from lynkr.wire.streams import AnthropicStream, OllamaStream, OpenAIStream, StreamParser
 from lynkr.wire.tokens import estimate_tokens
 from lynkr.wire.types import StreamEvent
 
@@ -61,12 +61,6 @@ class StreamBroken(Exception):
         return orjson.dumps(
             {"type": "error", "error": {"type": self.error_type, "message": str(self)}, "request_id": request_id}
         )
-
-
-class EventSource(Protocol):
-    def events(self, data: bytes) -> list[StreamEvent]: ...
-
-    def finish(self) -> list[StreamEvent]: ...
 
 
 @asynccontextmanager
@@ -126,22 +120,18 @@ async def _abandon(chunks: AsyncIterator[bytes]) -> None:
             pass
 
 
-async def _events(chunks: AsyncIterator[bytes], source: EventSource) -> AsyncGenerator[StreamEvent, None]:
+async def _events(chunks: AsyncIterator[bytes], parser: StreamParser) -> AsyncGenerator[StreamEvent, None]:
     try:
         async for data in chunks:
-            for event in source.events(data):
+            for event in parser.feed(data):
                 yield event
+        tail = parser.close()
     except httpx.ReadTimeout:
-        raise StreamBroken("the upstream stalled mid-stream (LYNKR_IDLE_TIMEOUT_S)", status=504,
-                           error_type="timeout_error") from None
+        raise StreamBroken(
+            "the upstream stalled mid-stream (LYNKR_IDLE_TIMEOUT_S)", status=504, error_type="timeout_error"
+        ) from None
     except (httpx.RemoteProtocolError, httpx.ReadError) as error:
         raise StreamBroken(f"the upstream connection broke mid-stream: {error}") from None
-    except UpstreamStreamError as error:
-        raise StreamBroken(
-            str(error), status=error.upstream_status or 502, error_type=error.upstream_type or "api_error"
-        ) from None
-    try:
-        tail = source.finish()
     except UpstreamStreamError as error:
         raise StreamBroken(
             str(error), status=error.upstream_status or 502, error_type=error.upstream_type or "api_error"
@@ -152,11 +142,11 @@ async def _events(chunks: AsyncIterator[bytes], source: EventSource) -> AsyncGen
 
 def _prepare(
     adapter: Adapter, request: Mapping[str, Any], *, model: str, max_tokens: int
-) -> tuple[dict[str, Any], EventSource]:
+) -> tuple[dict[str, Any], StreamParser]:
     message_id = "msg_" + os.urandom(12).hex()
     if adapter.wire == "anthropic":
         signed_only = without_unsigned_thinking(request)  # type: ignore[arg-type]
-        return {**signed_only, "model": model, "max_tokens": max_tokens, "stream": True}, _AnthropicSource()
+        return {**signed_only, "model": model, "max_tokens": max_tokens, "stream": True}, AnthropicStream()
     if adapter.wire == "openai":
         body = openai.build_request(
             request,  # type: ignore[arg-type]
@@ -168,103 +158,12 @@ def _prepare(
         converter = openai.StreamConverter(
             message_id=message_id, model=model, input_tokens=estimate_tokens(request)
         )
-        return body, _OpenAISource(converter)
+        return body, OpenAIStream(converter)
     body = ollama.build_request(request, model=model, max_tokens=max_tokens, stream=True)  # type: ignore[arg-type]
     converter_ollama = ollama.StreamConverter(
         message_id=message_id, model=model, input_tokens=estimate_tokens(request)
     )
-    return body, _OllamaSource(converter_ollama)
-
-
-class _AnthropicSource:
-    def __init__(self) -> None:
-        self._decoder = SSEDecoder()
-        self._stopped = False
-
-    def events(self, data: bytes) -> list[StreamEvent]:
-        return self._convert(self._decoder.feed(data))
-
-    def finish(self) -> list[StreamEvent]:
-        out = self._convert(self._decoder.close())
-        if not self._stopped:
-            raise StreamBroken("the upstream stream ended before message_stop")
-        return out
-
-    def _convert(self, messages: list[ServerSentEvent]) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for sse in messages:
-            if not sse.data:
-                continue
-            try:
-                event = orjson.loads(sse.data)
-            except orjson.JSONDecodeError:
-                continue  # the Anthropic API may add lines clients must tolerate
-            if event.get("type") == "error":
-                error = event.get("error") or {}
-                raise UpstreamStreamError(
-                    str(error.get("message", "upstream error")), status=_status_of(error), error_type=error.get("type")
-                )
-            if event.get("type") in ("message_stop", "message_delta"):
-                self._stopped = True
-            out.append(event)
-        return out
-
-
-class _OpenAISource:
-    def __init__(self, converter: openai.StreamConverter) -> None:
-        self._decoder = SSEDecoder()
-        self._converter = converter
-        self._done = False
-
-    def events(self, data: bytes) -> list[StreamEvent]:
-        return self._convert(self._decoder.feed(data))
-
-    def finish(self) -> list[StreamEvent]:
-        out = self._convert(self._decoder.close())
-        if not self._done:
-            raise StreamBroken("the upstream stream ended before data: [DONE]")
-        return out + self._converter.finish()
-
-    def _convert(self, messages: list[ServerSentEvent]) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for sse in messages:
-            if not sse.data:
-                continue
-            if sse.data == "[DONE]":
-                self._done = True
-                continue
-            try:
-                chunk = orjson.loads(sse.data)
-            except orjson.JSONDecodeError:
-                continue
-            out.extend(self._converter.feed(chunk))
-        return out
-
-
-class _OllamaSource:
-    def __init__(self, converter: ollama.StreamConverter) -> None:
-        self._decoder = NDJSONDecoder()
-        self._converter = converter
-        self._done = False
-
-    def events(self, data: bytes) -> list[StreamEvent]:
-        return self._convert(self._decoder.feed(data))
-
-    def finish(self) -> list[StreamEvent]:
-        out = self._convert(self._decoder.close())
-        if not self._done:
-            raise StreamBroken("the Ollama stream ended before done: true")
-        return out + self._converter.finish()
-
-    def _convert(self, lines: list[Any]) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for line in lines:
-            if line.get("error"):
-                raise UpstreamStreamError(str(line["error"]), status=502)
-            out.extend(self._converter.feed(line))
-            if line.get("done"):
-                self._done = True
-        return out
+    return body, OllamaStream(converter_ollama)
 
 
 async def _read_limited(response: httpx.Response) -> bytes:
@@ -303,11 +202,3 @@ def _upstream_message(error: UpstreamStatus) -> str:
         if parsed.get("message"):
             return str(parsed["message"])
     return f"upstream returned {error.status}"
-
-
-def _status_of(error: Mapping[str, Any]) -> int:
-    kind = error.get("type")
-    return {"overloaded_error": 529, "rate_limit_error": 429, "api_error": 500, "timeout_error": 504}.get(
-        str(kind), 502
-    )
-
