@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
+import orjson
 import trio
 
 # Run as a script from anywhere: the repository root holds the lynkr package.
@@ -81,14 +82,13 @@ def request_received(turn: int) -> RequestReceived:
         ],
         "tools": [{"name": name, "input_schema": {"type": "object"}} for name in ("Read", "Edit", "Bash", "Grep")],
     }
-    return RequestReceived(
+    return RequestReceived.of(
         request_id=f"req_{turn:08d}",
         session_id=session,
         path="/v1/messages",
-        model="claude-sonnet-4-5",
-        stream=True,
         headers={"x-api-key": KNOWN_SECRET, "anthropic-version": "2023-06-01", "content-type": "application/json"},
-        body=body,
+        request=body,
+        body=orjson.dumps(body),
     )
 
 

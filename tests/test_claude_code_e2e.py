@@ -134,7 +134,7 @@ def _received(log: list[Recorded]) -> list[tuple[str, RequestReceived]]:
 def _cli_tool_result(log: list[Recorded]) -> dict[str, Any]:
     """The tool_result block the CLI sent lynkr in its last request, as lynkr recorded it."""
     _, last = _received(log)[-1]
-    [block] = [b for b in last.body["messages"][-1]["content"] if b["type"] == "tool_result"]
+    [block] = [b for b in last.request()["messages"][-1]["content"] if b["type"] == "tool_result"]
     return dict(block)
 
 

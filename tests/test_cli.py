@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import attrs
 import lmdb
 import pytest
@@ -69,14 +70,14 @@ def lynkr(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Ran:
 def request(request_id: str, session_id: str, user_text: str, *, history: int = 0) -> RequestReceived:
     messages: list[dict[str, Any]] = [{"role": "user", "content": "earlier"}] * history
     messages.append({"role": "user", "content": user_text})
-    return RequestReceived(
+    body = {"model": "claude-sonnet-5-5", "max_tokens": 100, "stream": True, "messages": messages, "tools": TOOLS}
+    return RequestReceived.of(
         request_id=request_id,
         session_id=session_id,
         path="/v1/messages",
-        model="claude-sonnet-5-5",
-        stream=True,
         headers={"user-agent": "claude-cli"},
-        body={"model": "claude-sonnet-5-5", "max_tokens": 100, "messages": messages, "tools": TOOLS},
+        request=body,
+        body=orjson.dumps(body),
     )
 
 

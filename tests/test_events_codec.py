@@ -5,6 +5,7 @@ import zlib
 from typing import Any
 
 import attrs
+import orjson
 import msgpack  # type: ignore[import-untyped]
 import pytest
 
@@ -48,7 +49,10 @@ EVERY_EVENT: list[Event] = [
         model="claude-sonnet-4-5",
         stream=True,
         headers={"content-type": "application/json"},
-        body={"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "héllo"}]},
+        messages=1,
+        tools=(),
+        last_user_text="héllo",
+        body='{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"héllo"}]}'.encode(),
     ),
     UpstreamAttempted(
         request_id="req_1", provider="ollama", attempt=2, status=None, latency_ms=3.5, error="timeout", will_retry=True
@@ -154,3 +158,18 @@ def test_flipped_bit_fails_the_checksum() -> None:
 def test_payload_that_is_not_plain_data_cannot_be_encoded() -> None:
     with pytest.raises(ValueError, match="not plain data"):
         encode(1, "s", DaemonStarted(version="1", pid=1, config={"when": object()}))
+
+
+def test_a_version_1_request_received_is_upcast_to_raw_body_bytes_and_a_brief() -> None:
+    body = {
+        "model": "claude-sonnet-4-5",
+        "messages": [{"role": "user", "content": "first"}, {"role": "user", "content": [{"type": "text", "text": "latest"}]}],
+        "tools": [{"name": "Bash"}, {"name": "Read"}],
+    }
+    v1 = {"request_id": "r", "session_id": "s", "path": "/v1/messages", "model": "claude-sonnet-4-5", "stream": True,
+          "headers": {}, "body": body}
+    recorded = decode(7, encode_payload(1, "s", "request.received", 1, v1))
+    event = recorded.event
+    assert isinstance(event, RequestReceived)
+    assert (event.messages, event.tools, event.last_user_text) == (2, ("Bash", "Read"), "latest")
+    assert event.request() == body

@@ -6,14 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from lynkr.events.catalog import DaemonStopped, RequestReceived, ResponseCompleted, ResponseFailed, UpstreamAttempted
+from lynkr.events.catalog import USER_TEXT_LIMIT, DaemonStopped, RequestReceived, ResponseCompleted, ResponseFailed, UpstreamAttempted
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.pmap import PMap
 from lynkr.events.projections import (
     SESSIONS,
-    USER_TEXT_LIMIT,
     OutOfOrderEvent,
     Projection,
     RequestSummary,
@@ -26,14 +26,14 @@ from lynkr.events.records import Event, Recorded
 
 
 def request(request_id: str, session_id: str = "sess", text: str = "hello", **body: Any) -> RequestReceived:
-    return RequestReceived(
+    request = {"model": "claude-sonnet-4-5", "stream": True, "messages": [{"role": "user", "content": text}], **body}
+    return RequestReceived.of(
         request_id=request_id,
         session_id=session_id,
         path="/v1/messages",
-        model="claude-sonnet-4-5",
-        stream=True,
         headers={},
-        body={"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": text}], **body},
+        request=request,
+        body=orjson.dumps(request),
     )
 
 
@@ -143,9 +143,9 @@ def test_other_events_only_advance_the_position() -> None:
 
 
 def test_summary_tolerates_odd_bodies_and_cuts_long_text() -> None:
-    odd = RequestReceived(
-        request_id="r", session_id="s", path="/v1/messages", model="m", stream=False, headers={},
-        body={"messages": "not a list", "tools": [1, {"no": "name"}]},
+    odd_body = {"model": "m", "messages": "not a list", "tools": [1, {"no": "name"}]}
+    odd = RequestReceived.of(
+        request_id="r", session_id="s", path="/v1/messages", headers={}, request=odd_body, body=orjson.dumps(odd_body)
     )
     long_blocks = request("r2", text="", messages=[
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}, {"type": "text", "text": "x" * 2000}]}

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
+import orjson
 import pytest
 import trio
 import trio.testing
@@ -152,7 +153,10 @@ async def test_secrets_never_reach_the_disk(tmp_path: Path) -> None:
         model="claude-sonnet-4-5",
         stream=False,
         headers={"x-api-key": SECRET, "Authorization": f"Bearer {OTHER_TOKEN}", "content-type": "application/json"},
-        body={"max_tokens": 100, "messages": [{"role": "user", "content": f"use {SECRET} for the call"}]},
+        messages=1,
+        tools=(),
+        last_user_text="",
+        body=orjson.dumps({"max_tokens": 100, "messages": [{"role": "user", "content": f"use {SECRET} for the call"}]}),
     )
     with LmdbEventStore.open(path) as store:
         async with running_recorder(store, secrets=(SECRET,)) as recorder:
@@ -167,7 +171,7 @@ async def test_secrets_never_reach_the_disk(tmp_path: Path) -> None:
     for recorded in (stored, published):
         assert isinstance(recorded.event, RequestReceived)
         assert recorded.event.headers == {"x-api-key": MASK, "Authorization": MASK, "content-type": "application/json"}
-        assert recorded.event.body["max_tokens"] == 100
+        assert recorded.event.request()["max_tokens"] == 100
 
 
 async def test_statistics_count_events_batches_and_log_bytes(store: LmdbEventStore) -> None:

@@ -34,6 +34,7 @@ class Turn:
     request_id: str
     session_id: str
     request: dict[str, Any]
+    body: bytes  # as the client sent it
     headers: Mapping[str, str]
     reply: trio.MemorySendChannel[StreamItem]
     cancel: trio.CancelScope

@@ -35,14 +35,13 @@ async def run(
 async def _hand_over(turn: Turn, providers: Mailbox[ProviderMessage], recorder: Recorder) -> None:
     await recorder.record(
         turn.session_id,
-        RequestReceived(
+        RequestReceived.of(
             request_id=turn.request_id,
             session_id=turn.session_id,
             path="/v1/messages",
-            model=str(turn.request.get("model", "")),
-            stream=bool(turn.request.get("stream", False)),
             headers=dict(turn.headers),
-            body=turn.request,
+            request=turn.request,
+            body=turn.body,
         ),
     )
     await providers.send(turn)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
+import orjson
 
-from lynkr.events.records import Event, event
+from lynkr.events.records import Event, Payload, event, upcaster
+
+USER_TEXT_LIMIT = 500  # characters of the newest user message kept in a request's brief
 
 
 @event("daemon.started")
@@ -41,16 +45,82 @@ class ActorEscalated(Event):
     window_s: float
 
 
-@event("request.received")
+@event("request.received", version=2)
 @attrs.frozen(kw_only=True)
 class RequestReceived(Event):
+    """A client's request, kept as the bytes it sent plus the brief that replay needs without parsing them."""
+
     request_id: str
     session_id: str
     path: str
     model: str
     stream: bool
     headers: dict[str, str]  # scrubbed
-    body: dict[str, Any]  # scrubbed
+    messages: int
+    tools: tuple[str, ...] = attrs.field(converter=tuple)
+    last_user_text: str  # cut to USER_TEXT_LIMIT characters
+    body: bytes  # the JSON body as received, known secrets masked
+
+    @classmethod
+    def of(
+        cls, *, request_id: str, session_id: str, path: str, headers: dict[str, str], request: Mapping[str, Any],
+        body: bytes,
+    ) -> RequestReceived:
+        return cls(
+            request_id=request_id,
+            session_id=session_id,
+            path=path,
+            model=str(request.get("model", "")),
+            stream=bool(request.get("stream", False)),
+            headers=headers,
+            body=body,
+            **_brief(request),
+        )
+
+    def request(self) -> dict[str, Any]:
+        """The request body, parsed."""
+        parsed: dict[str, Any] = orjson.loads(self.body)
+        return parsed
+
+
+@upcaster("request.received", from_version=1)
+def _body_as_bytes(payload: Payload) -> Payload:
+    """v1 kept the parsed body; v2 keeps the bytes and a brief of them."""
+    body = payload.pop("body")
+    return {**payload, **_brief(body), "body": orjson.dumps(body)}
+
+
+def _brief(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Message count, tool names and the newest user text.  Tolerates any shape: replay must never crash."""
+    messages = request.get("messages")
+    if not isinstance(messages, list):
+        messages = []
+    tools = request.get("tools")
+    names = [str(tool["name"]) for tool in tools if isinstance(tool, dict) and "name" in tool] if isinstance(
+        tools, list
+    ) else []
+    return {"messages": len(messages), "tools": tuple(names), "last_user_text": _last_user_text(messages)[:USER_TEXT_LIMIT]}
+
+
+def _last_user_text(messages: list[Any]) -> str:
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            parts = []
+            for block in content:
+                if not isinstance(block, dict):
+                    continue
+                if block.get("type") == "text" and isinstance(block.get("text"), str):
+                    parts.append(block["text"])
+                elif isinstance(block.get("type"), str):
+                    parts.append(f"[{block['type']}]")
+            return " ".join(parts)
+        return ""
+    return ""
 
 
 @event("upstream.attempted")

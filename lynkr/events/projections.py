@@ -27,7 +27,6 @@ S = TypeVar("S")
 
 Progress = Callable[[int, int], None]
 
-USER_TEXT_LIMIT = 500  # characters of the last user message kept in a turn's summary
 _PROGRESS_EVERY = 8192
 
 
@@ -198,45 +197,13 @@ def _replace_turn(
 
 
 def summarize_request(event: RequestReceived) -> RequestSummary:
-    """The brief of a recorded request body.  Tolerates any shape: replay must not crash on odd bodies."""
-    body = event.body
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        messages = []
-    tools = body.get("tools")
-    tool_names = (
-        tuple([str(tool["name"]) for tool in tools if isinstance(tool, dict) and "name" in tool])
-        if isinstance(tools, list)
-        else ()
-    )
     return RequestSummary(
         model=event.model,
         stream=event.stream,
-        messages=len(messages),
-        tools=tool_names,
-        last_user_text=_last_user_text(messages)[:USER_TEXT_LIMIT],
+        messages=event.messages,
+        tools=event.tools,
+        last_user_text=event.last_user_text,
     )
-
-
-def _last_user_text(messages: list[Any]) -> str:
-    for message in reversed(messages):
-        if not isinstance(message, dict) or message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):
-            parts = []
-            for block in content:
-                if not isinstance(block, dict):
-                    continue
-                if block.get("type") == "text" and isinstance(block.get("text"), str):
-                    parts.append(block["text"])
-                elif isinstance(block.get("type"), str):
-                    parts.append(f"[{block['type']}]")
-            return " ".join(parts)
-        return ""
-    return ""
 
 
 # Replay

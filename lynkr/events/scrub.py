@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 MASK = "***"
+_MASK_BYTES = MASK.encode()
 MIN_SECRET_LENGTH = 6
 
 _SECRET_KEYS = frozenset(
@@ -57,6 +58,7 @@ class Scrubber:
         self._secrets = tuple(
             sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
         )
+        self._secret_bytes = tuple(secret.encode() for secret in self._secrets)
         # Keys repeat endlessly across bodies ("type", "text", "role"); remember the verdicts.
         self._key_verdicts: dict[str, bool] = {}
 
@@ -68,6 +70,13 @@ class Scrubber:
         if kind is list or kind is tuple:
             return self._list(value, False)
         return self._other(value, False)
+
+    def scrub_bytes(self, data: bytes) -> bytes:
+        """``data`` (UTF-8 text, such as a raw request body) with every known secret value masked."""
+        for secret in self._secret_bytes:
+            if secret in data:
+                data = data.replace(secret, _MASK_BYTES)
+        return data
 
     def scrub_text(self, text: str) -> str:
         """``text`` with every known secret value masked."""
@@ -91,6 +100,9 @@ class Scrubber:
                     item = self.scrub_text(item)
             elif kind is dict:
                 item = self._dict(item)
+            elif kind is bytes:
+                if search:
+                    item = self.scrub_bytes(item)
             elif kind is list or kind is tuple:
                 item = self._list(item, self._secret_key(key))
             elif not (kind is int or kind is float or kind is bool or item is None):

@@ -178,6 +178,7 @@ class App:
             request_id=request_id,
             session_id=session_id,
             request=request,  # type: ignore[arg-type]
+            body=body,
             headers=_headers(scope),
             reply=reply_send,
             cancel=cancel,
