@@ -8,6 +8,7 @@ carrying a reply channel and a cancel scope; a disconnecting client cancels that
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import time
@@ -153,7 +154,7 @@ class App:
         if presented is None:
             bearer = header(scope, b"authorization") or ""
             presented = bearer[7:] if bearer[:7].lower() == "bearer " else None
-        if presented != expected:
+        if presented is None or not hmac.compare_digest(presented.encode(), expected.encode()):
             raise AuthenticationFailed("invalid x-api-key: set ANTHROPIC_API_KEY to the key in LYNKR_API_KEY")
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
