@@ -463,6 +463,20 @@ async def test_ollama_error_line_mid_stream_becomes_an_sse_error_event(tmp_path:
     assert len(fake.model_calls) == 1
 
 
+async def test_ollama_think_is_sent_only_when_configured_and_the_client_asks_for_thinking(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with serve_fake(fake) as upstream:
+            write_toml(tmp_path, '[providers.ollama]\noptions = { think = "true" }\n')
+            config = make_config(tmp_path, {"OLLAMA_ENDPOINT": upstream, "OLLAMA_MODEL": "qwen3"})
+            async with lynkr_client(config) as client:
+                thinking = {**cli_like_request(), "thinking": {"type": "adaptive"}}
+                no_thinking = {key: value for key, value in cli_like_request().items() if key != "thinking"}
+                for body in (thinking, no_thinking):
+                    assert (await post_messages(client, body)).status_code == 200
+    assert [call.request.json.get("think") for call in fake.model_calls] == [True, None]
+
+
 async def test_ollama_tool_result_goes_back_as_a_tool_message(tmp_path: Path) -> None:
     fake = FakeUpstream()
     fake.push(Reply.text("The repo is clean."))

@@ -29,7 +29,7 @@ from lynkr.providers.registry import adapter_for
 from lynkr.upstream.attempt import StreamBroken, UpstreamStatus, open_attempt
 from lynkr.upstream.breaker import CircuitBreaker
 from lynkr.upstream.retry import NO_FALLBACK_STATUSES, RETRYABLE_STATUSES, backoff_s, retry_after_s
-from lynkr.wire.anthropic import MessageAssembler
+from lynkr.wire.anthropic import MessageAssembler, is_small_request, is_thinking_request
 from lynkr.wire.tokens import estimate_tokens
 
 log = logging.getLogger("lynkr.providers")
@@ -87,16 +87,6 @@ class Pool:
         if name is None or name not in self.upstreams:
             raise NotConfigured(nothing_configured_hint())
         return name
-
-
-def is_small_request(request: Mapping[str, Any]) -> bool:
-    """Background calls use the small/fast model: the CLI's Haiku-class requests."""
-    return "haiku" in str(request.get("model", "")).lower()
-
-
-def is_thinking_request(request: Mapping[str, Any]) -> bool:
-    thinking = request.get("thinking")
-    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
 
 
 async def run(

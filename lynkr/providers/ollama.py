@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lynkr.providers.base import Auth, HttpAdapter, append_path, choose_http2, path_of, static_headers
+from lynkr.providers.base import (
+    Auth,
+    HttpAdapter,
+    append_path,
+    choose_http2,
+    parse_bool_option,
+    path_of,
+    static_headers,
+)
 
 if TYPE_CHECKING:
     from lynkr.config import ProviderConfig
@@ -36,4 +44,6 @@ def build(provider: ProviderConfig) -> HttpAdapter:
         extra_headers=static_headers(provider.options),
         models=provider.models,
         default_model=provider.default_model,
+        # `think = "true"` in the provider's options: the model reasons, and Claude Code's thinking turns it on.
+        reasoning=bool(parse_bool_option(provider.options, "think")),
     )

@@ -18,7 +18,7 @@ import trio
 from lynkr.errors import error_type_for_status
 from lynkr.providers.base import Adapter
 from lynkr.wire import ollama, openai
-from lynkr.wire.anthropic import without_unsigned_thinking
+from lynkr.wire.anthropic import is_thinking_request, without_unsigned_thinking
 from lynkr.wire.openai import UpstreamStreamError
 from lynkr.wire.streams import AnthropicStream, OllamaStream, OpenAIStream, StreamParser
 from lynkr.wire.tokens import estimate_tokens
@@ -159,7 +159,11 @@ def _prepare(
             message_id=message_id, model=model, input_tokens=estimate_tokens(request)
         )
         return body, OpenAIStream(converter)
-    body = ollama.build_request(request, model=model, max_tokens=max_tokens, stream=True)  # type: ignore[arg-type]
+    # Ollama refuses `think` for models that cannot think, so it is sent only where the configuration says so.
+    think = adapter.reasoning_model(model) and is_thinking_request(request)
+    body = ollama.build_request(
+        request, model=model, max_tokens=max_tokens, stream=True, think=think  # type: ignore[arg-type]
+    )
     converter_ollama = ollama.StreamConverter(
         message_id=message_id, model=model, input_tokens=estimate_tokens(request)
     )

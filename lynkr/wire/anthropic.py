@@ -31,6 +31,8 @@ from lynkr.wire.types import (
 
 __all__ = [
     "MessageAssembler",
+    "is_small_request",
+    "is_thinking_request",
     "UpstreamStreamError",
     "message_to_events",
     "parse_count_tokens_request",
@@ -452,6 +454,16 @@ def session_id_from_metadata(request: Mapping[str, Any]) -> str | None:
 
 
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
+
+
+def is_small_request(request: Mapping[str, Any]) -> bool:
+    """A background call for the small/fast model: the CLI's Haiku-class requests."""
+    return "haiku" in str(request.get("model", "")).lower()
+
+
+def is_thinking_request(request: Mapping[str, Any]) -> bool:
+    thinking = request.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
 
 
 def without_unsigned_thinking(request: MessagesRequest) -> MessagesRequest:
