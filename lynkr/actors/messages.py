@@ -26,7 +26,8 @@ class ErrorReply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
-StreamItem = StreamEvent | ErrorReply
+# The events converted from one upstream read travel together; an error ends the stream.
+StreamItem = list[StreamEvent] | ErrorReply
 
 
 @attrs.frozen(kw_only=True)

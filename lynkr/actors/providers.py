@@ -219,9 +219,10 @@ async def _stream_through_chain(
                     small=small,
                     first_byte_timeout_s=config.first_byte_timeout_s,
                 ) as events:
-                    async for event in events:
-                        assembler.feed(event)
-                        await turn.reply.send(event)
+                    async for batch in events:
+                        for event in batch:
+                            assembler.feed(event)
+                        await turn.reply.send(batch)
                         state.started = True
             except (UpstreamStatus, StreamBroken, httpx.TransportError, trio.TooSlowError) as error:
                 failure = _classify(error, name, config, turn.request_id)

@@ -305,8 +305,9 @@ async def _stream_reply(replies: trio.MemoryReceiveChannel[StreamItem], send: Se
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
             started = True
-        await send({"type": "http.response.body", "body": encode_event(item), "more_body": True})
-        finished = item["type"] == "message_stop"
+        body = b"".join([encode_event(event) for event in item])
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        finished = item[-1]["type"] == "message_stop"
     if not started:
         await send_response(send, 500, error_body(_lost(), request_id))
         return
@@ -322,8 +323,9 @@ async def _whole_reply(replies: trio.MemoryReceiveChannel[StreamItem], send: Sen
         if isinstance(item, ErrorReply):
             await send_response(send, item.status, item.body, headers=item.headers)
             return
-        assembler.feed(item)
-        finished = item["type"] == "message_stop"
+        for event in item:
+            assembler.feed(event)
+        finished = item[-1]["type"] == "message_stop"
     if not finished:
         await send_response(send, 500, error_body(_lost(), request_id))
         return

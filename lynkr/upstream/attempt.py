@@ -72,8 +72,8 @@ async def open_attempt(
     headers: Mapping[str, str],
     small: bool,
     first_byte_timeout_s: float,
-) -> AsyncIterator[AsyncIterator[StreamEvent]]:
-    """Send ``request`` to ``adapter``'s upstream and yield an iterator of Anthropic stream events.
+) -> AsyncIterator[AsyncIterator[list[StreamEvent]]]:
+    """Send ``request`` to ``adapter``'s upstream and yield an iterator of Anthropic stream events, read by read.
 
     Raises :class:`UpstreamStatus` for an error status, ``httpx`` transport errors for connection
     trouble, ``trio.TooSlowError`` when no response arrives within ``first_byte_timeout_s``.
@@ -120,11 +120,13 @@ async def _abandon(chunks: AsyncIterator[bytes]) -> None:
             pass
 
 
-async def _events(chunks: AsyncIterator[bytes], parser: StreamParser) -> AsyncGenerator[StreamEvent, None]:
+async def _events(chunks: AsyncIterator[bytes], parser: StreamParser) -> AsyncGenerator[list[StreamEvent], None]:
+    """The events of each upstream read, together: one hand-off and one client write per read, never held back."""
     try:
         async for data in chunks:
-            for event in parser.feed(data):
-                yield event
+            events = parser.feed(data)
+            if events:
+                yield events
         tail = parser.close()
     except httpx.ReadTimeout:
         raise StreamBroken(
@@ -136,8 +138,8 @@ async def _events(chunks: AsyncIterator[bytes], parser: StreamParser) -> AsyncGe
         raise StreamBroken(
             str(error), status=error.upstream_status or 502, error_type=error.upstream_type or "api_error"
         ) from None
-    for event in tail:
-        yield event
+    if tail:
+        yield tail
 
 
 def _prepare(
