@@ -15,9 +15,11 @@ One run measures, over ``--repeats`` repeats (medians are quoted):
 * start-up of the daemon (``python -m lynkr serve``) against the filled log until ``GET /health`` answers
   200, and the daemon's RSS once idle.
 
-The mix repeats one turn of four events: ``request.received`` with a ~2 kB body, two small
-``upstream.attempted`` and ``response.completed`` with a ~500 B message; turns rotate over 1000 sessions.
-The events are built before timing and reused (see ``mix``).
+The mix repeats one turn of four events: ``request.received`` with a ~2 kB body (built as the daemon builds
+it, ``RequestReceived.of(..., body=<the raw bytes>)``), two small ``upstream.attempted`` and
+``response.completed`` with a ~500 B message; turns rotate over 1000 sessions.  The events are built before
+timing and reused (see ``mix``).  The machine's load average is reported before and after, since other
+work on the machine moves every figure.
 """
 
 from __future__ import annotations
@@ -315,6 +317,13 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the log (default 1,000,000)")
@@ -327,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = "/work/venv/bin/python bench/eventlog.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
+    load_before = load_average()
     scratch = Path(tempfile.mkdtemp(prefix="lynkr-bench-", dir=args.scratch))
     try:
         data_dir = scratch / "data"
@@ -388,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Command: `{command}`",
             "",
             f"Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
-            f"{args.events:,} events, medians of {args.repeats} repeats.",
+            f"{args.events:,} events, medians of {args.repeats} repeats; load average (1/5/15 min) "
+            f"{load_before} before, {load_average()} after.",
             "",
             f"- durable append through the recorder actor ({args.producers} concurrent `record_durably` producers, "
             f"batch_max {args.batch_max}, scrubbing on): **{median(append_rates):,.0f} events/s** "
@@ -424,7 +435,8 @@ def write_section(path: Path, section: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     else:
         end = text.find("\n## ", start + len(heading))
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
+        rest = text[end + 1 :] if end != -1 else ""
+        text = text[:start] + section.rstrip("\n") + ("\n\n" + rest if rest else "\n")
     path.write_text(text)
 
 

@@ -97,6 +97,16 @@ class EventStoreConformance:
         assert seqs == list(range(1, 5001))
         assert [seq for seq, _ in store.read_raw(4990)] == list(range(4990, 5001))
 
+    def test_read_by_topic_returns_only_those_topics_in_order(self, store: EventStore) -> None:
+        store.append([("a", stopped("1")), ("a", attempted("r1")), ("b", stopped("3")), ("b", attempted("r2"))])
+        assert [(r.seq, r.event.TYPE) for r in store.read(topics={"daemon.stopped"})] == [
+            (1, "daemon.stopped"),
+            (3, "daemon.stopped"),
+        ]
+        assert [r.seq for r in store.read(2, topics={"upstream.attempted", "no.such.topic"})] == [2, 4]
+        assert [r.seq for r in store.read(stream="b", topics={"upstream.attempted"})] == [4]
+        assert list(store.read(topics=set())) == []
+
     def test_iter_streams_counts_each_stream(self, store: EventStore) -> None:
         store.append([("x", stopped("1")), ("y", stopped("2")), ("x", stopped("3"))])
         summaries = {s.stream: s for s in store.iter_streams()}

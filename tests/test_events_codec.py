@@ -19,7 +19,16 @@ from lynkr.events.catalog import (
     ResponseFailed,
     UpstreamAttempted,
 )
-from lynkr.events.codec import FORMAT_VERSION, CorruptRecord, decode, encode, encode_payload, payload_of
+from lynkr.events.codec import (
+    FORMAT_VERSION,
+    CorruptRecord,
+    TopicFilter,
+    decode,
+    encode,
+    encode_all,
+    encode_payload,
+    payload_of,
+)
 from lynkr.events.records import Event, EventFromTheFuture, Payload, Recorded, UnknownEventType, event, upcaster
 
 
@@ -173,3 +182,29 @@ def test_a_version_1_request_received_is_upcast_to_raw_body_bytes_and_a_brief() 
     assert isinstance(event, RequestReceived)
     assert (event.messages, event.tools, event.last_user_text) == (2, ("Bash", "Read"), "latest")
     assert event.request() == body
+
+
+def test_a_batch_encodes_exactly_as_its_events_do_one_by_one() -> None:
+    batch = [(f"s{n}", event) for n, event in enumerate(EVERY_EVENT)]
+    assert encode_all(7, batch) == [encode(7, stream, event) for stream, event in batch]
+
+
+def test_topic_filter_turns_down_only_intact_records_of_known_topics_not_asked_for() -> None:
+    named = TopicFilter({"response.completed", "daemon.stopped"})
+    admitted = [event.TYPE for event in EVERY_EVENT if named.admits(encode(1, "s", event))]
+    assert admitted == ["daemon.stopped", "response.completed"]
+    assert named.admits(encode_payload(1, "s", "plugin.gone", 1, {}))  # unknown: decoding counts it
+    damaged = bytearray(encode(1, "s", DaemonStarted(version="1", pid=1, config={})))
+    damaged[-1] ^= 0x01
+    assert named.admits(bytes(damaged))  # corrupt: decoding counts it
+    assert named.admits(b"\x01\x00") and named.admits(b"\x01\x00\x00\x00\x00\xc1\xc1")
+    assert not TopicFilter(()).admits(encode(1, "s", DaemonStopped(reason="x")))
+
+
+def test_topic_filter_reads_long_topics_and_memoryviews() -> None:
+    long_topic = "test.codec." + "x" * 40  # past msgpack's short string form
+    assert TopicFilter({long_topic}).admits(encode_payload(1, "s", long_topic, 1, {}))
+    assert not TopicFilter({"daemon.stopped"}).admits(memoryview(encode(1, "s", UpstreamAttempted(
+        request_id="r", provider="p", attempt=1, status=200, latency_ms=1.0, error=None, will_retry=False
+    ))))
+    assert TopicFilter({"daemon.stopped"}).admits(memoryview(encode(1, "s", DaemonStopped(reason="x"))))

@@ -8,6 +8,7 @@ from functools import partial
 from pathlib import Path
 
 import orjson
+import outcome
 import pytest
 import trio
 import trio.testing
@@ -83,6 +84,57 @@ async def test_batches_never_exceed_batch_max(store: LmdbEventStore) -> None:
         send.close()
     stats = Recorder(send, hub).statistics()
     assert (stats.batches, stats.largest_batch) == (4, 10)
+
+
+async def test_an_idle_committer_gets_half_the_queue_so_the_rest_is_scrubbed_while_it_commits(
+    store: LmdbEventStore,
+) -> None:
+    send, receive = trio.open_memory_channel[Append](100)
+    acks = [Ack() for _ in range(64)]
+    hub = Hub()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(run, store, receive, scrubber=Scrubber(), hub=hub, batch_max=256))
+        await trio.testing.wait_all_tasks_blocked()  # both stages idle
+        for n, ack in enumerate(acks):
+            send.send_nowait(Append(stream="s", event=stopped(n), ack=ack))
+        assert [await ack.wait() for ack in acks] == list(range(1, 65))
+        send.close()
+    stats = hub.statistics()
+    assert (stats.batches, stats.largest_batch) == (2, 32)
+
+
+async def test_an_ack_set_before_anyone_waits_answers_at_once() -> None:
+    ack = Ack()
+    ack.set(outcome.Value(7))
+    ack.set(outcome.Value(8))  # only the first result counts
+    with trio.fail_after(1):
+        assert await ack.wait() == 7
+
+
+async def test_an_ack_has_one_waiter_and_survives_a_cancelled_one() -> None:
+    ack = Ack()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ack.wait)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(RuntimeError, match="already waiting"):
+            await ack.wait()
+        nursery.cancel_scope.cancel()
+    ack.set(outcome.Value(3))
+    with trio.fail_after(1):
+        assert await ack.wait() == 3
+
+
+async def test_an_event_with_nothing_to_mask_is_stored_and_published_as_recorded(store: LmdbEventStore) -> None:
+    clean = DaemonStarted(version="1", pid=1, config={"port": 8081})
+    secret = DaemonStarted(version="1", pid=1, config={"api_key": SECRET})
+    async with running_recorder(store, secrets=(SECRET,)) as recorder:
+        with recorder.subscribe(max_buffer=10) as live:
+            await recorder.record_durably("daemon", clean)
+            await recorder.record_durably("daemon", secret)
+            published = [await live.receive() for _ in range(2)]
+    assert published[0].event is clean
+    assert published[1].event == DaemonStarted(version="1", pid=1, config={"api_key": MASK})
+    assert secret.config == {"api_key": SECRET}  # the recorder masked a copy
 
 
 async def test_queued_events_are_flushed_when_the_inbox_closes(store: LmdbEventStore) -> None:

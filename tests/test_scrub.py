@@ -95,6 +95,27 @@ def test_without_known_secrets_strings_are_not_searched_or_copied() -> None:
     assert scrubbed["messages"][0]["content"] is text
 
 
+def test_a_value_with_nothing_to_mask_comes_back_as_the_same_object() -> None:
+    body = {"messages": [{"role": "user", "content": ["text", b"bytes"]}], "tools": ("Read",), "max_tokens": 5}
+    assert Scrubber([SECRET]).scrub(body) is body
+    assert Scrubber().scrub(body) is body
+
+
+def test_only_the_containers_on_the_way_to_a_secret_are_copied() -> None:
+    untouched = {"role": "assistant", "content": "fine"}
+    body: dict[str, Any] = {"messages": [untouched, {"role": "user", "content": SECRET}], "headers": {"x-api-key": "k"}}
+    scrubbed = Scrubber([SECRET]).scrub(body)
+    assert scrubbed["messages"][0] is untouched
+    assert scrubbed["messages"][1] == {"role": "user", "content": MASK}
+    assert scrubbed["headers"] == {"x-api-key": MASK}
+    assert body["messages"][1]["content"] == SECRET and body["headers"] == {"x-api-key": "k"}
+
+
+def test_known_secrets_are_masked_inside_bytes() -> None:
+    body = {"body": b'{"key": "' + SECRET.encode() + b'"}'}
+    assert Scrubber([SECRET]).scrub(body) == {"body": b'{"key": "***"}'}
+
+
 def test_scalars_of_other_types_pass_through() -> None:
     value: Any = {"n": 1, "f": 1.5, "b": True, "none": None, "token": 7}
     assert Scrubber([SECRET]).scrub(value) == value

@@ -2,11 +2,13 @@
 
 Every actor records through a :class:`Recorder` handle, which queues an :class:`Append` in the recorder's
 bounded inbox.  :func:`run` takes the first waiting message, drains whatever else is already queued (up to
-``batch_max``) without waiting, scrubs the batch's payloads (copying them, on the trio thread), and commits
-it in one worker-thread call: encode, one LMDB write transaction, one fsync.  Under load batches grow on
-their own, which is what makes durable appends fast; when idle a lone event is committed at once.  The
-payload is read when its batch is taken, so an actor must not change an event's containers once recorded.
-While one batch commits, the next is taken and scrubbed.
+``batch_max``) without waiting, scrubs the batch's payloads (on the trio thread), and commits it in one
+worker-thread call: encode, one LMDB write transaction, one fsync.  Under load batches grow on their own,
+which is what makes durable appends fast; when idle a lone event is committed at once.  While one batch
+commits, the next is taken and scrubbed.
+
+Scrubbing copies only what it masks: an event with nothing to mask is stored, and published, as the very
+object the actor recorded.  So an actor must not change an event's containers once it has recorded it.
 
 After the commit each waiter is acknowledged with its sequence number (or the commit's error) and each
 :class:`~lynkr.events.records.Recorded` is published on the :class:`Hub` to live subscribers.  A subscriber
@@ -41,22 +43,44 @@ class RecorderStopped(Exception):
 
 
 class Ack:
-    """One waiter's slot: the recorder fills it once with the event's seq or the commit's error."""
+    """One waiter's slot: the recorder fills it once with the event's seq or the commit's error.
+
+    Every durable event has one, so it parks and wakes its single waiter directly instead of through a
+    ``trio.Event`` and its parking lot.
+    """
+
+    __slots__ = ("_result", "_waiter")
 
     def __init__(self) -> None:
-        self._done = trio.Event()
         self._result: outcome.Outcome[int] | None = None
+        self._waiter: trio.lowlevel.Task | None = None
 
     def set(self, result: outcome.Outcome[int]) -> None:
+        """Fill the slot (on the trio thread); later calls are ignored."""
         if self._result is None:
             self._result = result
-            self._done.set()
+            if self._waiter is not None:
+                trio.lowlevel.reschedule(self._waiter)
+                self._waiter = None
 
     async def wait(self) -> int:
-        """The event's sequence number once it is on disk; raises what made the commit fail."""
-        await self._done.wait()
+        """The event's sequence number once it is on disk; raises what made the commit fail.
+
+        One task waits at a time.
+        """
+        if self._result is None:
+            if self._waiter is not None:
+                raise RuntimeError("another task is already waiting for this acknowledgement")
+            self._waiter = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+        else:
+            await trio.lowlevel.checkpoint()
         assert self._result is not None
         return self._result.unwrap()
+
+    def _abort(self, _: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
 
 @attrs.frozen(kw_only=True)
@@ -72,6 +96,10 @@ class Sender(Protocol):
     """The recorder's inbox as producers see it (a trio send channel, or the runtime's ``Mailbox``)."""
 
     async def send(self, message: Append, /) -> None: ...
+
+    def send_nowait(self, message: Append, /) -> None:
+        """Queue ``message`` or raise ``trio.WouldBlock``."""
+        ...
 
 
 @attrs.frozen(kw_only=True)
@@ -116,6 +144,10 @@ class Hub:
         finally:
             self._subscribers.discard(send)
             send.close()
+
+    @property
+    def has_subscribers(self) -> bool:
+        return bool(self._subscribers)
 
     def publish(self, records: Sequence[Recorded]) -> None:
         for send in list(self._subscribers):
@@ -175,7 +207,13 @@ class Recorder:
         Waits as long as the recorder takes: callers with a deadline put one around this call.
         """
         ack = Ack()
-        await self._sender.send(Append(stream=stream, event=event, ack=ack))
+        message = Append(stream=stream, event=event, ack=ack)
+        # Waiting for the acknowledgement is this call's checkpoint; a send with room to spare need not
+        # yield to the scheduler a second time.
+        try:
+            self._sender.send_nowait(message)
+        except trio.WouldBlock:
+            await self._sender.send(message)
         return await ack.wait()
 
     def subscribe(self, max_buffer: int) -> AbstractContextManager[trio.MemoryReceiveChannel[Recorded]]:
@@ -196,10 +234,15 @@ async def run(
 ) -> None:
     """Commit what arrives in ``inbox`` in batches until it is closed and drained.
 
-    Two stages, so that the CPU work on one batch overlaps the fsync of the one before: this task takes a
+    Two stages, so that the CPU work on one batch overlaps the commit of the one before: this task takes a
     batch and scrubs it, then hands it to the committer, which waits for the worker thread.  The hand-over
     channel has no buffer, so at most one batch waits while one commits, and a batch holds what arrived
     during the previous commit.
+
+    When the committer is idle, a batch takes only half of what is queued.  Otherwise producers that wait
+    for their acknowledgements (``record_durably``) all land in one batch and all wait for its commit,
+    and the two stages never overlap; split, the second half is scrubbed while the first commits, and from
+    then on the two halves take turns.
     """
     to_commit, batches = trio.open_memory_channel[_Batch](0)
     async with trio.open_nursery() as nursery:
@@ -207,8 +250,12 @@ async def run(
         async with inbox, to_commit:
             task_status.started()
             async for first in inbox:
+                limit = batch_max
+                if to_commit.statistics().tasks_waiting_receive:
+                    queued = 1 + inbox.statistics().current_buffer_used
+                    limit = min(batch_max, (queued + 1) // 2)
                 messages = [first]
-                while len(messages) < batch_max:
+                while len(messages) < limit:
                     try:
                         messages.append(inbox.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
@@ -227,18 +274,27 @@ async def run(
 @attrs.frozen
 class _Batch:
     messages: list[Append]
-    scrubbed: list[outcome.Outcome[tuple[str, Event]]]  # per message: (stream, scrubbed event) or the error
+    pairs: list[tuple[str, Event]]  # (stream, scrubbed event) of the messages that scrubbed cleanly, in order
+    failed: dict[int, Exception]  # message index -> why it could not be scrubbed
     taken_at: float
 
 
 def _scrub_batch(messages: list[Append], scrubber: Scrubber) -> _Batch:
-    # On the trio thread: the walk copies each payload while no other task can be changing it, and the
-    # worker thread then encodes copies that nobody else holds.
-    return _Batch(
-        messages=messages,
-        scrubbed=[outcome.capture(_scrubbed, message, scrubber) for message in messages],
-        taken_at=trio.current_time(),
-    )
+    # On the trio thread, so that no other task changes a payload while it is walked.
+    pairs: list[tuple[str, Event]] = []
+    failed: dict[int, Exception] = {}
+    for index, message in enumerate(messages):
+        try:
+            pairs.append((message.stream, _scrubbed(message.event, scrubber)))
+        except Exception as error:
+            failed[index] = error
+    return _Batch(messages=messages, pairs=pairs, failed=failed, taken_at=trio.current_time())
+
+
+def _scrubbed(event: Event, scrubber: Scrubber) -> Event:
+    payload = payload_of(event)
+    scrubbed = scrubber.scrub(payload)
+    return event if scrubbed is payload else type(event).from_payload(scrubbed)
 
 
 async def _commit_batches(store: EventStore, batches: trio.MemoryReceiveChannel[_Batch], hub: Hub) -> None:
@@ -249,78 +305,67 @@ async def _commit_batches(store: EventStore, batches: trio.MemoryReceiveChannel[
 
 async def _commit(store: EventStore, batch: _Batch, hub: Hub) -> None:
     # Not cancellable (trio's default): a commit in flight finishes, and its waiters hear about it.
-    results, log_bytes = await trio.to_thread.run_sync(_write, store, batch.scrubbed)
-    committed = [result.value for result in results if isinstance(result, outcome.Value)]
-    for message, result in zip(batch.messages, results):
-        if message.ack is None:
-            continue
-        if isinstance(result, outcome.Value):
-            message.ack.set(outcome.Value(result.value.seq))
-        elif isinstance(result, outcome.Error):
-            message.ack.set(outcome.Error(result.error))
-    failed = len(results) - len(committed)
+    written = await trio.to_thread.run_sync(_write, store, batch.pairs)
+    appended = zip(batch.pairs, written.results)
+    publish = hub.has_subscribers
+    records: list[Recorded] = []
+    committed = 0
+    for index, message in enumerate(batch.messages):
+        error = batch.failed.get(index) if batch.failed else None
+        if error is None:
+            (stream, event), result = next(appended)
+            if isinstance(result, int):
+                committed += 1
+                if message.ack is not None:
+                    message.ack.set(outcome.Value(result))
+                if publish:
+                    records.append(Recorded(seq=result, time_ns=written.time_ns, stream=stream, event=event))
+                continue
+            error = result
+        if message.ack is not None:
+            message.ack.set(outcome.Error(error))
+    failed = len(batch.messages) - committed
     if failed:
-        log.error("%d of %d events could not be recorded", failed, len(results))
+        log.error("%d of %d events could not be recorded", failed, len(batch.messages))
     hub.count_batch(
-        committed=len(committed),
+        committed=committed,
         failed=failed,
-        log_bytes=log_bytes,
+        log_bytes=written.log_bytes,
         commit_s=trio.current_time() - batch.taken_at,
     )
-    hub.publish(committed)
+    if records:
+        hub.publish(records)
 
 
-def _write(
-    store: EventStore, prepared: list[outcome.Outcome[tuple[str, Event]]]
-) -> tuple[list[outcome.Outcome[Recorded]], int | None]:
-    """Append the scrubbed events in one transaction (in a worker thread); outcomes in batch order."""
-    results: dict[int, outcome.Outcome[Recorded]] = {}
-    ready: list[tuple[int, tuple[str, Event]]] = []
-    for index, scrubbed in enumerate(prepared):
-        if isinstance(scrubbed, outcome.Value):
-            ready.append((index, scrubbed.value))
-        elif isinstance(scrubbed, outcome.Error):
-            results[index] = outcome.Error(scrubbed.error)
-    for (index, _), result in zip(ready, _append_all(store, [pair for _, pair in ready])):
-        results[index] = result
-    return [results[index] for index in range(len(prepared))], _log_bytes(store)
+@attrs.frozen
+class _Written:
+    results: list[int | Exception]  # per pair: its sequence number, or why it could not be stored
+    time_ns: int
+    log_bytes: int | None
 
 
-def _append_all(store: EventStore, pairs: list[tuple[str, Event]]) -> list[outcome.Outcome[Recorded]]:
-    """Append ``pairs`` in one transaction; if that fails, one by one.
+def _write(store: EventStore, pairs: list[tuple[str, Event]]) -> _Written:
+    """Append ``pairs`` in one transaction (in a worker thread); if that fails, one by one.
 
     One event that cannot be stored (a payload that is not plain data) then fails alone instead of
     taking its whole batch with it.
     """
-    if not pairs:
-        return []
-    try:
-        return _append(store, pairs)
-    except Exception as error:
-        if len(pairs) == 1:
-            return [outcome.Error(error)]
-        log.warning("event batch of %d failed (%r); committing its events one by one", len(pairs), error)
-    results: list[outcome.Outcome[Recorded]] = []
-    for pair in pairs:
-        try:
-            results.extend(_append(store, [pair]))
-        except Exception as error:
-            results.append(outcome.Error(error))
-    return results
-
-
-def _scrubbed(message: Append, scrubber: Scrubber) -> tuple[str, Event]:
-    event = message.event
-    return message.stream, type(event).from_payload(scrubber.scrub(payload_of(event)))
-
-
-def _append(store: EventStore, pairs: list[tuple[str, Event]]) -> list[outcome.Outcome[Recorded]]:
     time_ns = time.time_ns()
-    seqs = store.append(pairs, time_ns=time_ns)
-    return [
-        outcome.Value(Recorded(seq=seq, time_ns=time_ns, stream=stream, event=event))
-        for seq, (stream, event) in zip(seqs, pairs)
-    ]
+    results: list[int | Exception] = []
+    if pairs:
+        try:
+            results.extend(store.append(pairs, time_ns=time_ns))
+        except Exception as error:
+            if len(pairs) == 1:
+                results.append(error)
+            else:
+                log.warning("event batch of %d failed (%r); committing its events one by one", len(pairs), error)
+                for pair in pairs:
+                    try:
+                        results.extend(store.append([pair], time_ns=time_ns))
+                    except Exception as single_error:
+                        results.append(single_error)
+    return _Written(results=results, time_ns=time_ns, log_bytes=_log_bytes(store))
 
 
 def _log_bytes(store: EventStore) -> int | None:

@@ -12,6 +12,9 @@ before the format byte is believed: random garbage is reported as corrupt, and o
 larger format byte is refused as coming from a newer lynkr.  ``seq`` is not stored in the record; it is the
 record's key in the store.
 
+The topic is the body's first item, so :class:`TopicFilter` can read it without decoding the rest and let
+a reader pass over records of topics it does not want.
+
 Plain functions, no I/O.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -26,7 +30,15 @@ import msgpack  # type: ignore[import-untyped]
 
 # Imported for its side effect: decoding looks topics up in the registry, which the catalog fills.
 import lynkr.events.catalog  # noqa: F401
-from lynkr.events.records import Event, EventFromTheFuture, Payload, Recorded, event_class, upcast
+from lynkr.events.records import (
+    Event,
+    EventFromTheFuture,
+    Payload,
+    Recorded,
+    UnknownEventType,
+    event_class,
+    upcast,
+)
 
 FORMAT_VERSION = 1
 
@@ -35,6 +47,7 @@ _HEADER_SIZE = _HEADER.size
 
 # Bound once: decode runs for every event of a replay.
 _unpack_header = _HEADER.unpack_from
+_pack_header = _HEADER.pack
 _crc32 = zlib.crc32
 _unpackb = msgpack.unpackb
 
@@ -46,6 +59,13 @@ class CorruptRecord(Exception):
 def encode(time_ns: int, stream: str, event: Event) -> bytes:
     """The stored bytes for ``event`` recorded at ``time_ns`` on ``stream``."""
     return encode_payload(time_ns, stream, event.TYPE, event.VERSION, payload_of(event))
+
+
+def encode_all(time_ns: int, batch: Sequence[tuple[str, Event]]) -> list[bytes]:
+    """:func:`encode` for each ``(stream, event)`` of a batch, all recorded at ``time_ns``."""
+    # One packer for the batch: msgpack.packb builds (and allocates a buffer for) a new one per call.
+    pack = msgpack.Packer(use_bin_type=True).pack
+    return [_framed(pack, event.TYPE, [event.TYPE, event.VERSION, time_ns, stream, payload_of(event)]) for stream, event in batch]
 
 
 def payload_of(event: Event) -> Payload:
@@ -78,20 +98,91 @@ def _field_names(cls: type[Event]) -> tuple[str, ...]:
 
 def encode_payload(time_ns: int, stream: str, topic: str, version: int, payload: Payload) -> bytes:
     """The stored bytes for a payload given by topic and version (what :func:`encode` does for an event)."""
+    return _framed(msgpack.Packer(use_bin_type=True).pack, topic, [topic, version, time_ns, stream, payload])
+
+
+def _framed(pack: Callable[[Any], bytes], topic: str, fields: list[Any]) -> bytes:
     try:
-        body: bytes = msgpack.packb([topic, version, time_ns, stream, payload], use_bin_type=True)
+        body = pack(fields)
     except (TypeError, ValueError, OverflowError) as error:
         raise ValueError(f"event {topic!r} has a payload that is not plain data: {error}") from error
-    return _HEADER.pack(FORMAT_VERSION, zlib.crc32(body)) + body
+    return _pack_header(FORMAT_VERSION, _crc32(body)) + body
 
 
-_classes: dict[str, type[Event]] = {}
+class TopicFilter:
+    """Tells from a record's raw bytes whether a reader of ``topics`` needs it decoded.
+
+    It turns down only intact records of known topics that were not asked for; it reads the topic
+    without decoding the body (msgpack puts it right after the array marker).  Everything else is
+    admitted: the asked-for topics, and records that are corrupt or of an unknown topic, so that
+    decoding them counts them just as a full read would.
+    """
+
+    def __init__(self, topics: Iterable[str]) -> None:
+        self._wanted = frozenset(topic.encode() for topic in topics)
+        self._unknown: dict[bytes, bool] = {}  # verdicts on topics not asked for: is it unknown here?
+
+    def admits(self, data: bytes | memoryview) -> bool:
+        topic = _topic_bytes(data)
+        if topic is None or topic in self._wanted:
+            return True
+        if _crc32(memoryview(data)[_HEADER_SIZE:]) != _unpack_header(data)[1]:
+            return True
+        unknown = self._unknown.get(topic)
+        if unknown is None:
+            unknown = self._judge(topic)
+        return unknown
+
+    def _judge(self, topic: bytes) -> bool:
+        try:
+            event_class(topic.decode())
+        except (UnicodeDecodeError, UnknownEventType):
+            unknown = True
+        else:
+            unknown = False
+        if len(self._unknown) < _VERDICTS_KEPT:
+            self._unknown[topic] = unknown
+        return unknown
 
 
-def _remember_class(topic: str) -> type[Event]:
-    """The event class for ``topic`` (raising ``UnknownEventType``), remembered for the next record."""
-    cls = _classes[topic] = event_class(topic)
-    return cls
+_VERDICTS_KEPT = 1024
+_FIXARRAY_5 = 0x95
+_FIXSTR, _FIXSTR_LAST, _STR8 = 0xA0, 0xBF, 0xD9
+
+
+def _topic_bytes(data: bytes | memoryview) -> bytes | None:
+    """The topic of a record as stored, or None when its body does not start the way records do."""
+    if len(data) < _HEADER_SIZE + 2 or data[_HEADER_SIZE] != _FIXARRAY_5:
+        return None
+    marker = data[_HEADER_SIZE + 1]
+    if _FIXSTR <= marker <= _FIXSTR_LAST:
+        start, length = _HEADER_SIZE + 2, marker - _FIXSTR
+    elif marker == _STR8 and len(data) > _HEADER_SIZE + 2:
+        start, length = _HEADER_SIZE + 3, data[_HEADER_SIZE + 2]
+    else:
+        return None
+    return bytes(data[start : start + length])
+
+
+# Per topic, how to build its event from a current-version payload: the class itself unless it has its own
+# ``from_payload`` (one call less per record), and the version it is at.
+_Builder = Callable[..., Event]
+_builders: dict[str, tuple[_Builder, int]] = {}
+
+
+def _builder_of(topic: str) -> tuple[_Builder, int]:
+    """The builder and current version for ``topic`` (raising ``UnknownEventType``), remembered."""
+    cls = event_class(topic)
+    plain = getattr(cls.from_payload, "__func__", None) is getattr(Event.from_payload, "__func__", None)
+    found = _builders[topic] = ((cls if plain else _from_payload(cls)), cls.VERSION)
+    return found
+
+
+def _from_payload(cls: type[Event]) -> _Builder:
+    def build(**payload: Any) -> Event:
+        return cls.from_payload(payload)
+
+    return build
 
 
 def decode(seq: int, data: bytes | memoryview) -> Recorded:
@@ -128,11 +219,11 @@ def decode(seq: int, data: bytes | memoryview) -> Recorded:
         and type(payload) is dict
     ):
         raise CorruptRecord(f"record {seq}: record fields have the wrong types")
-    cls = _classes.get(topic) or _remember_class(topic)
+    build, current = _builders.get(topic) or _builder_of(topic)
     try:
-        if version != cls.VERSION:
+        if version != current:
             payload = upcast(topic, version, payload)
-        event = cls.from_payload(payload)
+        event = build(**payload)
     except (TypeError, ValueError, KeyError) as error:
         raise CorruptRecord(f"record {seq}: {topic} v{version} payload does not fit: {error}") from None
     return Recorded(seq=seq, time_ns=time_ns, stream=stream, event=event)

@@ -26,14 +26,14 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
 import lmdb
 
-from lynkr.events.codec import encode
+from lynkr.events.codec import TopicFilter, encode_all
 from lynkr.events.records import Event, EventFromTheFuture, Recorded
 from lynkr.events.store import SkippingDecoder, StoreStats, StreamSummary
 
@@ -137,7 +137,7 @@ class LmdbEventStore:
         stamp = time.time_ns() if time_ns is None else time_ns
         # Encode before the write transaction: less time holding LMDB's writer lock, and a payload that
         # cannot be encoded fails the batch before anything is written.
-        records = [(_stream_prefix(stream), encode(stamp, stream, event)) for stream, event in batch]
+        records = list(zip([_stream_prefix(stream) for stream, _ in batch], encode_all(stamp, batch)))
         while True:
             try:
                 return self._write(records)
@@ -176,41 +176,58 @@ class LmdbEventStore:
             cursor = txn.cursor(db=self._events)
             return int(_SEQ.unpack(cursor.key())[0]) if cursor.last() else 0
 
-    def read(self, start: int = 1, *, stream: str | None = None) -> Iterator[Recorded]:
+    def read(
+        self, start: int = 1, *, stream: str | None = None, topics: Collection[str] | None = None
+    ) -> Iterator[Recorded]:
         # Decoding lazily from copied bytes, rather than a chunk at a time inside the transaction, keeps
         # few decoded objects alive at once; holding thousands makes the garbage collector cost ~40%.
         decode = self._decoder.decode
-        for seq, data in self.read_raw(start, stream=stream):
-            recorded = decode(seq, data)
-            if recorded is not None:
-                yield recorded
+        admits = None if topics is None else TopicFilter(topics).admits
+        for chunk in self._chunks(start, stream, admits):
+            for seq, data in chunk:
+                recorded = decode(seq, data)
+                if recorded is not None:
+                    yield recorded
 
     def read_raw(self, start: int = 1, *, stream: str | None = None) -> Iterator[tuple[int, bytes]]:
+        for chunk in self._chunks(start, stream, None):
+            yield from chunk
+
+    def _chunks(
+        self, start: int, stream: str | None, admits: Callable[[memoryview], bool] | None
+    ) -> Iterator[list[tuple[int, bytes]]]:
         next_seq: int | None = max(start, 1)
         while next_seq is not None:
             if stream is None:
-                chunk, next_seq = self._log_chunk(next_seq)
+                chunk, next_seq = self._log_chunk(next_seq, admits)
             else:
-                chunk, next_seq = self._stream_chunk(_stream_prefix(stream), next_seq)
-            yield from chunk
+                chunk, next_seq = self._stream_chunk(_stream_prefix(stream), next_seq, admits)
+            yield chunk
 
     # Each chunk is read in its own short transaction and copied out of the map (views into it are valid
     # only inside the transaction); the second value is where the next chunk starts, None at the end.
+    # ``admits`` turns records down before they are copied.
 
-    def _log_chunk(self, start: int) -> tuple[list[tuple[int, bytes]], int | None]:
+    def _log_chunk(
+        self, start: int, admits: Callable[[memoryview], bool] | None
+    ) -> tuple[list[tuple[int, bytes]], int | None]:
         chunk: list[tuple[int, bytes]] = []
         with self._transaction() as txn:
             cursor = txn.cursor(db=self._events)
             if not cursor.set_range(_SEQ.pack(start)):
                 return chunk, None
+            scanned = 0
             for key, data in cursor:
-                seq = int.from_bytes(key, "big")
-                chunk.append((seq, bytes(data)))
-                if len(chunk) == _READ_CHUNK:
-                    return chunk, seq + 1
+                scanned += 1
+                if admits is None or admits(data):
+                    chunk.append((int.from_bytes(key, "big"), bytes(data)))
+                if scanned == _READ_CHUNK:
+                    return chunk, int.from_bytes(key, "big") + 1
         return chunk, None
 
-    def _stream_chunk(self, prefix: bytes, start: int) -> tuple[list[tuple[int, bytes]], int | None]:
+    def _stream_chunk(
+        self, prefix: bytes, start: int, admits: Callable[[memoryview], bool] | None
+    ) -> tuple[list[tuple[int, bytes]], int | None]:
         chunk: list[tuple[int, bytes]] = []
         skip = len(prefix)
         with self._transaction() as txn:
@@ -226,7 +243,7 @@ class LmdbEventStore:
                 data = txn.get(seq_key, db=self._events)
                 if data is None:
                     log.warning("stream index points at missing record %d; skipping it", seq)
-                else:
+                elif admits is None or admits(data):
                     chunk.append((seq, bytes(data)))
                 scanned += 1
                 if scanned == _READ_CHUNK:

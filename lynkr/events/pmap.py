@@ -41,7 +41,8 @@ class PMap(Mapping[K, V], Generic[K, V]):
         """A map like this one with ``key`` bound to ``value``."""
         hashed = hash(key)
         i, j = hashed & _MASK, (hashed >> _BITS) & _MASK
-        branch = self._root[i] or _EMPTY
+        root = self._root
+        branch = root[i] or _EMPTY
         leaf = branch[j]
         if leaf is None:
             new_leaf: _Leaf[K, V] = {key: value}
@@ -50,11 +51,24 @@ class PMap(Mapping[K, V], Generic[K, V]):
             grown = 0 if key in leaf else 1
             new_leaf = leaf.copy()
             new_leaf[key] = value
-        new_branch = branch[:j] + (new_leaf,) + branch[j + 1 :]
+        # Copying through a list makes one new tuple per level; slicing and concatenating makes five.
+        leaves: list[_Leaf[K, V] | None] = list(branch)
+        leaves[j] = new_leaf
+        branches: list[_Branch[K, V] | None] = list(root)
+        branches[i] = tuple(leaves)
         new: PMap[K, V] = PMap.__new__(PMap)
-        new._root = self._root[:i] + (new_branch,) + self._root[i + 1 :]
+        new._root = tuple(branches)
         new._len = self._len + grown
         return new
+
+    def get(self, key: K, default: V | None = None) -> V | None:  # type: ignore[override]
+        hashed = hash(key)
+        branch = self._root[hashed & _MASK]
+        if branch is not None:
+            leaf = branch[(hashed >> _BITS) & _MASK]
+            if leaf is not None:
+                return leaf.get(key, default)
+        return default
 
     def __getitem__(self, key: K) -> V:
         hashed = hash(key)

@@ -1,13 +1,14 @@
 """Pure folds over the event log: ``apply(state, recorded) -> state``.
 
 The same functions serve live updates (the recorder's subscribers) and replay.  States are frozen attrs
-records over immutable containers (tuples, :class:`~lynkr.events.pmap.PMap`), so an older state stays valid
-after a newer one is made from it.  Dicts that come straight from a payload (an assembled message) are
-shared, not copied: treat them as read-only.
+records over immutable containers (tuples, :class:`~lynkr.events.pmap.PMap`, cons lists), so an older state
+stays valid after a newer one is made from it.  Dicts that come straight from a payload (an assembled
+message) are shared, not copied: treat them as read-only.
 
 Every fold refuses an event whose sequence number is not above the last one it applied, before it changes
 anything (:class:`OutOfOrderEvent`).  Sequence numbers must increase, not be consecutive: replaying one
-stream through the by-stream index skips the others' numbers.
+stream through the by-stream index skips the others' numbers, and replay hands a fold that names its
+``topics`` only the events of those topics.
 """
 
 from __future__ import annotations
@@ -41,10 +42,16 @@ class OutOfOrderEvent(Exception):
 
 @attrs.frozen(kw_only=True)
 class Projection(Generic[S]):
-    """A fold: the state to start from and the function that applies one recorded event to a state."""
+    """A fold: the state to start from and the function that applies one recorded event to a state.
+
+    ``topics``, when given, names every event topic that ``apply`` does anything with: ``apply`` must
+    return the state it was given for any other event.  Replay then skips the other topics' records
+    without decoding them.
+    """
 
     initial: S
     apply: Callable[[S, Recorded], S]
+    topics: frozenset[str] | None = None
 
 
 # Sessions
@@ -86,114 +93,124 @@ class Turn:
         return self.message is not None or self.failure is not None
 
 
-@attrs.frozen(kw_only=True)
+# A session's turns as a persistent list, newest first: each node is
+# (request_id, seq, time_ns, request brief or None, completion or None, failure or None, older node or None),
+# where the brief is (model, stream, messages, tools, last_user_text).  A new turn is one new node in front;
+# an answer, which nearly always belongs to one of the newest turns, copies only the nodes in front of its
+# turn.  Everything older is shared between the states before and after.  Turn records are built only when
+# someone reads ``Session.turns``.
+_Brief = tuple[str, bool, int, tuple[str, ...], str]
+_Node = tuple[str, int, int, "_Brief | None", "ResponseCompleted | None", "ResponseFailed | None", "_Node | None"]
+
+
+def _turns_of(newest: _Node | None) -> tuple[Turn, ...]:
+    turns: list[Turn] = []
+    node = newest
+    while node is not None:
+        request_id, seq, time_ns, brief, completion, failure, node = node
+        turns.append(
+            Turn(
+                request_id=request_id,
+                seq=seq,
+                time_ns=time_ns,
+                request=None if brief is None else RequestSummary(
+                    model=brief[0], stream=brief[1], messages=brief[2], tools=brief[3], last_user_text=brief[4]
+                ),
+                message=None if completion is None else completion.message,
+                provider=None if completion is None else completion.provider,
+                latency_ms=None if completion is None else completion.latency_ms,
+                failure=None if failure is None else TurnFailure(
+                    status=failure.status, error_type=failure.error_type, message=failure.message
+                ),
+            )
+        )
+    turns.reverse()
+    return tuple(turns)
+
+
+def _turns_repr(newest: _Node | None) -> str:
+    return repr(_turns_of(newest))
+
+
+# Session and SessionsState are not keyword-only: the fold builds one of each per event, and positional
+# arguments are cheaper.
+@attrs.frozen
 class Session:
+    """One client session and its turns."""
+
     session_id: str
-    turns: tuple[Turn, ...]
     first_seq: int
     last_seq: int
     first_time_ns: int
     last_time_ns: int
+    # Compared (and shown) as the turns they make; not hashed, since turns hold dicts.
+    newest_turn: _Node | None = attrs.field(default=None, eq=_turns_of, hash=False, repr=_turns_repr)
+
+    @property
+    def turns(self) -> tuple[Turn, ...]:
+        """The session's turns, oldest first (built on each call: keep the result if you need it twice)."""
+        return _turns_of(self.newest_turn)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class SessionsState:
     sessions: PMap[str, Session] = attrs.field(factory=PMap)
-    last_seq: int = 0
+    last_seq: int = 0  # of the newest request, response or failure applied
 
 
 def apply_session_event(state: SessionsState, recorded: Recorded) -> SessionsState:
-    """Fold requests, completed responses and failures into per-session turns."""
-    if recorded.seq <= state.last_seq:
-        raise OutOfOrderEvent(recorded.seq, state.last_seq)
+    """Fold requests, completed responses and failures into per-session turns; other events change nothing."""
+    seq = recorded.seq
+    if seq <= state.last_seq:
+        raise OutOfOrderEvent(seq, state.last_seq)
     event = recorded.event
     if not isinstance(event, (RequestReceived, ResponseCompleted, ResponseFailed)):
-        return SessionsState(sessions=state.sessions, last_seq=recorded.seq)
+        return state
     session_id = event.session_id
-    session = state.sessions.get(session_id)
-    turns = _turns_after(session.turns if session is not None else (), event, recorded)
-    if session is None:
-        session = Session(
-            session_id=session_id,
-            turns=turns,
-            first_seq=recorded.seq,
-            last_seq=recorded.seq,
-            first_time_ns=recorded.time_ns,
-            last_time_ns=recorded.time_ns,
-        )
-    else:
-        session = Session(
-            session_id=session_id,
-            turns=turns,
-            first_seq=session.first_seq,
-            last_seq=recorded.seq,
-            first_time_ns=session.first_time_ns,
-            last_time_ns=recorded.time_ns,
-        )
-    return SessionsState(sessions=state.sessions.set(session_id, session), last_seq=recorded.seq)
-
-
-SESSIONS: Projection[SessionsState] = Projection(initial=SessionsState(), apply=apply_session_event)
-
-
-def _turns_after(
-    turns: tuple[Turn, ...],
-    event: RequestReceived | ResponseCompleted | ResponseFailed,
-    recorded: Recorded,
-) -> tuple[Turn, ...]:
+    sessions = state.sessions
+    session = sessions.get(session_id)
+    newest = None if session is None else session.newest_turn
+    time_ns = recorded.time_ns
     if isinstance(event, RequestReceived):
-        turn = Turn(
-            request_id=event.request_id,
-            seq=recorded.seq,
-            time_ns=recorded.time_ns,
-            request=summarize_request(event),
-        )
-        return (*turns, turn)
-    if isinstance(event, ResponseCompleted):
-        completed = event
-        return _replace_turn(
-            turns,
-            event.request_id,
-            recorded,
-            lambda turn: Turn(
-                request_id=turn.request_id,
-                seq=turn.seq,
-                time_ns=turn.time_ns,
-                request=turn.request,
-                message=completed.message,
-                provider=completed.provider,
-                latency_ms=completed.latency_ms,
-                failure=turn.failure,
-            ),
-        )
-    failure = TurnFailure(status=event.status, error_type=event.error_type, message=event.message)
-    return _replace_turn(
-        turns,
-        event.request_id,
-        recorded,
-        lambda turn: Turn(
-            request_id=turn.request_id,
-            seq=turn.seq,
-            time_ns=turn.time_ns,
-            request=turn.request,
-            message=turn.message,
-            provider=turn.provider,
-            latency_ms=turn.latency_ms,
-            failure=failure,
-        ),
-    )
+        brief = (event.model, event.stream, event.messages, event.tools, event.last_user_text)
+        newest = (event.request_id, seq, time_ns, brief, None, None, newest)
+    else:
+        newest = _answered(newest, event, seq, time_ns)
+    if session is None:
+        session = Session(session_id, seq, seq, time_ns, time_ns, newest)
+    else:
+        session = Session(session_id, session.first_seq, seq, session.first_time_ns, time_ns, newest)
+    return SessionsState(sessions.set(session_id, session), seq)
 
 
-def _replace_turn(
-    turns: tuple[Turn, ...], request_id: str, recorded: Recorded, change: Callable[[Turn], Turn]
-) -> tuple[Turn, ...]:
-    # Answers usually follow their request closely: search from the newest turn.
-    for index in range(len(turns) - 1, -1, -1):
-        if turns[index].request_id == request_id:
-            return (*turns[:index], change(turns[index]), *turns[index + 1 :])
-    # The request's record is missing (skipped as corrupt, or before a snapshot): keep the answer anyway.
-    orphan = Turn(request_id=request_id, seq=recorded.seq, time_ns=recorded.time_ns, request=None)
-    return (*turns, change(orphan))
+SESSIONS: Projection[SessionsState] = Projection(
+    initial=SessionsState(),
+    apply=apply_session_event,
+    topics=frozenset({RequestReceived.TYPE, ResponseCompleted.TYPE, ResponseFailed.TYPE}),
+)
+
+
+def _answered(
+    newest: _Node | None, answer: ResponseCompleted | ResponseFailed, seq: int, time_ns: int
+) -> _Node:
+    """The turn list with ``answer`` applied to its request's turn (or to a new turn when it has none)."""
+    request_id = answer.request_id
+    newer: list[_Node] = []
+    node = newest
+    while node is not None and node[0] != request_id:
+        newer.append(node)
+        node = node[6]
+    if node is None:
+        # The request's record is missing (skipped as corrupt, or before a snapshot): keep the answer anyway.
+        node = (request_id, seq, time_ns, None, None, None, newest)
+        newer = []
+    if isinstance(answer, ResponseCompleted):
+        changed: _Node = (node[0], node[1], node[2], node[3], answer, node[5], node[6])
+    else:
+        changed = (node[0], node[1], node[2], node[3], node[4], answer, node[6])
+    for above in reversed(newer):
+        changed = (above[0], above[1], above[2], above[3], above[4], above[5], changed)
+    return changed
 
 
 def summarize_request(event: RequestReceived) -> RequestSummary:
@@ -221,10 +238,13 @@ def replay(
 
     Returns the final state of each fold under its name.  ``progress(done, total)`` is called now and
     then, counted in sequence numbers, and once at the end with ``done == total``.  Events appended while
-    replaying are left for live updates, so the result is the state as of one point in the log.
+    replaying are left for live updates, so the result is the state as of one point in the log.  When
+    every fold names its topics, records of other topics are not even decoded.
     """
     states = {name: projection.initial for name, projection in folds.items()}
     applies = [(name, projection.apply) for name, projection in folds.items()]
+    wanted = [projection.topics for projection in folds.values()]
+    topics = None if None in wanted else frozenset[str]().union(*(t for t in wanted if t is not None))
     end = store.last_seq()
     total = max(0, end - start + 1)
     last_seq = start - 1
@@ -236,7 +256,7 @@ def replay(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for recorded in store.read(start, stream=stream):
+        for recorded in store.read(start, stream=stream, topics=topics):
             seq = recorded.seq
             if seq > end:
                 break

@@ -1,6 +1,6 @@
 """Remove secrets from payloads before they reach the event log.
 
-Two rules, applied to a copy:
+Two rules:
 
 * a string held under a key that names a credential (``authorization``, ``x-api-key``, ``cookie``, anything
   with ``token`` or ``secret`` in it, anything ending in ``_key``, ...) becomes ``"***"``; so do the strings
@@ -8,10 +8,12 @@ Two rules, applied to a copy:
   ``input_tokens`` they are counts, not credentials.  A dict under such a key is walked like any other,
   so that its own keys decide (a tool schema's ``"api_key": {"type": "string"}`` keeps its shape);
 * every occurrence of a known secret value (the configured API keys, at least six characters long)
-  inside any string becomes ``"***"``, wherever it appears.
+  inside any string or bytes becomes ``"***"``, wherever it appears.
 
-Only containers are walked and strings are only searched when there are known secrets, so a 60 kB request
-body costs under a millisecond.  Plain functions, no I/O.
+The input is never changed.  Scrubbing copies on write: a container is copied only when something inside
+it is masked, and a value with nothing to mask comes back as the very same object, so the common case
+allocates nothing.  Only containers are walked and strings are only searched when there are known
+secrets, so a 60 kB request body costs under a millisecond.  Plain functions, no I/O.
 """
 
 from __future__ import annotations
@@ -63,7 +65,10 @@ class Scrubber:
         self._key_verdicts: dict[str, bool] = {}
 
     def scrub(self, value: Any) -> Any:
-        """A copy of ``value`` with secrets masked.  Dicts, lists and tuples are copied (tuples as lists)."""
+        """``value`` with secrets masked: the same object when there is nothing to mask, else a copy.
+
+        Copied containers are dicts and lists (a tuple with something masked comes back as a list).
+        """
         kind = type(value)
         if kind is dict:
             return self._dict(value)
@@ -86,56 +91,88 @@ class Scrubber:
         return text
 
     # The walk is the recorder's main cost per event, so the common cases (str, dict, list, scalars) are
-    # tested inline by exact type; anything else (subclasses, other scalars) goes through _other.
+    # tested inline by exact type; anything else (subclasses, other scalars) goes through _other.  Each
+    # container is copied the first time one of its items changes, and not at all when none does.
 
     def _dict(self, value: dict[Any, Any]) -> dict[Any, Any]:
-        copy: dict[Any, Any] = {}
-        search = bool(self._secrets)
+        copy: dict[Any, Any] | None = None
+        secrets = self._secrets
+        verdicts = self._key_verdicts
+        new: Any
         for key, item in value.items():
             kind = type(item)
             if kind is str:
-                if self._secret_key(key):
-                    item = MASK
-                elif search:
-                    item = self.scrub_text(item)
+                secret_key = verdicts.get(key)
+                if secret_key is None:
+                    secret_key = self._secret_key(key)
+                if secret_key:
+                    new = MASK
+                else:
+                    # Searched inline: most strings hold no secret, and a call per string adds up.
+                    for secret in secrets:
+                        if secret in item:
+                            break
+                    else:
+                        continue
+                    new = self.scrub_text(item)
             elif kind is dict:
-                item = self._dict(item)
+                new = self._dict(item)
             elif kind is bytes:
-                if search:
-                    item = self.scrub_bytes(item)
+                if not secrets:
+                    continue
+                new = self.scrub_bytes(item)
             elif kind is list or kind is tuple:
-                item = self._list(item, self._secret_key(key))
-            elif not (kind is int or kind is float or kind is bool or item is None):
-                item = self._other(item, self._secret_key(key))
-            copy[key] = item
-        return copy
+                new = self._list(item, self._secret_key(key))
+            elif kind is int or kind is float or kind is bool or item is None:
+                continue
+            else:
+                new = self._other(item, self._secret_key(key))
+            if new is not item:
+                if copy is None:
+                    copy = dict(value)
+                copy[key] = new
+        return value if copy is None else copy
 
-    def _list(self, value: list[Any] | tuple[Any, ...], under_secret_key: bool) -> list[Any]:
-        copy: list[Any] = []
-        search = bool(self._secrets)
-        for item in value:
+    def _list(self, value: list[Any] | tuple[Any, ...], under_secret_key: bool) -> Any:
+        copy: list[Any] | None = None
+        secrets = self._secrets
+        new: Any
+        for index, item in enumerate(value):
             kind = type(item)
             if kind is str:
                 if under_secret_key:
-                    item = MASK
-                elif search:
-                    item = self.scrub_text(item)
+                    new = MASK
+                else:
+                    for secret in secrets:
+                        if secret in item:
+                            break
+                    else:
+                        continue
+                    new = self.scrub_text(item)
             elif kind is dict:
-                item = self._dict(item)
+                new = self._dict(item)
             elif kind is list or kind is tuple:
-                item = self._list(item, under_secret_key)
-            elif not (kind is int or kind is float or kind is bool or item is None):
-                item = self._other(item, under_secret_key)
-            copy.append(item)
-        return copy
+                new = self._list(item, under_secret_key)
+            elif kind is int or kind is float or kind is bool or item is None:
+                continue
+            else:
+                new = self._other(item, under_secret_key)
+            if new is not item:
+                if copy is None:
+                    copy = list(value)
+                copy[index] = new
+        return value if copy is None else copy
 
     def _other(self, value: Any, under_secret_key: bool) -> Any:
         if isinstance(value, str):
-            return MASK if under_secret_key else self.scrub_text(str(value))
+            if under_secret_key:
+                return MASK
+            scrubbed = self.scrub_text(str(value))
+            return value if scrubbed == value else scrubbed
         if isinstance(value, dict):
-            return self._dict(dict(value))
+            return self._dict(value)
         if isinstance(value, (list, tuple)):
-            return self._list(list(value), under_secret_key)
+            return self._list(value, under_secret_key)
         return value
 
     def _secret_key(self, key: object) -> bool:

@@ -14,7 +14,7 @@ never silently misread.  :class:`SkippingDecoder` implements that policy once fo
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Protocol
 
 import attrs
@@ -57,8 +57,14 @@ class EventStore(Protocol):
         """The highest sequence number stored, 0 for an empty log."""
         ...
 
-    def read(self, start: int = 1, *, stream: str | None = None) -> Iterator[Recorded]:
-        """Records with ``seq >= start`` in order, skipping (and counting) unreadable ones."""
+    def read(
+        self, start: int = 1, *, stream: str | None = None, topics: Collection[str] | None = None
+    ) -> Iterator[Recorded]:
+        """Records with ``seq >= start`` in order, skipping (and counting) unreadable ones.
+
+        With ``topics``, only records of those topics; intact records of other known topics are passed
+        over undecoded, while corrupt and unknown ones are still skipped and counted as above.
+        """
         ...
 
     def read_raw(self, start: int = 1, *, stream: str | None = None) -> Iterator[tuple[int, bytes]]:
