@@ -834,6 +834,12 @@ class Config:
     recorder_batch_max: int = setting(
         256, env="LYNKR_RECORDER_BATCH_MAX", doc="Most events per log transaction.", converter=_count(1, 256)
     )
+    recorder_commit_delay_s: float = setting(
+        0.02,
+        env="LYNKR_RECORDER_COMMIT_DELAY_S",
+        doc="How long events nobody waits on may wait for others to share a log transaction.",
+        converter=_seconds(0.02),
+    )
     log_level: str = setting(
         "info",
         env="LYNKR_LOG_LEVEL",

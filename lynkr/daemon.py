@@ -139,6 +139,7 @@ class _Daemon:
                 scrubber=Scrubber(self.config.secrets()),
                 hub=self.recorder.hub,
                 batch_max=self.config.recorder_batch_max,
+                commit_delay_s=self.config.recorder_commit_delay_s,
             )
             try:
                 await self.recorder.record_durably(

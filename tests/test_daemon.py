@@ -64,6 +64,7 @@ async def test_a_crashed_actor_is_restarted_and_recorded_while_the_daemon_keeps_
                 answered[expected] = response.headers["request-id"]
 
             await ask("before")
+            await trio.sleep(0.05)  # past the recorder's commit delay: "before" is on disk
             # A message the actor cannot handle, then a real request right behind it: the request waits in the
             # mailbox through the crash and the restart, and the successor answers it.
             lynkr.mailboxes[actor].send_nowait("not a message this actor understands")

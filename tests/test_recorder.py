@@ -32,13 +32,18 @@ def store(tmp_path: Path) -> Iterator[LmdbEventStore]:
 
 @asynccontextmanager
 async def running_recorder(
-    store: LmdbEventStore, *, secrets: tuple[str, ...] = (), batch_max: int = 256
+    store: LmdbEventStore, *, secrets: tuple[str, ...] = (), batch_max: int = 256, commit_delay_s: float = 0.0
 ) -> AsyncIterator[Recorder]:
     """A recorder actor; leaving the block closes its inbox, and waits until it has flushed and returned."""
     send, receive = trio.open_memory_channel[Append](1024)
     hub = Hub()
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(run, store, receive, scrubber=Scrubber(secrets), hub=hub, batch_max=batch_max))
+        await nursery.start(
+            partial(
+                run, store, receive, scrubber=Scrubber(secrets), hub=hub, batch_max=batch_max,
+                commit_delay_s=commit_delay_s,
+            )
+        )
         async with send:
             yield Recorder(send, hub)
 
@@ -226,15 +231,14 @@ async def test_secrets_never_reach_the_disk(tmp_path: Path) -> None:
         assert recorded.event.request()["max_tokens"] == 100
 
 
-async def test_statistics_count_events_batches_and_log_bytes(store: LmdbEventStore) -> None:
+async def test_statistics_count_events_and_batches(store: LmdbEventStore) -> None:
     async with running_recorder(store) as recorder:
         before = recorder.statistics()
         for n in range(5):
             await recorder.record_durably("s", stopped(n))
         after = recorder.statistics()
-    assert (before.events, before.batches, before.log_bytes) == (0, 0, 0)
+    assert (before.events, before.batches) == (0, 0)
     assert (after.events, after.batches) == (5, 5)
-    assert after.log_bytes == store.stats().bytes_used
     assert after.recent_rate > 0
     assert after.last_commit_ms > 0
 
@@ -276,3 +280,17 @@ async def test_waiters_hear_when_the_recorder_is_cancelled_before_their_commit(s
             await acks[1].wait()  # taken and scrubbed, never committed
     assert receive.receive_nowait().ack is acks[2]  # still queued
     assert [r.seq for r in store.read()] == [1]
+
+
+async def test_events_nobody_waits_on_share_a_transaction_within_the_commit_delay(store: LmdbEventStore) -> None:
+    async with running_recorder(store, commit_delay_s=0.2) as recorder:
+        for n in range(3):
+            await recorder.record("s", stopped(n))
+            await trio.sleep(0.01)  # arriving one by one, as a request's events do
+        started = trio.current_time()
+        seq = await recorder.record_durably("s", stopped(3))  # a durable append ends the wait at once
+        waited = trio.current_time() - started
+        statistics = recorder.statistics()
+    assert seq == 4
+    assert statistics.batches == 1
+    assert waited < 0.15

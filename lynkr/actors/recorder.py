@@ -106,7 +106,6 @@ class Sender(Protocol):
 class RecorderStatistics:
     events: int  # events committed since start-up
     batches: int  # write transactions committed
-    log_bytes: int  # bytes the log occupies after the latest commit
     largest_batch: int
     recent_rate: float  # events committed per second over the last RATE_WINDOW_S
     last_commit_ms: float  # from taking the batch off the inbox to acknowledging it
@@ -122,7 +121,6 @@ class Hub:
         self._subscribers: set[trio.MemorySendChannel[Recorded]] = set()
         self._events = 0
         self._batches = 0
-        self._log_bytes = 0
         self._largest_batch = 0
         self._last_commit_s = 0.0
         self._failed = 0
@@ -162,13 +160,11 @@ class Hub:
             except trio.BrokenResourceError:
                 self._subscribers.discard(send)
 
-    def count_batch(self, *, committed: int, failed: int, log_bytes: int | None, commit_s: float) -> None:
+    def count_batch(self, *, committed: int, failed: int, commit_s: float) -> None:
         now = trio.current_time()
         self._events += committed
         self._failed += failed
         self._batches += 1 if committed else 0
-        if log_bytes is not None:
-            self._log_bytes = log_bytes
         self._largest_batch = max(self._largest_batch, committed)
         self._last_commit_s = commit_s
         self._recent.append((now, committed))
@@ -180,7 +176,6 @@ class Hub:
         return RecorderStatistics(
             events=self._events,
             batches=self._batches,
-            log_bytes=self._log_bytes,
             largest_batch=self._largest_batch,
             recent_rate=recent / RATE_WINDOW_S,
             last_commit_ms=self._last_commit_s * 1000.0,
@@ -230,9 +225,14 @@ async def run(
     scrubber: Scrubber,
     hub: Hub,
     batch_max: int = 256,
+    commit_delay_s: float = 0.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Commit what arrives in ``inbox`` in batches until it is closed and drained.
+
+    With ``commit_delay_s``, a batch that nobody waits on (only ``record`` calls) waits that long for
+    company before it commits: a lightly loaded daemon then syncs once for several requests' events
+    instead of once per event.  A durable append ends the wait at once.
 
     Two stages, so that the CPU work on one batch overlaps the commit of the one before: this task takes a
     batch and scrubs it, then hands it to the committer, which waits for the worker thread.  The hand-over
@@ -260,6 +260,8 @@ async def run(
                         messages.append(inbox.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
+                if commit_delay_s > 0 and len(messages) < batch_max and all(m.ack is None for m in messages):
+                    await _gather_company(inbox, messages, batch_max, commit_delay_s)
                 try:
                     await to_commit.send(_scrub_batch(messages, scrubber))
                 except BaseException:
@@ -269,6 +271,20 @@ async def run(
                         if message.ack is not None:
                             message.ack.set(outcome.Error(RecorderStopped("the recorder stopped first")))
                     raise
+
+
+async def _gather_company(
+    inbox: trio.MemoryReceiveChannel[Append], messages: list[Append], limit: int, delay_s: float
+) -> None:
+    with trio.move_on_after(delay_s):
+        while len(messages) < limit:
+            try:
+                message = await inbox.receive()
+            except trio.EndOfChannel:
+                return
+            messages.append(message)
+            if message.ack is not None:
+                return
 
 
 @attrs.frozen
@@ -330,7 +346,6 @@ async def _commit(store: EventStore, batch: _Batch, hub: Hub) -> None:
     hub.count_batch(
         committed=committed,
         failed=failed,
-        log_bytes=written.log_bytes,
         commit_s=trio.current_time() - batch.taken_at,
     )
     if records:
@@ -341,7 +356,6 @@ async def _commit(store: EventStore, batch: _Batch, hub: Hub) -> None:
 class _Written:
     results: list[int | Exception]  # per pair: its sequence number, or why it could not be stored
     time_ns: int
-    log_bytes: int | None
 
 
 def _write(store: EventStore, pairs: list[tuple[str, Event]]) -> _Written:
@@ -365,13 +379,5 @@ def _write(store: EventStore, pairs: list[tuple[str, Event]]) -> _Written:
                         results.extend(store.append([pair], time_ns=time_ns))
                     except Exception as single_error:
                         results.append(single_error)
-    return _Written(results=results, time_ns=time_ns, log_bytes=_log_bytes(store))
+    return _Written(results=results, time_ns=time_ns)
 
-
-def _log_bytes(store: EventStore) -> int | None:
-    try:
-        return store.stats().bytes_used
-    except Exception as error:
-        # Only a figure for /metrics; the batch itself is committed and its waiters must hear so.
-        log.warning("could not read the event log's size: %r", error)
-        return None
