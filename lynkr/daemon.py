@@ -23,7 +23,7 @@ import trio
 from lynkr import __version__
 from lynkr.actors import edge, providers, recorder, session
 from lynkr.actors.messages import Turn
-from lynkr.actors.providers import Pool
+from lynkr.actors.providers import breakers_for
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import ActorEscalation, ActorStatistics, Crash, Mailbox, RestartPolicy, Supervisor
 from lynkr.config import Config
@@ -124,7 +124,7 @@ class _Daemon:
         self.provider_mailbox: Mailbox[providers.Message] = Mailbox(config.mailbox_capacity)
         self.session_mailbox: Mailbox[Turn] = Mailbox(config.mailbox_capacity)
         self.supervisors: list[Supervisor] = []
-        self.pool: Pool | None = None
+        self.breakers = breakers_for(config)
         self.ready = False
         self._nursery: trio.Nursery | None = None
 
@@ -171,8 +171,13 @@ class _Daemon:
         )
         async with trio.open_nursery() as actors:
             supervisor = self._supervisor(actors)
-            self.pool = await supervisor.start(
-                "providers", providers.run, config, mailbox=self.provider_mailbox, recorder=self.recorder
+            await supervisor.start(
+                "providers",
+                providers.run,
+                config,
+                mailbox=self.provider_mailbox,
+                recorder=self.recorder,
+                breakers=self.breakers,
             )
             await supervisor.start(
                 "session",
@@ -258,18 +263,17 @@ class _Daemon:
                    store_stats.bytes_on_disk),
             _gauge("lynkr_eventlog_last_seq", "gauge The newest sequence number in the log.", store_stats.last_seq),
         ]
-        if self.pool is not None:
-            families.append(
-                (
-                    "lynkr_provider_breaker_open",
-                    "gauge 1 when the provider's circuit breaker is open.",
-                    [
-                        Sample(name="lynkr_provider_breaker_open", value=float(p.breaker != "closed"),
-                               labels=(("provider", p.name),))
-                        for p in self.pool.statistics()
-                    ],
-                )
+        families.append(
+            (
+                "lynkr_provider_breaker_open",
+                "gauge 1 when the provider's circuit breaker is open.",
+                [
+                    Sample(name="lynkr_provider_breaker_open", value=float(breaker.state != "closed"),
+                           labels=(("provider", name),))
+                    for name, breaker in self.breakers.items()
+                ],
             )
+        )
         return families
 
 

@@ -44,13 +44,6 @@ class Upstream:
     breaker: CircuitBreaker
 
 
-@attrs.frozen(kw_only=True)
-class ProviderStatistics:
-    name: str
-    breaker: str
-    failures: int
-
-
 class _Failure(Exception):
     """Every provider in the chain failed; ``reply`` is what the client gets."""
 
@@ -59,18 +52,20 @@ class _Failure(Exception):
         self.reply = reply
 
 
+def breakers_for(config: Config) -> dict[str, CircuitBreaker]:
+    """One breaker per provider.  They belong to the daemon, so a restarted pool keeps what it learnt."""
+    return {
+        name: CircuitBreaker(failure_threshold=config.breaker_failure_threshold, reset_s=config.breaker_reset_s)
+        for name in config.providers
+    }
+
+
 class Pool:
-    """What the provider actor owns; exposed for /health and /metrics."""
+    """What one incarnation of the provider actor owns."""
 
     def __init__(self, config: Config, upstreams: Mapping[str, Upstream]) -> None:
         self.config = config
         self.upstreams = upstreams
-
-    def statistics(self) -> list[ProviderStatistics]:
-        return [
-            ProviderStatistics(name=name, breaker=up.breaker.state, failures=up.breaker.failures)
-            for name, up in self.upstreams.items()
-        ]
 
     def chain_for(self, request: Mapping[str, Any]) -> list[str]:
         first = self._route(request)
@@ -94,7 +89,8 @@ async def run(
     inbox: trio.MemoryReceiveChannel[Message],
     *,
     recorder: Recorder,
-    task_status: trio.TaskStatus[Pool] = trio.TASK_STATUS_IGNORED,
+    breakers: Mapping[str, CircuitBreaker],
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     async with AsyncExitStack() as stack:
         upstreams: dict[str, Upstream] = {}
@@ -112,13 +108,10 @@ async def run(
                     limits=httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30),
                 )
             )
-            breaker = CircuitBreaker(
-                failure_threshold=config.breaker_failure_threshold, reset_s=config.breaker_reset_s
-            )
-            upstreams[name] = Upstream(adapter=adapter, client=client, breaker=breaker)
+            upstreams[name] = Upstream(adapter=adapter, client=client, breaker=breakers[name])
         pool = Pool(config, upstreams)
         async with inbox, trio.open_nursery() as nursery:
-            task_status.started(pool)
+            task_status.started()
             async for message in inbox:
                 if isinstance(message, Turn):
                     nursery.start_soon(_serve_turn, pool, recorder, message)
