@@ -5,7 +5,6 @@ import zlib
 from typing import Any
 
 import attrs
-import orjson
 import msgpack  # type: ignore[import-untyped]
 import pytest
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 
 from lynkr.config import Config
@@ -630,3 +631,34 @@ async def test_fallback_chain_serves_from_the_second_provider_when_the_first_kee
     assert only_model_call(backup).json["model"] == "qwen-main"
     attempts = [(e.provider, e.attempt, e.status) for e in recorded(config) if isinstance(e, UpstreamAttempted)]
     assert attempts == [("primary", 1, 503), ("primary", 2, 503), ("primary", 3, 503), ("backup", 1, 200)]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"MODEL_PROVIDER": "openai", "OPENAI_ENDPOINT": "{upstream}/v1/chat/completions", "OPENAI_MODEL": "m"},
+        {"MODEL_PROVIDER": "ollama", "OLLAMA_ENDPOINT": "{upstream}", "OLLAMA_MODEL": "m"},
+        {"MODEL_PROVIDER": "anthropic", "ANTHROPIC_UPSTREAM_URL": "{upstream}", "ANTHROPIC_UPSTREAM_API_KEY": "sk-x"},
+    ],
+    ids=["openai", "ollama", "anthropic"],
+)
+async def test_an_upstream_that_ignores_stream_true_still_streams_to_the_client(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    fake = FakeUpstream(ignore_stream=True)
+    fake.push(Reply.tool_call(name="Bash", arguments={"command": "ls"}, id="call_9", text="Looking."))
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with serve_fake(fake) as upstream:
+            config = make_config(tmp_path, {key: value.format(upstream=upstream) for key, value in env.items()})
+            async with lynkr_client(config) as client:
+                response = await post_messages(client, cli_like_request())
+    assert response.status_code == 200
+    events = sse_events(response.text)
+    assert events[0][0] == "message_start" and events[-1][0] == "message_stop"
+    assert streamed_text(events) == "Looking."
+    [tool] = [data["content_block"] for name, data in events if name == "content_block_start"
+              and data["content_block"]["type"] == "tool_use"]
+    assert tool["name"] == "Bash"
+    deltas = "".join(data["delta"]["partial_json"] for name, data in events
+                     if name == "content_block_delta" and data["delta"]["type"] == "input_json_delta")
+    assert json.loads(deltas) == {"command": "ls"}

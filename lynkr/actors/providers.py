@@ -18,7 +18,7 @@ import httpx
 import orjson
 import trio
 
-from lynkr.actors.messages import CountTokens, ErrorReply, StreamItem, Turn
+from lynkr.actors.messages import CountTokens, ErrorReply, Turn
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import answer
 from lynkr.config import Config, nothing_configured_hint

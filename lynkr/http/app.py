@@ -22,7 +22,7 @@ import trio
 from lynkr import __version__
 from lynkr.actors.messages import CountTokens, ErrorReply, StreamItem, Turn
 from lynkr.actors.runtime import ActorGone, ActorStatistics, Mailbox, ReplyTo, ask
-from lynkr.errors import AuthenticationFailed, InvalidRequest, LynkrError, NotFound, RequestTooLarge
+from lynkr.errors import AuthenticationFailed, InvalidRequest, LynkrError, NotFound
 from lynkr.http.asgi import (
     ClientGone,
     Message,

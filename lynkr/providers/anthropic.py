@@ -29,7 +29,11 @@ def messages_url(endpoint: str) -> str:
 
 
 def build(provider: ProviderConfig) -> HttpAdapter:
-    url = messages_url(provider.endpoint)
+    return passthrough_adapter(provider, messages_url(provider.endpoint))
+
+
+def passthrough_adapter(provider: ProviderConfig, url: str) -> HttpAdapter:
+    """An Anthropic-format upstream at ``url``: ``x-api-key``, the client's betas forwarded, count_tokens beside."""
     return HttpAdapter(
         name=provider.name,
         kind=provider.kind,

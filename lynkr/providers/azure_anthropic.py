@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lynkr.providers.base import Auth, HttpAdapter, append_path, choose_http2, path_of, static_headers
+from lynkr.providers.anthropic import passthrough_adapter
+from lynkr.providers.base import HttpAdapter, append_path, path_of
 
 if TYPE_CHECKING:
     from lynkr.config import ProviderConfig
@@ -29,19 +30,4 @@ def messages_url(endpoint: str) -> str:
 
 
 def build(provider: ProviderConfig) -> HttpAdapter:
-    url = messages_url(provider.endpoint)
-    return HttpAdapter(
-        name=provider.name,
-        kind=provider.kind,
-        wire="anthropic",
-        http2=choose_http2(provider.http2, url),
-        max_tokens=provider.max_tokens,
-        url=url,
-        token_count_url=append_path(url, "count_tokens"),
-        auth=Auth.X_API_KEY,
-        api_key=provider.api_key.reveal() if provider.api_key else None,
-        extra_headers=static_headers(provider.options),
-        anthropic_version=provider.options.get("api_version"),
-        models=provider.models,
-        default_model=provider.default_model,
-    )
+    return passthrough_adapter(provider, messages_url(provider.endpoint))

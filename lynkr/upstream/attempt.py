@@ -25,6 +25,7 @@ from lynkr.wire.tokens import estimate_tokens
 from lynkr.wire.types import StreamEvent
 
 ERROR_BODY_LIMIT = 1 << 20
+WHOLE_ANSWER_LIMIT = 64 << 20
 
 
 class UpstreamStatus(Exception):
@@ -97,6 +98,10 @@ async def open_attempt(
             raise UpstreamStatus(
                 response.status_code, error_body, dict(response.headers), native=adapter.wire == "anthropic"
             )
+        if response.headers.get("content-type", "").startswith("application/json"):
+            # An upstream that ignores `stream: true` answers with the whole message at once.
+            yield _whole(await _read_limited(response, WHOLE_ANSWER_LIMIT), source)
+            return
         chunks = response.aiter_raw()
         events = _events(chunks, source)
         try:
@@ -142,13 +147,22 @@ async def _events(chunks: AsyncIterator[bytes], parser: StreamParser) -> AsyncGe
         yield tail
 
 
+async def _whole(body: bytes, parser: StreamParser) -> AsyncGenerator[list[StreamEvent], None]:
+    try:
+        events = parser.whole(body)
+    except UpstreamStreamError as error:
+        raise StreamBroken(str(error), status=error.upstream_status or 502) from None
+    yield events
+
+
 def _prepare(
     adapter: Adapter, request: Mapping[str, Any], *, model: str, max_tokens: int
 ) -> tuple[dict[str, Any], StreamParser]:
-    message_id = "msg_" + os.urandom(12).hex()
     if adapter.wire == "anthropic":
         signed_only = without_unsigned_thinking(request)  # type: ignore[arg-type]
         return {**signed_only, "model": model, "max_tokens": max_tokens, "stream": True}, AnthropicStream()
+    message_id = "msg_" + os.urandom(12).hex()
+    input_tokens = estimate_tokens(request)
     if adapter.wire == "openai":
         body = openai.build_request(
             request,  # type: ignore[arg-type]
@@ -157,29 +171,23 @@ def _prepare(
             stream=True,
             reasoning_model=adapter.reasoning_model(model),
         )
-        converter = openai.StreamConverter(
-            message_id=message_id, model=model, input_tokens=estimate_tokens(request)
-        )
-        return body, OpenAIStream(converter)
+        return body, OpenAIStream(message_id=message_id, model=model, input_tokens=input_tokens)
     # Ollama refuses `think` for models that cannot think, so it is sent only where the configuration says so.
     think = adapter.reasoning_model(model) and is_thinking_request(request)
     body = ollama.build_request(
         request, model=model, max_tokens=max_tokens, stream=True, think=think  # type: ignore[arg-type]
     )
-    converter_ollama = ollama.StreamConverter(
-        message_id=message_id, model=model, input_tokens=estimate_tokens(request)
-    )
-    return body, OllamaStream(converter_ollama)
+    return body, OllamaStream(message_id=message_id, model=model, input_tokens=input_tokens)
 
 
-async def _read_limited(response: httpx.Response) -> bytes:
+async def _read_limited(response: httpx.Response, limit: int = ERROR_BODY_LIMIT) -> bytes:
     chunks: list[bytes] = []
     size = 0
     raw = response.aiter_raw()
     async for chunk in raw:
         chunks.append(chunk)
         size += len(chunk)
-        if size >= ERROR_BODY_LIMIT:
+        if size >= limit:
             await _abandon(raw)
             break
     return b"".join(chunks)

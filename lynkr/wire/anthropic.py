@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeGuard, cast
 import orjson
 
 from lynkr.errors import InvalidRequest, UpstreamError
+from lynkr.wire.ids import generated_id, to_anthropic_id
 from lynkr.wire.types import (
     ContentBlock,
     CountTokensRequest,
@@ -26,6 +27,7 @@ from lynkr.wire.types import (
     MessagesRequest,
     StreamEvent,
     TextBlock,
+    ToolUseBlock,
     Usage,
 )
 
@@ -577,6 +579,18 @@ def parse_tool_arguments(arguments: object, tool_name: object) -> dict[str, Any]
     if not isinstance(parsed, dict):
         raise UpstreamError(f"the upstream's arguments for tool {tool_name!r} are not a JSON object")
     return parsed
+
+
+def function_call_block(call: Mapping[str, Any], *, message_id: str, index: int) -> ToolUseBlock:
+    """A whole OpenAI-style ``tool_calls`` entry (``{id?, function: {name, arguments}}``) as a tool_use block."""
+    function = call.get("function") or {}
+    upstream_id = call.get("id")
+    return {
+        "type": "tool_use",
+        "id": to_anthropic_id(upstream_id) if upstream_id else generated_id(message_id, index),
+        "name": function.get("name") or "",
+        "input": parse_tool_arguments(function.get("arguments"), function.get("name")),
+    }
 
 
 class MessageAssembler:

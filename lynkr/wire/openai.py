@@ -32,7 +32,7 @@ from typing import Any, cast
 
 import orjson
 
-from lynkr.wire.anthropic import UpstreamStreamError, parse_tool_arguments, system_blocks
+from lynkr.wire.anthropic import UpstreamStreamError, function_call_block, system_blocks
 from lynkr.wire.emitter import EventWriter
 from lynkr.wire.ids import generated_id, to_anthropic_id, to_upstream_id
 from lynkr.wire.types import ContentBlock, Message, MessagesRequest, StreamEvent, Usage
@@ -481,17 +481,10 @@ def convert_response(response: Mapping[str, Any], *, message_id: str, model: str
         text = refusal
     if text and isinstance(text, str):
         content.append({"type": "text", "text": text})
-    for index, call in enumerate(message.get("tool_calls") or ()):
-        function = call.get("function") or {}
-        upstream_id = call.get("id")
-        content.append(
-            {
-                "type": "tool_use",
-                "id": to_anthropic_id(upstream_id) if upstream_id else generated_id(message_id, index),
-                "name": function.get("name") or "",
-                "input": parse_tool_arguments(function.get("arguments"), function.get("name")),
-            }
-        )
+    content.extend(
+        function_call_block(call, message_id=message_id, index=index)
+        for index, call in enumerate(message.get("tool_calls") or ())
+    )
     tool_use = any(block["type"] == "tool_use" for block in content)
     return {
         "id": message_id,

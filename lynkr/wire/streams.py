@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import orjson
 
 from lynkr.wire import ollama, openai
-from lynkr.wire.anthropic import UpstreamStreamError
+from lynkr.wire.anthropic import UpstreamStreamError, message_to_events
 from lynkr.wire.sse import NDJSONDecoder, ServerSentEvent, SSEDecoder
 from lynkr.wire.types import StreamEvent
 
@@ -24,6 +24,20 @@ class StreamParser(Protocol):
     def feed(self, data: bytes) -> list[StreamEvent]: ...
 
     def close(self) -> list[StreamEvent]: ...
+
+    def whole(self, body: bytes) -> list[StreamEvent]:
+        """The events for a complete JSON answer, from an upstream that ignored ``stream: true``."""
+        ...
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamStreamError(f"the upstream answered with JSON that does not parse: {body[:200]!r}") from None
+    if not isinstance(parsed, dict):
+        raise UpstreamStreamError("the upstream answered with JSON that is not an object")
+    return parsed
 
 
 class AnthropicStream:
@@ -41,6 +55,10 @@ class AnthropicStream:
         if not self._stopped:
             raise UpstreamStreamError("the upstream stream ended before message_stop")
         return out
+
+    def whole(self, body: bytes) -> list[StreamEvent]:
+        message: Any = _json_object(body)
+        return message_to_events(message)
 
     def _convert(self, messages: list[ServerSentEvent]) -> list[StreamEvent]:
         out: list[StreamEvent] = []
@@ -69,10 +87,17 @@ class AnthropicStream:
 class OpenAIStream:
     """An OpenAI chat-completions SSE body, converted chunk by chunk."""
 
-    def __init__(self, converter: openai.StreamConverter) -> None:
+    def __init__(self, *, message_id: str, model: str, input_tokens: int) -> None:
         self._decoder = SSEDecoder()
-        self._converter = converter
+        self._converter = openai.StreamConverter(message_id=message_id, model=model, input_tokens=input_tokens)
+        self._message_id = message_id
+        self._model = model
         self._done = False
+
+    def whole(self, body: bytes) -> list[StreamEvent]:
+        return message_to_events(
+            openai.convert_response(_json_object(body), message_id=self._message_id, model=self._model)
+        )
 
     def feed(self, data: bytes) -> list[StreamEvent]:
         return self._convert(self._decoder.feed(data))
@@ -102,10 +127,17 @@ class OpenAIStream:
 class OllamaStream:
     """An Ollama /api/chat NDJSON body, converted line by line."""
 
-    def __init__(self, converter: ollama.StreamConverter) -> None:
+    def __init__(self, *, message_id: str, model: str, input_tokens: int) -> None:
         self._decoder = NDJSONDecoder()
-        self._converter = converter
+        self._converter = ollama.StreamConverter(message_id=message_id, model=model, input_tokens=input_tokens)
+        self._message_id = message_id
+        self._model = model
         self._done = False
+
+    def whole(self, body: bytes) -> list[StreamEvent]:
+        return message_to_events(
+            ollama.convert_response(_json_object(body), message_id=self._message_id, model=self._model)
+        )
 
     def feed(self, data: bytes) -> list[StreamEvent]:
         return self._convert(self._decoder.feed(data))

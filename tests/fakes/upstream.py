@@ -99,10 +99,12 @@ class FakeUpstream:
         default_reply: Reply = DEFAULT_REPLY,
         models: tuple[str, ...] = ("fake-model",),
         count_tokens: bool = True,
+        ignore_stream: bool = False,
     ) -> None:
         self.default_reply = default_reply
         self.models = models
         self.count_tokens = count_tokens
+        self.ignore_stream = ignore_stream  # answer with whole JSON even when asked to stream, as some servers do
         self.exchanges: list[Exchange] = []
         self._script: deque[Reply] = deque()
         self._arrived = trio.Event()
@@ -154,6 +156,8 @@ class FakeUpstream:
             self._arrived = trio.Event()
         if wire_format is not None and reply is not None:
             body = request.json if isinstance(request.json, dict) else {}
+            if self.ignore_stream:
+                body = {**body, "stream": False}
             plan = _RENDERERS[wire_format](reply, body, sequence=len(self.exchanges))
             await _deliver(plan, reply.faults, exchange, receive, send)
         else:
