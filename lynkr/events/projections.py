@@ -213,16 +213,6 @@ def _answered(
     return changed
 
 
-def summarize_request(event: RequestReceived) -> RequestSummary:
-    return RequestSummary(
-        model=event.model,
-        stream=event.stream,
-        messages=event.messages,
-        tools=event.tools,
-        last_user_text=event.last_user_text,
-    )
-
-
 # Replay
 
 

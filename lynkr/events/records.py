@@ -94,9 +94,6 @@ def upcast(topic: str, version: int, payload: Payload) -> Payload:
     return payload
 
 
-def decode_event(topic: str, version: int, payload: Payload) -> Event:
-    return event_class(topic).from_payload(upcast(topic, version, payload))
-
 
 @attrs.frozen(kw_only=True)
 class Recorded:

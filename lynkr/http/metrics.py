@@ -48,8 +48,6 @@ class RequestMetrics:
             histogram = self._latency[route] = _Histogram()
         histogram.observe(seconds)
 
-    def requests_total(self) -> int:
-        return sum(self._requests.values())
 
     def render(self, gauges: Iterable[tuple[str, str, Iterable[Sample]]] = ()) -> str:
         lines = [
