@@ -21,7 +21,7 @@ import trio
 from lynkr import __version__
 from lynkr.actors.runtime import ActorEscalation
 from lynkr.config import Config, ConfigError, load_config, nothing_configured_hint
-from lynkr.datadir import StartupError, open_log_readonly
+from lynkr.datadir import DAEMON_STREAM, StartupError, open_log_readonly
 from lynkr.events.records import EventFromTheFuture, Recorded
 from lynkr.inspect import render_event_line, render_transcript, replay_sessions
 
@@ -154,9 +154,18 @@ def _banner(config: Config, running: Running, out: TextIO) -> None:
 def _replay(args: argparse.Namespace) -> int:
     config = _load(args)
     with open_log_readonly(config.data_dir) as store:
+        stream = None
+        if args.session is not None:
+            # One session replays through the by-stream index, without reading anyone else's events.
+            matches = [s.stream for s in store.iter_streams() if s.stream.startswith(args.session)]
+            matches = [name for name in matches if name != DAEMON_STREAM]
+            if len(matches) != 1:
+                found = "no session" if not matches else f"{len(matches)} sessions"
+                return _fail(f"{found} match {args.session!r}; run `lynkr replay` to list them", EXIT_FAILURE)
+            stream = matches[0]
         progress = ProgressBar("replaying", sys.stderr) if sys.stderr.isatty() else None
         started = time.perf_counter()
-        sessions, report = replay_sessions(store, progress=progress)
+        sessions, report = replay_sessions(store, stream=stream, progress=progress)
         if progress is not None:
             progress.close()
         seconds = time.perf_counter() - started
@@ -172,15 +181,13 @@ def _replay(args: argparse.Namespace) -> int:
                 models = [turn.request.model for turn in session.turns if turn.request is not None]
                 print(f"{session_id}  {len(session.turns)} turns  last model {models[-1] if models else '-'}")
             return 0
-        matches = [session_id for session_id in sessions if session_id.startswith(args.session)]
-        if len(matches) != 1:
-            found = "no session" if not matches else f"{len(matches)} sessions"
-            return _fail(f"{found} match {args.session!r}; run `lynkr replay` to list them", EXIT_FAILURE)
-        session = sessions[matches[0]]
+        if stream not in sessions:
+            return _fail(f"session {stream!r} has no requests or answers in the log", EXIT_FAILURE)
+        chosen = sessions[stream]
         if args.json:
-            print(json.dumps(render_transcript(session, full=True, as_json=True), indent=2, ensure_ascii=False))
+            print(json.dumps(render_transcript(chosen, full=True, as_json=True), indent=2, ensure_ascii=False))
         else:
-            print(render_transcript(session, full=args.full, as_json=False))
+            print(render_transcript(chosen, full=args.full, as_json=False))
     return 0
 
 

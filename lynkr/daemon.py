@@ -27,7 +27,7 @@ from lynkr.actors.providers import breakers_for
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import ActorEscalation, ActorStatistics, Crash, Mailbox, RestartPolicy, Supervisor
 from lynkr.config import Config
-from lynkr.datadir import StartupError, daemon_lock, open_store
+from lynkr.datadir import DAEMON_STREAM, StartupError, daemon_lock, open_store
 from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.scrub import Scrubber
@@ -36,7 +36,6 @@ from lynkr.http.metrics import Sample
 
 log = logging.getLogger("lynkr")
 
-DAEMON_STREAM = "daemon"
 
 
 @attrs.frozen(kw_only=True)

@@ -15,6 +15,8 @@ from typing import IO
 
 from lynkr.events.lmdb_store import LmdbEventStore
 
+DAEMON_STREAM = "daemon"  # the log's stream for the daemon's own events; sessions have their own
+
 
 class StartupError(Exception):
     """A problem that stops the daemon from starting; the message is one line naming the problem and the fix."""

@@ -21,11 +21,18 @@ class ReplayReport:
     skipped: int
 
 
-def replay_sessions(store: EventStore, *, progress: Progress | None = None) -> tuple[dict[str, Session], ReplayReport]:
-    states = replay(store, {"sessions": SESSIONS}, progress=progress)
+def replay_sessions(
+    store: EventStore, *, stream: str | None = None, progress: Progress | None = None
+) -> tuple[dict[str, Session], ReplayReport]:
+    """Fold the log, or only ``stream`` through the by-stream index, into sessions."""
+    states = replay(store, {"sessions": SESSIONS}, stream=stream, progress=progress)
     sessions: SessionsState = states["sessions"]
     stats = store.stats()
-    report = ReplayReport(events=stats.events, skipped=stats.skipped_corrupt + stats.skipped_unknown)
+    if stream is None:
+        events = stats.events
+    else:
+        events = sum(summary.events for summary in store.iter_streams() if summary.stream == stream)
+    report = ReplayReport(events=events, skipped=stats.skipped_corrupt + stats.skipped_unknown)
     return dict(sessions.sessions.items()), report
 
 

@@ -263,6 +263,8 @@ def test_replay_shows_one_session_turn_by_turn(tmp_path: Path) -> None:
     write_log(tmp_path, conversation())
     ran = lynkr(tmp_path, "replay", "sess-al")  # a unique prefix is enough
     assert ran.returncode == 0, ran.stderr
+    alpha_events = sum(1 for stream, _ in conversation() if stream == "sess-alpha")
+    assert f"replayed {alpha_events} events" in ran.stderr  # through the by-stream index, not the whole log
     text = ran.stdout
     assert text.startswith("session sess-alpha: 2 turns")
     first, second = text.split("── turn 1")[1].split("── turn 2")
