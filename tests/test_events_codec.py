@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 import msgpack  # type: ignore[import-untyped]
+import orjson
 import pytest
 
 from lynkr.events.catalog import (
@@ -19,7 +20,10 @@ from lynkr.events.catalog import (
     UpstreamAttempted,
 )
 from lynkr.events.codec import (
+    COMPRESS_MIN_BYTES,
+    COMPRESSED,
     FORMAT_VERSION,
+    PLAIN,
     CorruptRecord,
     TopicFilter,
     decode,
@@ -104,7 +108,7 @@ def test_payload_of_matches_to_payload(original: Event) -> None:
 def test_record_layout_is_format_byte_crc_then_msgpack_body() -> None:
     data = encode(9, "s", DaemonStopped(reason="x"))
     fmt, crc = struct.unpack_from(">BI", data)
-    assert fmt == FORMAT_VERSION
+    assert fmt == PLAIN
     assert crc == zlib.crc32(data[5:])
     assert msgpack.unpackb(data[5:]) == ["daemon.stopped", 1, 9, "s", {"reason": "x"}]
 
@@ -126,7 +130,7 @@ def test_newer_event_version_is_refused_with_a_clear_message() -> None:
 
 def test_newer_record_format_is_refused_not_misread() -> None:
     body = body_of(["daemon.stopped", 1, 1, "s", {"reason": "x"}])
-    with pytest.raises(EventFromTheFuture, match="log format 2"):
+    with pytest.raises(EventFromTheFuture, match="log format 3"):
         decode(4, frame(body, fmt=FORMAT_VERSION + 1))
 
 
@@ -207,3 +211,24 @@ def test_topic_filter_reads_long_topics_and_memoryviews() -> None:
         request_id="r", provider="p", attempt=1, status=200, latency_ms=1.0, error=None, will_retry=False
     ))))
     assert TopicFilter({"daemon.stopped"}).admits(memoryview(encode(1, "s", DaemonStopped(reason="x"))))
+
+
+def test_a_large_record_is_stored_compressed_and_reads_back_the_same() -> None:
+    turn = {"role": "user", "content": [{"type": "text", "text": "the same transcript again and again " * 40}]}
+    body = orjson.dumps({"model": "m", "max_tokens": 1, "messages": [turn] * 20})
+    assert len(body) > COMPRESS_MIN_BYTES
+    event = RequestReceived(
+        request_id="r", session_id="s", path="/v1/messages", model="m", stream=True, headers={},
+        messages=20, tools=(), last_user_text="", body=body,
+    )
+    data = encode(1, "s", event)
+    assert data[0] == COMPRESSED
+    assert len(data) * 4 < len(body)
+    assert decode(1, data).event == event
+    assert TopicFilter(["daemon.stopped"]).admits(data)  # a compressed record is decoded, never guessed at
+
+
+def test_a_compressed_record_that_does_not_inflate_is_corrupt_not_a_crash() -> None:
+    garbage = b"not zlib at all"
+    with pytest.raises(CorruptRecord, match="does not inflate"):
+        decode(2, struct.pack(">BI", COMPRESSED, zlib.crc32(garbage)) + garbage)

@@ -7,13 +7,18 @@ A record is a 5-byte frame header followed by a msgpack body::
     | 1 byte | 4 bytes, BE    |                 payload]                        |
     +--------+----------------+-------------------------------------------------+
 
+Format 1 stores the msgpack body as it is; format 2 stores it zlib-compressed.  Bodies of at least
+``COMPRESS_MIN_BYTES`` are compressed when that saves a fifth or more: Claude Code sends its whole
+transcript, system prompt and tool schemas with every turn, and that JSON shrinks several times over, while
+small records stay plain and cheap to read.
+
 The frame (format byte, then the crc of everything after the header) never changes, so the crc is checked
 before the format byte is believed: random garbage is reported as corrupt, and only an intact record with a
 larger format byte is refused as coming from a newer lynkr.  ``seq`` is not stored in the record; it is the
 record's key in the store.
 
-The topic is the body's first item, so :class:`TopicFilter` can read it without decoding the rest and let
-a reader pass over records of topics it does not want.
+The topic is the body's first item, so :class:`TopicFilter` can read it from a plain record without
+decoding the rest and let a reader pass over records of topics it does not want.
 
 Plain functions, no I/O.
 """
@@ -40,7 +45,10 @@ from lynkr.events.records import (
     upcast,
 )
 
-FORMAT_VERSION = 1
+PLAIN = 1
+COMPRESSED = 2
+FORMAT_VERSION = COMPRESSED  # the newest format this lynkr reads
+COMPRESS_MIN_BYTES = 8192
 
 _HEADER = struct.Struct(">BI")
 _HEADER_SIZE = _HEADER.size
@@ -49,6 +57,7 @@ _HEADER_SIZE = _HEADER.size
 _unpack_header = _HEADER.unpack_from
 _pack_header = _HEADER.pack
 _crc32 = zlib.crc32
+_compress = zlib.compress
 _unpackb = msgpack.unpackb
 
 
@@ -106,7 +115,11 @@ def _framed(pack: Callable[[Any], bytes], topic: str, fields: list[Any]) -> byte
         body = pack(fields)
     except (TypeError, ValueError, OverflowError) as error:
         raise ValueError(f"event {topic!r} has a payload that is not plain data: {error}") from error
-    return _pack_header(FORMAT_VERSION, _crc32(body)) + body
+    if len(body) >= COMPRESS_MIN_BYTES:
+        packed = _compress(body, 1)
+        if len(packed) * 5 <= len(body) * 4:
+            return _pack_header(COMPRESSED, _crc32(packed)) + packed
+    return _pack_header(PLAIN, _crc32(body)) + body
 
 
 class TopicFilter:
@@ -152,7 +165,7 @@ _FIXSTR, _FIXSTR_LAST, _STR8 = 0xA0, 0xBF, 0xD9
 
 def _topic_bytes(data: bytes | memoryview) -> bytes | None:
     """The topic of a record as stored, or None when its body does not start the way records do."""
-    if len(data) < _HEADER_SIZE + 2 or data[_HEADER_SIZE] != _FIXARRAY_5:
+    if len(data) < _HEADER_SIZE + 2 or data[0] != PLAIN or data[_HEADER_SIZE] != _FIXARRAY_5:
         return None
     marker = data[_HEADER_SIZE + 1]
     if _FIXSTR <= marker <= _FIXSTR_LAST:
@@ -194,16 +207,21 @@ def decode(seq: int, data: bytes | memoryview) -> Recorded:
     if len(data) < _HEADER_SIZE:
         raise CorruptRecord(f"record {seq}: {len(data)} bytes is shorter than the record header")
     frame_format, crc = _unpack_header(data)
-    body = memoryview(data)[_HEADER_SIZE:]
+    body: bytes | memoryview = memoryview(data)[_HEADER_SIZE:]
     if _crc32(body) != crc:
         raise CorruptRecord(f"record {seq}: checksum mismatch")
-    if frame_format != FORMAT_VERSION:
+    if frame_format != PLAIN:
         if frame_format > FORMAT_VERSION:
             raise EventFromTheFuture(
-                f"record {seq} uses log format {frame_format}, but this lynkr reads only format "
+                f"record {seq} uses log format {frame_format}, but this lynkr reads formats up to "
                 f"{FORMAT_VERSION}; upgrade lynkr to read this log"
             )
-        raise CorruptRecord(f"record {seq}: unknown log format {frame_format}")
+        if frame_format != COMPRESSED:
+            raise CorruptRecord(f"record {seq}: unknown log format {frame_format}")
+        try:
+            body = zlib.decompress(body)
+        except zlib.error as error:
+            raise CorruptRecord(f"record {seq}: compressed body does not inflate: {error}") from None
     try:
         fields: Any = _unpackb(body)  # msgpack >= 1.0 defaults: str as str, arrays as lists
     except (ValueError, msgpack.UnpackException) as error:
