@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pygit2
 import pytest
@@ -13,6 +15,9 @@ import trio
 
 from lynkr.config import Config, load_config
 from lynkr.daemon import Running, run_daemon
+from lynkr.datadir import events_dir
+from lynkr.events.lmdb_store import LmdbEventStore
+from lynkr.events.records import Event, Recorded
 
 pytest_plugins = ["tests.fakes.cli_fixtures"]
 
@@ -39,6 +44,39 @@ async def running_lynkr(config: Config) -> AsyncIterator[Running]:
             yield running
         finally:
             running.stop.set()
+
+
+def recorded(data_dir: Path) -> list[Recorded]:
+    """The log of a (stopped) daemon, oldest first."""
+    with LmdbEventStore.open(events_dir(data_dir), readonly=True) as store:
+        return list(store.read())
+
+
+def recorded_events(data_dir: Path) -> list[Event]:
+    return [record.event for record in recorded(data_dir)]
+
+
+def sse_events(body: str) -> list[tuple[str, dict[str, Any]]]:
+    """(event name, parsed data) for each SSE event of a whole response body."""
+    events = []
+    for frame in body.replace("\r\n", "\n").split("\n\n"):
+        name, data = "message", ""
+        for line in frame.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].strip()
+        if data:
+            events.append((name, json.loads(data)))
+    return events
+
+
+def streamed_text(events: list[tuple[str, dict[str, Any]]]) -> str:
+    return "".join(
+        data["delta"].get("text", "")
+        for name, data in events
+        if name == "content_block_delta" and data["delta"]["type"] == "text_delta"
+    )
 
 
 def init_git_repo(path: Path) -> pygit2.Repository:

@@ -19,12 +19,9 @@ import httpx
 import trio
 
 from lynkr.config import Config
-from lynkr.datadir import events_dir
 from lynkr.events.catalog import RequestReceived
-from lynkr.events.lmdb_store import LmdbEventStore
-from lynkr.events.records import Recorded
 from lynkr.wire.tokens import estimate_tokens
-from tests.conftest import make_config, running_lynkr
+from tests.conftest import make_config, recorded, running_lynkr
 from tests.fakes import FakeUpstream, Reply, serve_fake
 
 UPSTREAM_KEY = "sk-upstream-edge-secret-5150"
@@ -56,11 +53,6 @@ async def edge(tmp_path: Path, env: dict[str, str] | None = None) -> AsyncIterat
             async with running_lynkr(config) as lynkr:
                 async with httpx.AsyncClient(base_url=lynkr.base_url, timeout=5) as client:
                     yield client, config
-
-
-def recorded(config: Config) -> list[Recorded]:
-    with LmdbEventStore.open(events_dir(config.data_dir), readonly=True) as store:
-        return list(store.read())
 
 
 def error_of(response: httpx.Response, status: int, error_type: str) -> str:
@@ -452,7 +444,7 @@ async def test_session_id_comes_from_the_header_then_metadata_then_a_stable_fing
         for headers, body in sent:
             response = await client.post("/v1/messages", json=body, headers=headers)
             assert response.status_code == 200, response.text
-    received = [record for record in recorded(config) if isinstance(record.event, RequestReceived)]
+    received = [record for record in recorded(config.data_dir) if isinstance(record.event, RequestReceived)]
     assert len(received) == len(sent)
     for record in received:
         assert isinstance(record.event, RequestReceived)
@@ -463,7 +455,6 @@ async def test_session_id_comes_from_the_header_then_metadata_then_a_stable_fing
     assert fingerprint.startswith("fp-")
     assert same_conversation == fingerprint  # later turns of one conversation stay in its session
     assert other_conversation.startswith("fp-") and other_conversation != fingerprint
-
 
 
 async def test_a_provider_pool_crash_mid_stream_ends_the_stream_with_an_error_not_a_hang(tmp_path: Path) -> None:

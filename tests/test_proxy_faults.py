@@ -8,7 +8,6 @@ environment so that the whole module runs in a few seconds.
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -22,9 +21,8 @@ import trio
 from lynkr.config import Config
 from lynkr.datadir import events_dir
 from lynkr.events.catalog import ResponseCompleted, ResponseFailed, UpstreamAttempted
-from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.records import Event
-from tests.conftest import make_config, running_lynkr
+from tests.conftest import make_config, recorded_events, running_lynkr, sse_events, streamed_text
 from tests.fakes import FakeUpstream, Reply, serve_fake
 
 UPSTREAM_KEY = "sk-upstream-fault-secret-7781"
@@ -73,34 +71,6 @@ async def post(client: httpx.AsyncClient, *, stream: bool = False, **extra: Any)
         json={**REQUEST, "stream": stream, **extra},
         headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"},
     )
-
-
-def sse_events(body: str) -> list[tuple[str, dict[str, Any]]]:
-    events = []
-    for frame in body.replace("\r\n", "\n").split("\n\n"):
-        name, data = "message", ""
-        for line in frame.split("\n"):
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data += line[5:].strip()
-        if data:
-            events.append((name, json.loads(data)))
-    return events
-
-
-def streamed_text(events: list[tuple[str, dict[str, Any]]]) -> str:
-    return "".join(
-        data["delta"].get("text", "")
-        for name, data in events
-        if name == "content_block_delta" and data["delta"]["type"] == "text_delta"
-    )
-
-
-def recorded(config: Config) -> list[Event]:
-    """The events of a stopped daemon's log, oldest first."""
-    with LmdbEventStore.open(events_dir(config.data_dir), readonly=True) as store:
-        return [record.event for record in store.read()]
 
 
 def attempts(events: list[Event]) -> list[tuple[str, int, int | None, bool]]:
@@ -171,7 +141,7 @@ async def test_429_retry_after_is_honoured_before_the_retry_succeeds(tmp_path: P
     first, second = fake.model_calls
     waited = second.request.received_at - first.request.received_at
     assert waited >= 0.4, f"retried after {waited:.3f} s, before the upstream's Retry-After of 0.4 s"
-    events = recorded(config)
+    events = recorded_events(config.data_dir)
     assert attempts(events) == [("openai", 1, 429, True), ("openai", 2, 200, False)]
     assert outcomes(events) == [("completed", 200)]
     assert_no_secrets_on_disk(config)
@@ -207,7 +177,7 @@ async def test_500_and_529_are_retried_with_growing_backoff_then_succeed(tmp_pat
     assert times[1] - times[0] >= 0.05
     assert times[2] - times[1] >= 0.1
     assert follow_up.status_code == 200
-    events = recorded(config)
+    events = recorded_events(config.data_dir)
     assert attempts(events) == [
         ("openai", 1, 500, True),
         ("openai", 2, 529, True),
@@ -230,7 +200,7 @@ async def test_exhausted_retries_give_the_client_the_upstream_status_as_an_anthr
     assert "backend unavailable" in body["error"]["message"]
     assert follow_up.status_code == 200 and follow_up.json()["content"][0]["text"] == "recovered"
     assert len(fake.model_calls) == 4
-    events = recorded(config)
+    events = recorded_events(config.data_dir)
     assert attempts(events)[:3] == [("openai", 1, 503, True), ("openai", 2, 503, True), ("openai", 3, 503, False)]
     failed = [e for e in events if isinstance(e, ResponseFailed)]
     assert [(e.status, e.error_type) for e in failed] == [(503, "api_error")]
@@ -252,7 +222,7 @@ async def test_rate_limit_exhausted_becomes_a_429_rate_limit_error(tmp_path: Pat
     assert "quota exceeded" in body["error"]["message"]
     assert response.headers.get("retry-after") is None  # the fake sent none, so lynkr invents none
     assert follow_up.status_code == 200
-    assert outcomes(recorded(config)) == [("failed", 429), ("completed", 200)]
+    assert outcomes(recorded_events(config.data_dir)) == [("failed", 429), ("completed", 200)]
 
 
 async def test_the_upstreams_retry_after_reaches_the_client_when_lynkr_gives_up(tmp_path: Path) -> None:
@@ -292,7 +262,7 @@ async def test_anthropic_native_error_body_passes_through_byte_for_byte(tmp_path
         assert response.content == upstream_body
     assert follow_up.status_code == 200
     assert len(fake.model_calls) == 7
-    assert outcomes(recorded(config)) == [("failed", 529), ("failed", 529), ("completed", 200)]
+    assert outcomes(recorded_events(config.data_dir)) == [("failed", 529), ("failed", 529), ("completed", 200)]
 
 
 async def test_client_errors_are_not_retried(tmp_path: Path) -> None:
@@ -307,7 +277,7 @@ async def test_client_errors_are_not_retried(tmp_path: Path) -> None:
     body = assert_anthropic_error(response, 400, "invalid_request_error")
     assert body["error"]["message"] == "messages: roles must alternate"
     assert len(fake.model_calls) == 2
-    log = recorded(config)
+    log = recorded_events(config.data_dir)
     assert attempts(log) == [("anthropic", 1, 400, False), ("anthropic", 1, 200, False)]
     assert follow_up.status_code == 200
     assert outcomes(log) == [("failed", 400), ("completed", 200)]
@@ -336,7 +306,7 @@ async def test_slow_first_byte_beyond_the_timeout_gives_504_timeout_error(tmp_pa
     assert 0.3 <= elapsed < 1.5
     assert slow.outcome == "client_disconnected"  # lynkr gave up on the upstream request
     assert follow_up.status_code == 200 and follow_up.json()["content"][0]["text"] == "fast again"
-    events = recorded(config)
+    events = recorded_events(config.data_dir)
     first = next(e for e in events if isinstance(e, UpstreamAttempted))
     assert first.status is None and first.error is not None and "LYNKR_FIRST_BYTE_TIMEOUT_S" in first.error
     assert outcomes(events) == [("failed", 504), ("completed", 200)]
@@ -363,7 +333,7 @@ async def test_stalled_stream_beyond_the_idle_timeout_ends_with_an_sse_error(tmp
     assert elapsed < 2.0
     assert follow_up.status_code == 200 and follow_up.json()["content"][0]["text"] == "next"
     assert len(fake.model_calls) == 2  # no retry once the stream had started
-    log = recorded(config)
+    log = recorded_events(config.data_dir)
     assert attempts(log)[0][:3] == ("openai", 1, 200)
     assert outcomes(log) == [("failed", 504), ("completed", 200)]
 
@@ -392,7 +362,7 @@ async def test_mid_stream_disconnect_sends_an_sse_error_after_the_content_and_do
     assert calls_after_the_break == 1
     assert fake.model_calls[0].outcome == "dropped"
     assert streamed_text(sse_events(follow_up.text)) == "still here"
-    log = recorded(config)
+    log = recorded_events(config.data_dir)
     broken = next(e for e in log if isinstance(e, UpstreamAttempted))
     assert broken.will_retry is False and broken.error is not None
     assert outcomes(log) == [("failed", 502), ("completed", 200)]
@@ -413,7 +383,7 @@ async def test_a_non_streaming_client_gets_an_error_response_not_a_truncated_mes
     assert_anthropic_error(cut, 502, "api_error")
     assert "LYNKR_IDLE_TIMEOUT_S" in assert_anthropic_error(stalled, 504, "timeout_error")["error"]["message"]
     assert len(fake.model_calls) == 2  # content had been forwarded to the assembler: no retry
-    assert outcomes(recorded(config)) == [("failed", 502), ("failed", 504)]
+    assert outcomes(recorded_events(config.data_dir)) == [("failed", 502), ("failed", 504)]
 
 
 async def test_anthropic_stream_error_event_after_content_reaches_the_client(tmp_path: Path) -> None:
@@ -431,7 +401,7 @@ async def test_anthropic_stream_error_event_after_content_reaches_the_client(tmp
     assert events[-1][1]["error"] == {"type": "overloaded_error", "message": "Overloaded"}
     assert len(fake.model_calls) == 2
     assert streamed_text(sse_events(follow_up.text)) == "ok"
-    assert outcomes(recorded(config)) == [("failed", 529), ("completed", 200)]
+    assert outcomes(recorded_events(config.data_dir)) == [("failed", 529), ("completed", 200)]
 
 
 async def test_client_disconnect_cancels_the_upstream_request_within_100_ms(tmp_path: Path) -> None:
@@ -458,7 +428,7 @@ async def test_client_disconnect_cancels_the_upstream_request_within_100_ms(tmp_
     assert exchange.client_disconnected_at is not None
     assert exchange.client_disconnected_at - left_at < 0.1
     assert follow_up.status_code == 200 and follow_up.json()["content"][0]["text"] == "next"
-    failed = [e for e in recorded(config) if isinstance(e, ResponseFailed)]
+    failed = [e for e in recorded_events(config.data_dir) if isinstance(e, ResponseFailed)]
     assert [(e.status, e.error_type) for e in failed] == [(499, "client_disconnected")]
 
 
@@ -476,7 +446,7 @@ async def test_a_client_that_gives_up_during_a_retry_wait_ends_the_retries(tmp_p
     assert gave_up.cancelled_caught
     assert [call.reply for call in fake.model_calls][1:] == [Reply.text("too late")]
     assert follow_up.json()["content"][0]["text"] == "too late"  # the follow-up took the second reply
-    failed = [e for e in recorded(config) if isinstance(e, ResponseFailed)]
+    failed = [e for e in recorded_events(config.data_dir) if isinstance(e, ResponseFailed)]
     assert [(e.status, e.error_type) for e in failed] == [(499, "client_disconnected")]
 
 
@@ -524,7 +494,7 @@ async def test_fallback_to_the_second_provider_when_the_first_keeps_answering_50
     assert backup.model_calls[0].request.json["model"] == "claude-backup"
     assert backup.model_calls[0].request.header("x-api-key") == UPSTREAM_KEY
     assert follow_up.status_code == 200  # the primary is healthy again (its script ran out)
-    log = recorded(config)
+    log = recorded_events(config.data_dir)
     assert attempts(log) == [
         ("primary", 1, 503, True),
         ("primary", 2, 503, True),
@@ -561,7 +531,7 @@ async def test_circuit_breaker_opens_after_the_threshold_and_skips_the_provider(
     assert trial.status_code == 200 and trial.json()["content"][0]["text"] == "not reached while open"
     assert after.status_code == 200
     assert len(fake.model_calls) == 4
-    assert outcomes(recorded(config)) == [
+    assert outcomes(recorded_events(config.data_dir)) == [
         ("failed", 500),
         ("failed", 500),
         ("failed", 529),
@@ -584,7 +554,7 @@ async def test_open_breaker_sends_requests_straight_to_the_fallback(tmp_path: Pa
     assert opened.status_code == 200 and skipping.status_code == 200
     assert len(primary.model_calls) == 1  # the second request never tried the open primary
     assert len(backup.model_calls) == 2
-    assert [attempt[:3] for attempt in attempts(recorded(config))] == [
+    assert [attempt[:3] for attempt in attempts(recorded_events(config.data_dir))] == [
         ("primary", 1, 500),
         ("backup", 1, 200),
         ("backup", 1, 200),
@@ -625,7 +595,7 @@ provider = "live"
     assert "connect" in body["error"]["message"]
     assert follow_up.status_code == 200 and follow_up.json()["content"][0]["text"] == "small model answer"
     assert health.status_code == 200
-    log = recorded(config)
+    log = recorded_events(config.data_dir)
     assert [(provider, attempt, status) for provider, attempt, status, _ in attempts(log)] == [
         ("dead", 1, None),
         ("dead", 2, None),
@@ -647,6 +617,6 @@ async def test_secrets_never_reach_the_log_files(tmp_path: Path) -> None:
                 for stream in (False, True, False):
                     await client.post("/v1/messages", json={**REQUEST, "stream": stream}, headers=headers)
                 await client.post("/v1/messages/count_tokens", json=REQUEST, headers=headers)
-    received = [e for e in recorded(config) if type(e).__name__ == "RequestReceived"]
+    received = [e for e in recorded_events(config.data_dir) if type(e).__name__ == "RequestReceived"]
     assert len(received) == 3
     assert_no_secrets_on_disk(config)

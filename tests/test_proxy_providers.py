@@ -18,11 +18,8 @@ import pytest
 import trio
 
 from lynkr.config import Config
-from lynkr.datadir import events_dir
 from lynkr.events.catalog import ResponseCompleted, UpstreamAttempted
-from lynkr.events.lmdb_store import LmdbEventStore
-from lynkr.events.records import Event
-from tests.conftest import make_config, running_lynkr
+from tests.conftest import make_config, recorded_events, running_lynkr, sse_events, streamed_text
 from tests.fakes import Chunking, FakeUpstream, RecordedRequest, Reply, ToolCall, serve_fake
 
 UPSTREAM_KEY = "upstream-secret-key-0042"
@@ -87,35 +84,6 @@ def keys_anywhere(value: object) -> set[str]:
         for item in value:
             found |= keys_anywhere(item)
     return found
-
-
-def sse_events(body: str) -> list[tuple[str, dict[str, Any]]]:
-    """(event name, parsed data) for each SSE event of a whole response body."""
-    events = []
-    for frame in body.replace("\r\n", "\n").split("\n\n"):
-        name, data = "message", ""
-        for line in frame.split("\n"):
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data += line[5:].strip()
-        if data:
-            events.append((name, json.loads(data)))
-    return events
-
-
-def streamed_text(events: list[tuple[str, dict[str, Any]]]) -> str:
-    return "".join(
-        data["delta"].get("text", "")
-        for name, data in events
-        if name == "content_block_delta" and data["delta"]["type"] == "text_delta"
-    )
-
-
-def recorded(config: Config) -> list[Event]:
-    """The events of a stopped daemon's log, oldest first."""
-    with LmdbEventStore.open(events_dir(config.data_dir), readonly=True) as store:
-        return [record.event for record in store.read()]
 
 
 def write_toml(tmp_path: Path, text: str) -> None:
@@ -605,7 +573,7 @@ async def test_routes_send_haiku_requests_to_the_second_provider(tmp_path: Path)
     assert haiku.json()["content"][0]["text"] == "from backup"
     assert only_model_call(primary).json["model"] == "gpt-main"
     assert only_model_call(backup).json["model"] == "qwen-small"
-    completed = [event for event in recorded(config) if isinstance(event, ResponseCompleted)]
+    completed = [event for event in recorded_events(config.data_dir) if isinstance(event, ResponseCompleted)]
     assert [(event.provider, event.model) for event in completed] == [
         ("primary", "claude-sonnet-4-5-20250929"),
         ("backup", "claude-haiku-4-5-20251001"),
@@ -629,7 +597,7 @@ async def test_fallback_chain_serves_from_the_second_provider_when_the_first_kee
     assert streamed_text(sse_events(response.text)) == "rescued by backup"
     assert len(primary.model_calls) == 3
     assert only_model_call(backup).json["model"] == "qwen-main"
-    attempts = [(e.provider, e.attempt, e.status) for e in recorded(config) if isinstance(e, UpstreamAttempted)]
+    attempts = [(e.provider, e.attempt, e.status) for e in recorded_events(config.data_dir) if isinstance(e, UpstreamAttempted)]
     assert attempts == [("primary", 1, 503), ("primary", 2, 503), ("primary", 3, 503), ("backup", 1, 200)]
 
 
