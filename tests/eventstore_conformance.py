@@ -7,6 +7,7 @@ LMDB store runs it in ``test_lmdb_store.py``.
 
 from __future__ import annotations
 
+import abc
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,9 +35,10 @@ def attempted(request_id: str, attempt: int = 1) -> UpstreamAttempted:
     )
 
 
-class EventStoreConformance:
+class EventStoreConformance(abc.ABC):
+    @abc.abstractmethod
     def open_store(self, path: Path) -> EventStore:
-        raise NotImplementedError
+        """Open, creating it, the store under test at ``path``."""
 
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[EventStore]:
