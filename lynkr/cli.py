@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StartupError, EventFromTheFuture) as error:
         return _fail(str(error), EXIT_FAILURE)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `lynkr log | head`: the reader went away, which is not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -125,12 +126,17 @@ def _serve(args: argparse.Namespace) -> int:
             _banner(config, running, sys.stdout)
 
     failures: list[str] = []
+    interrupted = False
     try:
         trio.run(main)
     except* (ActorEscalation, StartupError) as group:
         failures.extend(str(error) for error in group.exceptions)
+    except* KeyboardInterrupt:
+        interrupted = True
     if failures:
         return _fail(failures[0], EXIT_FAILURE)
+    if interrupted:
+        return _fail("stopped at a second signal, without waiting for open requests", EXIT_INTERRUPTED)
     return 0
 
 

@@ -178,6 +178,29 @@ async def test_signal_stops_accepting_and_lets_the_open_stream_finish(tmp_path: 
     assert types.index("response.completed") < types.index("daemon.stopped")
 
 
+async def test_a_second_signal_stops_at_once_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    fake.push(Reply.delay_between_chunks(1.0, Reply.text("one two three four five six seven eight")))
+    async with serve_fake(fake) as upstream, daemon(base_env(tmp_path, **openai_env(upstream))) as lynkr:
+        async with httpx.AsyncClient(base_url=lynkr.base_url, timeout=10) as client:
+            async with client.stream("POST", "/v1/messages", json={**MESSAGE, "stream": True}) as response:
+                assert response.status_code == 200
+                chunks = response.aiter_text()  # held: a dropped iterator would close the stream
+                await chunks.__anext__()
+                lynkr.process.send_signal(signal.SIGINT)
+                await trio.sleep(0.2)
+                lynkr.process.send_signal(signal.SIGINT)  # impatient: the open stream needs seconds more
+                with trio.fail_after(5):
+                    returncode = await lynkr.process.wait()
+                with pytest.raises(httpx.RemoteProtocolError):  # the stream was cut, not finished
+                    async for _ in chunks:
+                        pass
+        stderr = lynkr.stderr()
+        assert returncode == 130, stderr
+        assert "Traceback" not in stderr
+        assert "lynkr: stopped at a second signal" in stderr
+
+
 # Crash safety
 
 
