@@ -165,6 +165,7 @@ class _Daemon:
                 max_body_bytes=config.max_body_bytes,
                 actor_statistics=self.statistics,
                 extra_gauges=self.gauges,
+                provider_states=self.provider_states,
                 ready=lambda: self.ready,
             )
         )
@@ -244,6 +245,12 @@ class _Daemon:
         with trio.move_on_after(1):
             await self.recorder.record(DAEMON_STREAM, event)
             await self.recorder.record_durably(DAEMON_STREAM, DaemonStopped(reason=str(escalation)))
+
+    def provider_states(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: {"breaker": breaker.state, "consecutive_failures": breaker.failures}
+            for name, breaker in self.breakers.items()
+        }
 
     def statistics(self) -> list[ActorStatistics]:
         return [actor for supervisor in self.supervisors for actor in supervisor.statistics()]

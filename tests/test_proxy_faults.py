@@ -519,6 +519,7 @@ async def test_circuit_breaker_opens_after_the_threshold_and_skips_the_provider(
                 second = await post(client)
                 skipped = await post(client)
                 metrics = (await client.get("/metrics")).text
+                health_while_open = (await client.get("/health")).json()["providers"]
                 calls_while_open = len(fake.model_calls)
                 await trio.sleep(0.6)  # past LYNKR_BREAKER_RESET_S: one trial request goes through
                 trial = await post(client)
@@ -528,6 +529,7 @@ async def test_circuit_breaker_opens_after_the_threshold_and_skips_the_provider(
     assert "'openai'" in body["error"]["message"] and "circuit breaker" in body["error"]["message"]
     assert calls_while_open == 2
     assert 'lynkr_provider_breaker_open{provider="openai"} 1' in metrics
+    assert health_while_open == {"openai": {"breaker": "open", "consecutive_failures": 2}}
     assert trial.status_code == 200 and trial.json()["content"][0]["text"] == "not reached while open"
     assert after.status_code == 200
     assert len(fake.model_calls) == 4

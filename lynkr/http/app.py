@@ -71,6 +71,7 @@ class EdgeDependencies:
     max_body_bytes: int
     actor_statistics: Callable[[], list[ActorStatistics]]
     extra_gauges: Callable[[], list[GaugeFamily]]
+    provider_states: Callable[[], dict[str, dict[str, Any]]]
     ready: Callable[[], bool]
 
 
@@ -245,6 +246,7 @@ class App:
                 }
                 for actor in actors
             },
+            "providers": self._deps.provider_states(),
         }
         await send_response(send, 200 if ready else 503, json_bytes(body))
 
