@@ -62,17 +62,21 @@ def _parser() -> argparse.ArgumentParser:
         description="A local Anthropic Messages API daemon: run Claude Code against other LLM back ends.",
     )
     parser.add_argument("--version", action="version", version=f"lynkr {__version__}")
-    parser.add_argument("--config", type=Path, metavar="PATH", help="TOML configuration file (default: "
-                        "lynkr.toml in the workspace)")
+    config_help = "TOML configuration file (default: lynkr.toml in the workspace)"
+    parser.add_argument("--config", type=Path, metavar="PATH", help=config_help)
+    # Accepted after the command too (`lynkr log --config x.toml`); there it must not reset the global one.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help=config_help)
     parser.set_defaults(command=_serve)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the daemon in the foreground (the default)",
+    serve = commands.add_parser("serve", parents=[common], help="run the daemon in the foreground (the default)",
                                 description="Run the daemon in the foreground until SIGINT or SIGTERM.")
     serve.set_defaults(command=_serve)
 
     replay = commands.add_parser(
         "replay",
+        parents=[common],
         help="rebuild state from the log and show a session turn by turn",
         description="Fold the whole event log into session state, as start-up would, then list the sessions "
         "or show one session's transcript turn by turn.",
@@ -82,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--full", action="store_true", help="show whole messages instead of summaries")
     replay.set_defaults(command=_replay)
 
-    log = commands.add_parser("log", help="list and tail events",
+    log = commands.add_parser("log", parents=[common], help="list and tail events",
                               description="Print events from the log, oldest first; filter and follow them.")
     log.add_argument("--type", dest="types", action="append", metavar="TYPE",
                      help="only this event type (repeatable; a trailing * matches a prefix, e.g. 'upstream.*')")
@@ -93,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     log.add_argument("--json", action="store_true", help="print events as JSON lines")
     log.set_defaults(command=_log)
 
-    config = commands.add_parser("config", help="print the effective configuration, secrets masked",
+    config = commands.add_parser("config", parents=[common], help="print the effective configuration, secrets masked",
                                  description="Print the effective configuration (defaults < lynkr.toml < .env < "
                                  "environment) with every secret masked.")
     config.add_argument("--json", action="store_true", help="print as JSON")

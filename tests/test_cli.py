@@ -406,3 +406,13 @@ def test_help_on_every_command_exits_0_and_explains_it(tmp_path: Path, args: tup
     assert ran.stdout.startswith("usage: lynkr")
     assert explains in " ".join(ran.stdout.split())
     assert ran.stderr == ""
+
+
+def test_config_file_is_taken_before_or_after_the_command(tmp_path: Path) -> None:
+    toml = tmp_path / "elsewhere.toml"
+    toml.write_text("port = 9123\n")
+    for args in (("--config", str(toml), "config", "--json"), ("config", "--json", "--config", str(toml))):
+        ran = lynkr(tmp_path, *args)
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout)["port"] == 9123
+    assert json.loads(lynkr(tmp_path, "config", "--json").stdout)["port"] == 8080
