@@ -212,8 +212,7 @@ class _Daemon:
             self.listening.close()
             # hypercorn lets in-flight streams finish up to its graceful timeout, then returns.
             with trio.move_on_after(config.shutdown_grace_s + 1):
-                while any(actor.running for actor in supervisor.statistics() if actor.name == "edge"):
-                    await trio.sleep(0.01)
+                await supervisor.wait_finished("edge")
             actors.cancel_scope.cancel()
         return "shutdown requested"
 

@@ -36,6 +36,13 @@ def make_config(tmp_path: Path, env: Mapping[str, str] | None = None) -> Config:
     return load_config(environ=environ, cwd=workspace)
 
 
+def write_toml(tmp_path: Path, text: str) -> None:
+    """A ``lynkr.toml`` in the workspace that ``make_config(tmp_path, ...)`` uses."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir(exist_ok=True)
+    (workspace / "lynkr.toml").write_text(text)
+
+
 @asynccontextmanager
 async def running_lynkr(config: Config) -> AsyncIterator[Running]:
     async with trio.open_nursery() as nursery:

@@ -22,7 +22,7 @@ from lynkr.config import Config
 from lynkr.datadir import events_dir
 from lynkr.events.catalog import ResponseCompleted, ResponseFailed, UpstreamAttempted
 from lynkr.events.records import Event
-from tests.conftest import make_config, recorded_events, running_lynkr, sse_events, streamed_text
+from tests.conftest import make_config, recorded_events, running_lynkr, sse_events, streamed_text, write_toml
 from tests.fakes import FakeUpstream, Reply, serve_fake
 
 UPSTREAM_KEY = "sk-upstream-fault-secret-7781"
@@ -453,12 +453,6 @@ async def test_a_client_that_gives_up_during_a_retry_wait_ends_the_retries(tmp_p
 # -- several providers, breakers, connection trouble ----------------------------------------------------------
 
 
-def _toml(tmp_path: Path, text: str) -> None:
-    workspace = tmp_path / "workspace"
-    workspace.mkdir(exist_ok=True)
-    (workspace / "lynkr.toml").write_text(text)
-
-
 def _primary_and_backup(primary: str, backup: str) -> str:
     return f"""
 model_provider = "primary"
@@ -484,7 +478,7 @@ async def test_fallback_to_the_second_provider_when_the_first_keeps_answering_50
     backup.push(Reply.text("served by backup"))
     with trio.fail_after(TEST_TIMEOUT_S):
         async with serve_fake(primary) as primary_url, serve_fake(backup) as backup_url:
-            _toml(tmp_path, _primary_and_backup(primary_url, backup_url))
+            write_toml(tmp_path, _primary_and_backup(primary_url, backup_url))
             config = make_config(tmp_path, FAST)
             async with lynkr_client(config) as client:
                 response = await post(client, stream=True)
@@ -547,7 +541,7 @@ async def test_open_breaker_sends_requests_straight_to_the_fallback(tmp_path: Pa
     primary.push(Reply.status(500))
     with trio.fail_after(TEST_TIMEOUT_S):
         async with serve_fake(primary) as primary_url, serve_fake(backup) as backup_url:
-            _toml(tmp_path, _primary_and_backup(primary_url, backup_url))
+            write_toml(tmp_path, _primary_and_backup(primary_url, backup_url))
             env = {**FAST, "LYNKR_MAX_RETRIES": "0", "LYNKR_BREAKER_FAILURE_THRESHOLD": "1"}
             config = make_config(tmp_path, env)
             async with lynkr_client(config) as client:
@@ -569,7 +563,7 @@ async def test_connection_refused_gives_502_naming_the_provider(tmp_path: Path) 
     with trio.fail_after(TEST_TIMEOUT_S):
         async with serve_fake(fake) as live:
             # The main provider points at a port nothing listens on; haiku requests go to a live one.
-            _toml(
+            write_toml(
                 tmp_path,
                 f"""
 model_provider = "dead"

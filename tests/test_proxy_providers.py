@@ -19,7 +19,7 @@ import trio
 
 from lynkr.config import Config
 from lynkr.events.catalog import ResponseCompleted, UpstreamAttempted
-from tests.conftest import make_config, recorded_events, running_lynkr, sse_events, streamed_text
+from tests.conftest import make_config, recorded_events, running_lynkr, sse_events, streamed_text, write_toml
 from tests.fakes import Chunking, FakeUpstream, RecordedRequest, Reply, ToolCall, serve_fake
 
 UPSTREAM_KEY = "upstream-secret-key-0042"
@@ -84,12 +84,6 @@ def keys_anywhere(value: object) -> set[str]:
         for item in value:
             found |= keys_anywhere(item)
     return found
-
-
-def write_toml(tmp_path: Path, text: str) -> None:
-    workspace = tmp_path / "workspace"
-    workspace.mkdir(exist_ok=True)
-    (workspace / "lynkr.toml").write_text(text)
 
 
 @asynccontextmanager

@@ -319,3 +319,24 @@ async def test_a_restarted_actor_that_fails_before_readiness_counts_as_a_crash(a
     assert [type(crash.error) for crash in crashes.seen] == [RuntimeError, OSError, OSError, OSError]
     assert len(attempts) == 4
     assert [round(b - a, 3) for a, b in zip(attempts, attempts[1:])] == [0.1, 0.2, 0.4]
+
+
+async def test_wait_finished_returns_once_the_actor_has_returned_not_when_it_crashes(autojump_clock: MockClock) -> None:
+    runs = 0
+
+    async def crashes_once(*, task_status: trio.TaskStatus[None]) -> None:
+        nonlocal runs
+        runs += 1
+        task_status.started()
+        await trio.sleep(1)
+        if runs == 1:
+            raise RuntimeError("first run fails")
+
+    async with trio.open_nursery() as nursery:
+        actors = Supervisor(nursery, policy=RestartPolicy(backoff_initial_s=0.5))
+        await actors.start("flaky", crashes_once)
+        with trio.fail_after(10):
+            await actors.wait_finished("flaky")
+        finished_at = trio.current_time()
+    assert runs == 2
+    assert finished_at >= 2.5  # one second, the crash, half a second of backoff, one more second

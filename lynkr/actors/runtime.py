@@ -159,6 +159,7 @@ class _Slot:
     running: bool = False
     restarts: int = 0
     crash_times: deque[float] = attrs.Factory(deque)
+    finished: trio.Event = attrs.Factory(trio.Event)  # the actor returned for good, or its supervision ended
 
 
 class _Readiness:
@@ -225,6 +226,14 @@ class Supervisor:
         *,
         task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
     ) -> None:
+        try:
+            await self._supervise_until_done(slot, run, task_status)
+        finally:
+            slot.finished.set()
+
+    async def _supervise_until_done(
+        self, slot: _Slot, run: Callable[..., Awaitable[None]], task_status: trio.TaskStatus[Any]
+    ) -> None:
         readiness = _Readiness(task_status)
         while True:
             slot.running = True
@@ -259,6 +268,10 @@ class Supervisor:
             if self._on_escalation is not None:
                 await self._on_escalation(escalation)
             raise escalation from error
+
+    async def wait_finished(self, name: str) -> None:
+        """Wait until actor ``name`` has returned (a clean exit, not a crash followed by a restart)."""
+        await self._slots[name].finished.wait()
 
     def statistics(self) -> list[ActorStatistics]:
         return [
