@@ -109,10 +109,63 @@ class ToolContext:
 
     workspace: Path
     environ: Mapping[str, str]
-    state: Any  # lynkr.tools.state.ToolState; typed loosely here so plugins need not import it
-    settings: Any  # lynkr.tools.settings.ToolsConfig
+    state: ToolState
+    settings: Any  # lynkr.tools.settings.ToolsConfig; typed loosely so plugins need not import it
     session_id: str = ""
     summarize: Callable[[str], Awaitable[str]] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Projection:
+    """One part of the tool state (edit history, tasks, test runs, ...): a pure fold over tool events.
+
+    ``apply`` returns the new part; it must ignore events it does not know, and never mutate ``part``.
+    """
+
+    name: str
+    initial: Callable[[], Any]
+    apply: Callable[[Any, Event], Any]
+
+
+@attrs.frozen
+class ToolState:
+    """The folded state every tool reads, one part per projection.  Rebuilt from the log at start-up."""
+
+    projections: tuple[Projection, ...] = ()
+    parts: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def empty(cls, projections: Iterable[Projection]) -> ToolState:
+        chosen = tuple(projections)
+        return cls(chosen, {projection.name: projection.initial() for projection in chosen})
+
+    def part(self, name: str) -> Any:
+        return self.parts[name]
+
+    def apply(self, event: Event) -> ToolState:
+        parts = {p.name: p.apply(self.parts[p.name], event) for p in self.projections}
+        return ToolState(self.projections, parts)
+
+
+@attrs.frozen(kw_only=True)
+class Refusal:
+    """Why the policy refused an action, worded so the model can act on it."""
+
+    rule: str
+    reason: str
+
+
+class PolicyRule(Protocol):
+    """One rule of the policy engine.  Plugins add rules through the ``lynkr.policies`` entry point.
+
+    A rule judges one canonical action (never a tool name).  It may be async because some rules must look
+    at the world first (``POLICY_GIT_REQUIRE_TESTS`` runs the tests before a commit).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    async def judge(self, action: Action, context: ToolContext) -> Refusal | None: ...
 
 
 class Tool(Protocol):
