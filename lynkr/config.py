@@ -403,6 +403,48 @@ class PolicyConfig:
 
 
 @attrs.frozen(kw_only=True)
+class ToolsConfig:
+    """lynkr's own tools: which are offered to the model in each mode, and the limits they run under."""
+
+    server_mode_families: tuple[str, ...] = setting(
+        ("workspace", "cli", "mcp", "index", "plugin"),
+        env="LYNKR_SERVER_MODE_TOOLS",
+        doc="Tool families lynkr offers beside the client's in server mode.",
+        converter=STR_LIST,
+    )
+    client_mode_families: tuple[str, ...] = setting(
+        ("mcp",),
+        env="LYNKR_CLIENT_MODE_TOOLS",
+        doc="Tool families lynkr offers beside the client's in client mode (empty: none).",
+        converter=STR_LIST,
+    )
+    tool_notes: bool = setting(
+        False, env="LYNKR_TOOL_NOTES", doc="Stream a one-line note to the client per server-run tool.", converter=BOOL
+    )
+    shell_timeout_ms: int = setting(
+        120_000, env="LYNKR_SHELL_TIMEOUT_MS", doc="Default timeout of a shell command.", converter=_count(1, 120000, "ms")
+    )
+    output_limit_bytes: int = setting(
+        30_000,
+        env="LYNKR_TOOL_OUTPUT_LIMIT_BYTES",
+        doc="Largest tool output returned to the model; the rest is cut with a marker.",
+        converter=_count(1024, 30000, "bytes"),
+    )
+    test_command: str | None = setting(
+        None, env="WORKSPACE_TEST_COMMAND", doc="Command workspace_test_run runs (default: detected).", converter=STR
+    )
+    test_timeout_ms: int = setting(
+        600_000, env="WORKSPACE_TEST_TIMEOUT_MS", doc="Timeout of one test run.", converter=_count(1, 600000, "ms")
+    )
+    web_fetch_allowed_hosts: tuple[str, ...] = setting(
+        (),
+        env="LYNKR_WEB_FETCH_ALLOWED_HOSTS",
+        doc="Private, loopback or link-local hosts WebFetch may reach anyway.",
+        converter=STR_LIST,
+    )
+
+
+@attrs.frozen(kw_only=True)
 class McpConfig:
     server_manifest: Path | None = setting(
         None, env="MCP_SERVER_MANIFEST", doc="A JSON manifest of MCP servers to start.", converter=PATH
@@ -848,6 +890,7 @@ class Config:
     )
     prompt_cache: PromptCacheConfig = _group(PromptCacheConfig, "Prompt cache.")
     policy: PolicyConfig = _group(PolicyConfig, "Limits on server-side tool use.")
+    tools: ToolsConfig = _group(ToolsConfig, "lynkr's own tools.")
     mcp: McpConfig = _group(McpConfig, "MCP servers and their sandbox.")
 
     @property
