@@ -87,6 +87,12 @@ TOOL_RESULT_BLOCK_TYPES: Mapping[str, Fate] = {
 SYSTEM_BLOCK_TYPES: Mapping[str, Fate] = {"text": _C}
 SEARCH_RESULT_BLOCK_TYPES: Mapping[str, Fate] = {"text": _C}
 
+# Blocks whose content is itself a list of blocks, and what that list may hold.
+_NESTED: Mapping[str, Mapping[str, Fate]] = {
+    "tool_result": TOOL_RESULT_BLOCK_TYPES,
+    "search_result": SEARCH_RESULT_BLOCK_TYPES,
+}
+
 
 # -- refusing what cannot be converted --------------------------------------------------------------------
 
@@ -94,7 +100,9 @@ SEARCH_RESULT_BLOCK_TYPES: Mapping[str, Fate] = {"text": _C}
 def check_convertible(request: Mapping[str, Any]) -> None:
     """Raise ``InvalidRequest`` naming the first block whose type has no place in another wire format.
 
-    The request has passed the edge's validation, so the shapes around the blocks are known to be right.
+    The request has passed the edge's validation, so the shapes around the blocks are known to be right.  This
+    runs on every request to an OpenAI or Ollama upstream, over transcripts of thousands of blocks: paths are
+    built only for the error.
     """
     system = request.get("system")
     if isinstance(system, list):
@@ -103,19 +111,17 @@ def check_convertible(request: Mapping[str, Any]) -> None:
         content = message["content"]
         if isinstance(content, str):
             continue
-        path = f"messages.{index}.content"
         if message["role"] == "system":
-            _check_types(content, path, SYSTEM_BLOCK_TYPES)
+            _check_types(content, f"messages.{index}.content", SYSTEM_BLOCK_TYPES)
             continue
-        _check_types(content, path, MESSAGE_BLOCK_TYPES)
         for position, block in enumerate(content):
-            nested = block.get("content")
-            if not isinstance(nested, list):
-                continue
-            if block["type"] == "tool_result":
-                _check_types(nested, f"{path}.{position}.content", TOOL_RESULT_BLOCK_TYPES)
-            elif block["type"] == "search_result":
-                _check_types(nested, f"{path}.{position}.content", SEARCH_RESULT_BLOCK_TYPES)
+            kind = block["type"]
+            if kind not in MESSAGE_BLOCK_TYPES:
+                _unknown(kind, f"messages.{index}.content.{position}.type", MESSAGE_BLOCK_TYPES)
+            if kind in _NESTED:
+                nested = block.get("content")
+                if isinstance(nested, list):
+                    _check_types(nested, f"messages.{index}.content.{position}.content", _NESTED[kind])
 
 
 def _check_types(blocks: list[Any], path: str, known: Mapping[str, Fate]) -> None:
