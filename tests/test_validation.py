@@ -308,6 +308,31 @@ async def test_the_three_requests_that_slipped_through_are_refused_without_an_up
     assert len(fake.model_calls) == 1
 
 
+EVERY_RULE_THROUGH_THE_DAEMON = [
+    (_with_tool_round_trip([UNKNOWN_BLOCK]), "messages.2.content.0.content.0.type"),
+    (_request(system=[UNKNOWN_BLOCK]), "system.0.type"),
+    (_with_tool_round_trip([SVG_IMAGE]), "messages.2.content.0.content.0.source.media_type"),
+    (_request([{"type": "image", "source": {"type": "ftp", "url": "ftp://x"}}]), "messages.0.content.0.source.type"),
+    (_request(tools=[{**BAD_TOOL, "name": "x" * 129}]), "tools.0.name"),
+    (_request(tools=[{"name": "Ok", "input_schema": {"type": "array"}}]), "tools.0.input_schema.type"),
+    (_request(tools=[{"name": "Ok", "input_schema": {"properties": {}}}]), "tools.0.input_schema.type"),
+    (_request(output_config={"format": {"type": "json_schema"}}), "output_config.format.schema"),
+]
+
+
+async def test_every_rule_is_answered_by_lynkr_with_the_field_path(tmp_path: Path) -> None:
+    async with _daemon(tmp_path, _openai_env) as (client, fake):
+        answers = [await client.post("/v1/messages", json=body) for body, _ in EVERY_RULE_THROUGH_THE_DAEMON]
+        counted = await client.post("/v1/messages/count_tokens", json={**_request(tools=[BAD_TOOL])})
+    for (_, field), response in zip(EVERY_RULE_THROUGH_THE_DAEMON, answers, strict=True):
+        status, error_type, message = _error(response)
+        assert (status, error_type) == (400, "invalid_request_error"), field
+        assert message.startswith(f"{field}: "), (field, message)
+    assert _error(counted)[:2] == (400, "invalid_request_error")
+    assert _error(counted)[2].startswith("tools.0.name: ")
+    assert fake.model_calls == []
+
+
 async def test_an_unknown_block_type_toward_ollama_costs_no_upstream_call(tmp_path: Path) -> None:
     async with _daemon(tmp_path, _ollama_env) as (client, fake):
         response = await client.post("/v1/messages", json=_with_tool_round_trip([{"type": "text", "text": "x"},
