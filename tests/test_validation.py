@@ -140,7 +140,7 @@ def test_server_tool_blocks_reach_other_upstreams_as_text_without_their_cipherte
         assert "file_9" in messages[0]["content"]
         assistant = messages[1]["content"]
         for visible in ("lynkr docs", "Lynkr manual", "https://lynkr.invalid/manual", "fetched page", "42", "bash says hi",
-                        "file body", "wiki", "wiki answer", "summary of earlier turns", "Here is what I found."):
+                        "file body", "Grep", "wiki", "wiki answer", "summary of earlier turns", "Here is what I found."):
             assert visible in assistant, visible
         assert "SECRET-CIPHERTEXT" not in assistant and "ENCRYPTED-THOUGHTS" not in assistant
 

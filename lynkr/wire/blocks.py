@@ -169,7 +169,10 @@ def block_text(block: Mapping[str, Any]) -> str:
 
 
 # The fields of a server tool's result that carry something a model can read; encrypted_* fields are skipped.
-_READABLE_FIELDS = ("title", "url", "text", "stdout", "stderr", "error_code", "content", "source", "data", "tabs")
+_READABLE_FIELDS = (
+    "title", "url", "text", "stdout", "stderr", "error_code", "content", "source", "data", "tabs", "tool_references",
+    "tool_name",
+)
 
 
 def _readable(value: object) -> Iterator[str]:
