@@ -356,3 +356,21 @@ def test_config_accepts_plugin_kinds(example_plugin: str, tmp_path: Path) -> Non
 def test_unknown_kind_error_lists_plugin_kinds_too(example_plugin: str) -> None:
     with pytest.raises(UnknownProviderKind, match=r"installed kinds: databricks, .*, anthropic, example$"):
         adapter_for(ProviderConfig(name="x", kind="gemini", endpoint="https://x"))
+
+
+@pytest.mark.parametrize("kind", ["openai", "openrouter", "azure-openai", "databricks"])
+def test_the_tool_id_scheme_option_reaches_the_adapter(kind: str) -> None:
+    options = {"deployment": "d", "tool_id_scheme": "short9"}
+    provider = ProviderConfig(name="p", kind=kind, endpoint="https://h.invalid/v1", options=options)
+    adapter = adapter_for(provider)
+    assert isinstance(adapter, HttpAdapter)
+    assert adapter.tool_id_scheme == "short9"
+    without = ProviderConfig(name="p", kind=kind, endpoint="https://h.invalid/v1", options={"deployment": "d"})
+    assert adapter_for(without).tool_id_scheme == "standard"  # type: ignore[attr-defined]
+
+
+def test_an_unknown_tool_id_scheme_is_refused_naming_the_choices() -> None:
+    provider = ProviderConfig(name="p", kind="openai", endpoint="https://h.invalid/v1",
+                              options={"tool_id_scheme": "short8"})
+    with pytest.raises(ValueError, match="short8.*standard, short9"):
+        adapter_for(provider)

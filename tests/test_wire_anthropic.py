@@ -107,7 +107,8 @@ def test_a_body_that_is_not_an_object_is_refused(body: Any) -> None:
         ({"tool_choice": {"type": "tool"}}, "tool_choice.name", "Field required"),
         ({"thinking": {"type": "enabled"}}, "thinking.budget_tokens", "Field required"),
         ({"tools": [{"name": "Bash"}]}, "tools.0.input_schema", "Field required"),
-        ({"tools": [{"name": "B", "input_schema": {}, "defer_loading": "yes"}]}, "tools.0.defer_loading", "boolean"),
+        ({"tools": [{"name": "B", "input_schema": {"type": "object"}, "defer_loading": "yes"}]}, "tools.0.defer_loading",
+         "boolean"),
         ({"cache_control": {"ttl": "5m"}}, "cache_control.type", "Field required"),
     ],
 )

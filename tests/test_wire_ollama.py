@@ -149,3 +149,10 @@ def test_convert_response() -> None:
     ]
     assert message["stop_reason"] == "tool_use"
     assert message["usage"]["input_tokens"] == 10 and message["usage"]["output_tokens"] == 3
+
+
+def test_output_format_becomes_format_with_the_schema_itself() -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    body = _body(output_config={"effort": "low", "format": {"type": "json_schema", "schema": schema}})
+    assert body["format"] == schema
+    assert "format" not in _body()

@@ -9,8 +9,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lynkr.wire.anthropic import MessageAssembler, parse_messages_request
-from lynkr.wire.ids import generated_id, to_anthropic_id
-from lynkr.wire.openai import StreamConverter, UpstreamStreamError, build_request, convert_response
+from lynkr.wire.ids import generated_id, to_anthropic_id, to_short_upstream_id
+from lynkr.wire.openai import StreamConverter, UpstreamStreamError, build_request, convert_response, response_format
 from lynkr.wire.sse import SSEDecoder
 from tests.wire_samples import assert_well_formed, cli_request, sse_bytes
 
@@ -513,3 +513,71 @@ def test_cumulative_snapshots_give_the_same_result_as_deltas(arguments: dict[str
     as_snapshots = _run([header, *[_chunk({"tool_calls": [_call(0, s)]}) for s in snapshots], finish])
     assert as_snapshots == as_deltas
     assert _assemble(as_deltas)["content"][0]["input"] == arguments
+
+
+# -- short tool-call ids ----------------------------------------------------------------------------------------
+
+
+def test_short9_sends_every_tool_call_id_as_nine_alphanumerics_and_keeps_pairs() -> None:
+    body = build_request(parse_messages_request(cli_request()), model="m", max_tokens=1, stream=True, tool_ids="short9")
+    calls = [call["id"] for message in body["messages"] for call in message.get("tool_calls", ())]
+    results = [message["tool_call_id"] for message in body["messages"] if message["role"] == "tool"]
+    assert calls == results == [
+        to_short_upstream_id("toolu_01A"),
+        to_short_upstream_id("call_abc123"),
+        to_short_upstream_id("lkx_ZnVuY3Rpb25zLkJhc2g6MQ"),
+    ]
+    assert all(len(tool_id) == 9 and tool_id.isalnum() and tool_id.isascii() for tool_id in calls)
+    assert len(set(calls)) == 3
+
+
+def test_the_standard_scheme_is_the_default() -> None:
+    body = build_request(parse_messages_request(cli_request()), model="m", max_tokens=1, stream=True)
+    assert [message["tool_call_id"] for message in body["messages"] if message["role"] == "tool"] == [
+        "toolu_01A", "call_abc123", "functions.Bash:1"
+    ]
+
+
+# -- structured output --------------------------------------------------------------------------------------------
+
+_CLOSED_SCHEMA = {
+    "title": "Weather report",
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "days": {"type": "array", "items": {
+        "type": "object", "properties": {"t": {"type": "number"}}, "required": ["t"], "additionalProperties": False}}},
+    "required": ["city", "days"],
+    "additionalProperties": False,
+}
+
+
+def test_output_format_becomes_response_format() -> None:
+    request = parse_messages_request(
+        {**cli_request(), "output_config": {"effort": "low", "format": {"type": "json_schema", "schema": _CLOSED_SCHEMA}}}
+    )
+    body = build_request(request, model="m", max_tokens=1, stream=True)
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "Weather_report", "schema": _CLOSED_SCHEMA, "strict": True},
+    }
+    assert "output_config" not in body
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False},  # a is optional
+        {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},  # not closed
+        {**_CLOSED_SCHEMA, "properties": {"city": {"type": "string"}, "days": {"type": "array", "items": {
+            "type": "object", "properties": {"t": {"type": "number"}}}}}},  # a nested object is open
+    ],
+)
+def test_strict_is_asked_only_for_schemas_openai_strict_mode_accepts(schema: dict[str, Any]) -> None:
+    converted = response_format(schema)
+    assert converted["json_schema"]["strict"] is False
+    assert converted["json_schema"]["name"] == ("Weather_report" if "title" in schema else "output")
+    assert converted["json_schema"]["schema"] is schema
+
+
+def test_no_response_format_without_output_format() -> None:
+    assert "response_format" not in build_request(parse_messages_request(cli_request()), model="m", max_tokens=1,
+                                                  stream=True)

@@ -17,6 +17,7 @@ from lynkr.providers.base import (
     append_path,
     choose_http2,
     parse_bool_option,
+    parse_tool_id_scheme,
     path_of,
     static_headers,
 )
@@ -72,5 +73,6 @@ def build(provider: ProviderConfig) -> HttpAdapter:
         models=provider.models,
         # The deployment is the model unless the model map says otherwise.
         default_model=provider.default_model or deployment,
+        tool_id_scheme=parse_tool_id_scheme(provider.options),
         reasoning=parse_bool_option(provider.options, "reasoning"),
     )

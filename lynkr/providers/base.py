@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from lynkr.wire.ids import TOOL_ID_SCHEMES, ToolIdScheme
+
 Wire = Literal["anthropic", "openai", "ollama"]
 
 ANTHROPIC_VERSION_DEFAULT = "2023-06-01"
@@ -83,6 +85,8 @@ class HttpAdapter:
     default_model: str | None = None
     # None: decide from the model name.  True/False: the configuration says so (deployment names hide the model).
     reasoning: bool | None = None
+    # The form of the tool-call ids sent upstream (lynkr/wire/ids.py); "short9" for Mistral-family models.
+    tool_id_scheme: ToolIdScheme = "standard"
 
     def messages_url(self, *, stream: bool) -> str:
         return self.url
@@ -171,6 +175,28 @@ def parse_bool_option(options: Mapping[str, str], key: str) -> bool | None:
     if raw is None:
         return None
     return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+TOOL_ID_SCHEME_OPTION = "tool_id_scheme"
+
+
+def parse_tool_id_scheme(options: Mapping[str, str]) -> ToolIdScheme:
+    """The ``tool_id_scheme`` option; a value lynkr does not know stops the start with a message naming them."""
+    raw = options.get(TOOL_ID_SCHEME_OPTION, "standard").strip().lower()
+    for scheme in TOOL_ID_SCHEMES:
+        if raw == scheme:
+            return scheme
+    known = ", ".join(TOOL_ID_SCHEMES)
+    raise ValueError(f"provider option {TOOL_ID_SCHEME_OPTION} = {raw!r} is not one of: {known}")
+
+
+def tool_id_scheme_of(adapter: Adapter) -> ToolIdScheme:
+    """The adapter's tool-id scheme; a plugin adapter written before the option existed has the standard one."""
+    scheme: object = getattr(adapter, "tool_id_scheme", "standard")
+    for known in TOOL_ID_SCHEMES:
+        if scheme == known:
+            return known
+    return "standard"
 
 
 def https(url: str) -> bool:

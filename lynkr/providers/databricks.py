@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lynkr.providers.base import Auth, HttpAdapter, Wire, append_path, choose_http2, path_of, static_headers
+from lynkr.providers.base import (
+    Auth,
+    HttpAdapter,
+    Wire,
+    append_path,
+    choose_http2,
+    parse_tool_id_scheme,
+    path_of,
+    static_headers,
+)
 
 if TYPE_CHECKING:
     from lynkr.config import ProviderConfig
@@ -55,4 +64,5 @@ def build(provider: ProviderConfig) -> HttpAdapter:
         anthropic_version=provider.options.get("api_version"),
         models=provider.models,
         default_model=provider.default_model,
+        tool_id_scheme=parse_tool_id_scheme(provider.options),
     )

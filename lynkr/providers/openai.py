@@ -14,6 +14,7 @@ from lynkr.providers.base import (
     append_path,
     choose_http2,
     parse_bool_option,
+    parse_tool_id_scheme,
     path_of,
     static_headers,
 )
@@ -49,5 +50,6 @@ def build(provider: ProviderConfig) -> HttpAdapter:
         extra_headers=static_headers(provider.options),
         models=provider.models,
         default_model=provider.default_model,
+        tool_id_scheme=parse_tool_id_scheme(provider.options),
         reasoning=parse_bool_option(provider.options, "reasoning"),
     )

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lynkr.providers.base import Auth, HttpAdapter, choose_http2, parse_bool_option, static_headers
+from lynkr.providers.base import (
+    Auth,
+    HttpAdapter,
+    choose_http2,
+    parse_bool_option,
+    parse_tool_id_scheme,
+    static_headers,
+)
 from lynkr.providers.openai import chat_completions_url
 
 if TYPE_CHECKING:
@@ -38,5 +45,6 @@ def build(provider: ProviderConfig) -> HttpAdapter:
         extra_headers={**attribution, **static_headers(provider.options)},
         models=provider.models,
         default_model=provider.default_model,
+        tool_id_scheme=parse_tool_id_scheme(provider.options),
         reasoning=parse_bool_option(provider.options, "reasoning"),
     )

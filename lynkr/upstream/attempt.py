@@ -16,7 +16,7 @@ import orjson
 import trio
 
 from lynkr.errors import error_type_for_status
-from lynkr.providers.base import Adapter
+from lynkr.providers.base import Adapter, tool_id_scheme_of
 from lynkr.wire import ollama, openai
 from lynkr.wire.anthropic import is_thinking_request, without_unsigned_thinking
 from lynkr.wire.openai import UpstreamStreamError
@@ -170,6 +170,7 @@ def _prepare(
             max_tokens=max_tokens,
             stream=True,
             reasoning_model=adapter.reasoning_model(model),
+            tool_ids=tool_id_scheme_of(adapter),
         )
         return body, OpenAIStream(message_id=message_id, model=model, input_tokens=input_tokens)
     # Ollama refuses `think` for models that cannot think, so it is sent only where the configuration says so.

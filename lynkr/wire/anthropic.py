@@ -115,6 +115,10 @@ def _check_text(block: Mapping[str, Any], path: str) -> None:
     _str_field(block, "text", path)
 
 
+# The media types the API takes for a base64 image; anything else (svg, bmp, heic) it refuses.
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
 def _check_image(block: Mapping[str, Any], path: str) -> None:
     source = block.get("source")
     if not isinstance(source, dict):
@@ -122,11 +126,19 @@ def _check_image(block: Mapping[str, Any], path: str) -> None:
     kind = source.get("type")
     if kind == "base64":
         _str_field(source, "media_type", f"{path}source.")
+        if source["media_type"] not in IMAGE_MEDIA_TYPES:
+            allowed = ", ".join(f"'{media_type}'" for media_type in IMAGE_MEDIA_TYPES)
+            _fail(f"{path}source.media_type", f"Input should be {allowed}; convert the image to one of them")
         _str_field(source, "data", f"{path}source.")
     elif kind == "url":
         _str_field(source, "url", f"{path}source.")
-    elif not isinstance(kind, str):
+    elif kind == "file":
+        _str_field(source, "file_id", f"{path}source.")
+    elif kind is None:
         _fail(f"{path}source.type", "Field required")
+    else:
+        expected = "'base64', 'url', 'file'"
+        _fail(f"{path}source.type", f"Input tag {kind!r} does not match any of the expected tags: {expected}")
 
 
 def _check_document(block: Mapping[str, Any], path: str) -> None:
@@ -154,6 +166,23 @@ def _check_tool_use(block: Mapping[str, Any], path: str) -> None:
 
 def _check_tool_reference(block: Mapping[str, Any], path: str) -> None:
     _str_field(block, "tool_name", path)
+
+
+def _check_mcp_tool_use(block: Mapping[str, Any], path: str) -> None:
+    _check_tool_use(block, path)
+    _str_field(block, "server_name", path)
+
+
+def _check_server_tool_result(block: Mapping[str, Any], path: str) -> None:
+    """web_search_tool_result, code_execution_tool_result, mcp_tool_result and the like: the content is the
+    server's own shape, which only an Anthropic upstream reads; the id ties the result to its call."""
+    tool_use_id = block.get("tool_use_id")
+    if not isinstance(tool_use_id, str) or not tool_use_id:
+        _fail(f"{path}tool_use_id", "Field required" if tool_use_id is None else "Input should be a valid string")
+
+
+def _check_container_upload(block: Mapping[str, Any], path: str) -> None:
+    _str_field(block, "file_id", path)
 
 
 def _check_search_result(block: Mapping[str, Any], path: str) -> None:
@@ -190,7 +219,17 @@ _MESSAGE_BLOCKS: dict[str, BlockCheck] = {
     "redacted_thinking": _check_redacted_thinking,
     "tool_use": _check_tool_use,
     "server_tool_use": _check_tool_use,
+    "mcp_tool_use": _check_mcp_tool_use,
     "tool_result": _check_tool_result,
+    "web_search_tool_result": _check_server_tool_result,
+    "web_fetch_tool_result": _check_server_tool_result,
+    "code_execution_tool_result": _check_server_tool_result,
+    "bash_code_execution_tool_result": _check_server_tool_result,
+    "text_editor_code_execution_tool_result": _check_server_tool_result,
+    "tool_search_tool_result": _check_server_tool_result,
+    "advisor_tool_result": _check_server_tool_result,
+    "mcp_tool_result": _check_server_tool_result,
+    "container_upload": _check_container_upload,
 }
 # Where a block may appear.  A tool_use in a user turn or a tool_result in an assistant turn cannot be
 # converted for any upstream, and the real API refuses both.
@@ -198,7 +237,11 @@ _ONLY_IN = {"tool_use": "assistant", "server_tool_use": "assistant", "tool_resul
 
 
 def _check_blocks(blocks: object, path: str, checks: Mapping[str, BlockCheck]) -> list[dict[str, Any]]:
-    """Validate a list of blocks; unknown block types are kept (a newer client or a server tool's blocks)."""
+    """Validate a list of blocks.
+
+    A block of a type lynkr does not know is kept: an Anthropic-native upstream may know it (a newer API, a
+    beta) and decides itself; the converters to other formats refuse it (``wire/blocks.py``).
+    """
     if not isinstance(blocks, list):
         _fail(path, "Field required" if blocks is None else "Input should be a valid list")
     for index, block in enumerate(blocks):
@@ -323,6 +366,10 @@ def _check_messages(messages: object) -> None:
     pairing.finish()
 
 
+# The API's pattern for a client tool's name; OpenAI-style upstreams allow a subset of it (64 characters).
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
+
+
 def _check_tools(tools: object) -> None:
     if tools is None:
         return
@@ -335,10 +382,17 @@ def _check_tools(tools: object) -> None:
         _str_field(tool, "name", path)
         _str_field(tool, "type", path, required=False)
         if tool.get("type") in (None, "custom"):
-            # A client tool needs a schema; server tools (web_search_*, bash_*, ...) carry none.
-            if not isinstance(tool.get("input_schema"), dict):
+            # A client tool needs a name the model can call and an object schema; server tools
+            # (web_search_*, bash_*, ...) carry neither a schema nor a free name.
+            if not TOOL_NAME.fullmatch(tool["name"]):
+                _fail(f"{path}name", f"String should match pattern '^{TOOL_NAME.pattern}$'")
+            schema = tool.get("input_schema")
+            if not isinstance(schema, dict):
                 wrong = "Field required" if "input_schema" not in tool else "Input should be a valid dictionary"
                 _fail(f"{path}input_schema", wrong)
+            if schema.get("type") != "object":
+                wrong = "Field required" if "type" not in schema else "Input should be 'object'"
+                _fail(f"{path}input_schema.type", wrong)
             _str_field(tool, "description", path, required=False)
         defer_loading = tool.get("defer_loading")
         if defer_loading is not None and not isinstance(defer_loading, bool):
@@ -375,6 +429,21 @@ def _check_thinking_config(thinking: object) -> None:
         if not _is_int(budget) or budget < 1:
             wrong = "Field required" if budget is None else "Input should be a positive integer"
             _fail("thinking.budget_tokens", wrong)
+
+
+def _check_output_format(output_config: Mapping[str, Any] | None) -> None:
+    """Structured output: ``output_config.format`` is ``{"type": "json_schema", "schema": {...}}``."""
+    if output_config is None or output_config.get("format") is None:
+        return
+    output_format = output_config["format"]
+    if not isinstance(output_format, dict):
+        _fail("output_config.format", "Input should be a valid dictionary")
+    if output_format.get("type") != "json_schema":
+        wrong = "Field required" if output_format.get("type") is None else "Input should be 'json_schema'"
+        _fail("output_config.format.type", wrong)
+    if not isinstance(output_format.get("schema"), dict):
+        wrong = "Field required" if output_format.get("schema") is None else "Input should be a valid dictionary"
+        _fail("output_config.format.schema", wrong)
 
 
 def _check_model(data: Mapping[str, Any]) -> None:
@@ -418,6 +487,7 @@ def parse_messages_request(body: object) -> MessagesRequest:
         _str_field(metadata, "user_id", "metadata.", required=False)
     for key in ("context_management", "output_config"):
         _dict_field(data, key, "")
+    _check_output_format(data.get("output_config"))
     if "cache_control" in data:
         _check_cache_control(data, "")
     return cast(MessagesRequest, data)

@@ -6,6 +6,14 @@ Any other id becomes ``RESERVED_PREFIX`` + URL-safe base64 of its UTF-8 bytes (n
 happens to start with the prefix is encoded too, so decoding is never ambiguous.  No table is kept: the
 id the client echoes back in its ``tool_result`` carries everything needed to restore the upstream's id,
 even after a restart.
+
+Some upstreams take only their own id form: Mistral-family models (through vLLM, Ollama's OpenAI API or
+OpenRouter) refuse any tool-call id that is not exactly 9 letters and digits.  The ``short9`` scheme
+(``tool_id_scheme = "short9"`` in a provider's options) sends such an id unchanged, so ids the upstream issued
+come back to it exactly as issued, and maps any other id (a ``toolu_`` id from an Anthropic turn earlier in the
+conversation, one lynkr generated) to 9 base-62 characters of a hash of it: the same id always gives the same
+short id, so a tool_use and its tool_result still pair up, with no table to keep.  Two ids of one conversation
+would meet on one short id with odds of about n^2 / 2.7e16.
 """
 
 from __future__ import annotations
@@ -14,9 +22,18 @@ import base64
 import binascii
 import hashlib
 import re
+import string
+from collections.abc import Callable
+from typing import Literal, get_args
 
 RESERVED_PREFIX = "lkx_"
 _VALID_ID = re.compile(r"[a-zA-Z0-9_-]+")
+
+ToolIdScheme = Literal["standard", "short9"]
+TOOL_ID_SCHEMES: tuple[ToolIdScheme, ...] = get_args(ToolIdScheme)
+
+_SHORT_ID = re.compile(r"[a-zA-Z0-9]{9}")
+_BASE62 = string.digits + string.ascii_letters
 
 
 def to_anthropic_id(upstream_id: str) -> str:
@@ -53,3 +70,22 @@ def generated_id(message_id: str, index: int) -> str:
     """
     digest = hashlib.blake2b(message_id.encode("utf-8", "surrogatepass"), digest_size=9).hexdigest()
     return f"toolu_{digest}_{index}"
+
+
+def to_short_upstream_id(anthropic_id: str) -> str:
+    """The ``short9`` scheme: an id of exactly 9 letters and digits for an Anthropic id (see the module doc)."""
+    upstream_id = to_upstream_id(anthropic_id)
+    if _SHORT_ID.fullmatch(upstream_id):
+        return upstream_id
+    # 62**9 < 2**64: eight bytes of hash give every one of the 9 digits its full range.
+    number = int.from_bytes(hashlib.blake2b(anthropic_id.encode("utf-8", "surrogatepass"), digest_size=8).digest())
+    digits = []
+    for _ in range(9):
+        number, digit = divmod(number, 62)
+        digits.append(_BASE62[digit])
+    return "".join(digits)
+
+
+def upstream_id_mapper(scheme: ToolIdScheme) -> Callable[[str], str]:
+    """The function that turns a client's tool_use id into the id the upstream takes, for ``scheme``."""
+    return to_short_upstream_id if scheme == "short9" else to_upstream_id

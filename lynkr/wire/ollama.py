@@ -14,6 +14,7 @@ from typing import Any, cast
 import orjson
 
 from lynkr.wire.anthropic import UpstreamStreamError, function_call_block, system_blocks
+from lynkr.wire.blocks import MESSAGE_BLOCK_TYPES, Fate, block_text, check_convertible
 from lynkr.wire.emitter import EventWriter
 from lynkr.wire.ids import generated_id, to_anthropic_id
 from lynkr.wire.types import ContentBlock, Message, MessagesRequest, StreamEvent, Usage
@@ -27,7 +28,13 @@ def build_request(
     request: MessagesRequest, *, model: str, max_tokens: int, stream: bool, think: bool = False
 ) -> dict[str, Any]:
     """The ``/api/chat`` body.  ``think`` asks a thinking-capable model to think; Ollama refuses it for other
-    models, so it comes from the model map, never from the client's ``thinking`` field."""
+    models, so it comes from the model map, never from the client's ``thinking`` field.
+
+    Raises ``InvalidRequest`` for a block type Ollama cannot take (``wire/blocks.py``).  ``output_config.format``
+    (structured output) becomes ``format``, which takes the JSON schema itself.  No tool-call ids go upstream:
+    Ollama pairs results with calls by ``tool_name``, so a provider's ``tool_id_scheme`` changes nothing here.
+    """
+    check_convertible(request)
     tool_names = {
         block["id"]: block["name"]
         for message in request["messages"]
@@ -68,6 +75,9 @@ def build_request(
         ]
         if tools:
             body["tools"] = tools
+    output_format = (request.get("output_config") or {}).get("format")
+    if output_format is not None:
+        body["format"] = output_format["schema"]
     if think:
         body["think"] = True
     return body
@@ -85,6 +95,11 @@ def _assistant_message(messages: list[dict[str, Any]], content: str | list[Conte
             texts.append(block["text"])
         elif block["type"] == "tool_use":
             calls.append({"function": {"name": block["name"], "arguments": block["input"]}})
+        elif MESSAGE_BLOCK_TYPES[block["type"]] is Fate.AS_TEXT:
+            text = block_text(cast(Mapping[str, Any], block))
+            if text:
+                texts.append(f"\n{text}\n")  # the texts of a turn are joined with nothing between them
+        # thinking is dropped, as for OpenAI-style upstreams: another model's reasoning, unverifiable.
     if not texts and not calls:
         return
     assistant: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
@@ -117,6 +132,10 @@ def _user_messages(
             messages.append(
                 {"role": "tool", "content": text, "tool_name": tool_names.get(block["tool_use_id"], "")}
             )
+        elif MESSAGE_BLOCK_TYPES[block["type"]] is Fate.AS_TEXT:
+            text = block_text(cast(Mapping[str, Any], block))
+            if text:
+                texts.append(text)
     if texts or images:
         user: dict[str, Any] = {"role": "user", "content": "\n\n".join(texts)}
         if images:
@@ -145,8 +164,10 @@ def _tool_result_content(content: object) -> tuple[str, list[str]]:
             texts.append(block["text"])
         elif kind == "image":
             _image(block["source"], texts, images)
-        elif kind == "tool_reference":
-            texts.append(f"Tool {block['tool_name']} is now available.")
+        else:  # check_convertible let through only the types of TOOL_RESULT_BLOCK_TYPES: the rest go as text
+            text = block_text(block)
+            if text:
+                texts.append(text)
     return "\n".join(texts), images
 
 

@@ -27,17 +27,19 @@ repeat in valid JSON.)
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import orjson
 
 from lynkr.wire.anthropic import UpstreamStreamError, function_call_block, system_blocks
+from lynkr.wire.blocks import MESSAGE_BLOCK_TYPES, Fate, block_text, check_convertible
 from lynkr.wire.emitter import EventWriter
-from lynkr.wire.ids import generated_id, to_anthropic_id, to_upstream_id
+from lynkr.wire.ids import ToolIdScheme, generated_id, to_anthropic_id, upstream_id_mapper
 from lynkr.wire.types import ContentBlock, Message, MessagesRequest, StreamEvent, Usage
 
-__all__ = ["StreamConverter", "UpstreamStreamError", "build_request", "convert_response"]
+__all__ = ["StreamConverter", "UpstreamStreamError", "build_request", "convert_response", "response_format"]
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -53,13 +55,23 @@ _TOOL_CHOICE: dict[str, str] = {"auto": "auto", "any": "required", "none": "none
 
 
 def build_request(
-    request: MessagesRequest, *, model: str, max_tokens: int, stream: bool, reasoning_model: bool = False
+    request: MessagesRequest,
+    *,
+    model: str,
+    max_tokens: int,
+    stream: bool,
+    reasoning_model: bool = False,
+    tool_ids: ToolIdScheme = "standard",
 ) -> dict[str, Any]:
     """The chat-completions body for an Anthropic request.
 
-    Anthropic-only fields (thinking, context_management, output_config, metadata, cache_control,
-    service_tier, container, top_k, defer_loading, strict) are left out: strict upstreams refuse unknown ones.
+    Raises ``InvalidRequest`` for a block type no OpenAI-style upstream can take (``wire/blocks.py``).
+    Anthropic-only fields (thinking, context_management, metadata, cache_control, service_tier, container,
+    top_k, defer_loading, strict) are left out: strict upstreams refuse unknown ones.  ``output_config.format``
+    becomes ``response_format``; ``tool_ids`` picks the form of the tool-call ids sent upstream (``wire/ids.py``).
     """
+    check_convertible(request)
+    upstream_id = upstream_id_mapper(tool_ids)
     messages: list[dict[str, Any]] = []
     system = "\n\n".join(block["text"] for block in system_blocks(request))
     if system:
@@ -67,9 +79,9 @@ def build_request(
     for message in request["messages"]:
         role = message["role"]
         if role == "assistant":
-            _assistant_message(messages, message["content"])
+            _assistant_message(messages, message["content"], upstream_id)
         elif role == "user":
-            _user_messages(messages, message["content"])
+            _user_messages(messages, message["content"], upstream_id)
     body: dict[str, Any] = {"model": model, "messages": messages, "stream": stream}
     if reasoning_model:
         # o-series and gpt-5 class models take max_completion_tokens and refuse sampling parameters.
@@ -83,6 +95,9 @@ def build_request(
         body["stream_options"] = {"include_usage": True}
     if request.get("stop_sequences"):
         body["stop"] = request["stop_sequences"]
+    output_format = (request.get("output_config") or {}).get("format")
+    if output_format is not None:
+        body["response_format"] = response_format(output_format["schema"])
     tools = [
         _function_tool(tool)
         for tool in request.get("tools") or ()
@@ -102,6 +117,48 @@ def build_request(
     return body
 
 
+_SCHEMA_NAME = re.compile(r"[^a-zA-Z0-9_-]+")
+
+
+def response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenAI's ``response_format`` for a JSON schema.
+
+    OpenAI needs a name (its pattern is the tool-name one, 64 at most): the schema's title where it has one.
+    ``strict`` is asked for only where OpenAI's strict mode would accept the schema (every object closed with
+    ``additionalProperties: false`` and every property required); Anthropic's structured output also allows
+    optional properties, and a strict request with such a schema would be refused outright.
+    """
+    title = schema.get("title")
+    name = _SCHEMA_NAME.sub("_", title)[:64] if isinstance(title, str) and title.strip() else ""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": name.strip("_") or "output", "schema": schema, "strict": _strict_compatible(schema)},
+    }
+
+
+def _strict_compatible(schema: object) -> bool:
+    if isinstance(schema, list):
+        return all(_strict_compatible(item) for item in schema)
+    if not isinstance(schema, dict):
+        return True
+    properties = schema.get("properties")
+    if schema.get("type") == "object" or isinstance(properties, dict):
+        if schema.get("additionalProperties") is not False:
+            return False
+        names = set(properties) if isinstance(properties, dict) else set()
+        required = schema.get("required")
+        if not names <= set(required if isinstance(required, list) else ()):
+            return False
+    nested = [*(properties.values() if isinstance(properties, dict) else ())]
+    for key in ("items", "anyOf", "allOf", "oneOf", "prefixItems"):
+        if key in schema:
+            nested.append(schema[key])
+    for key in ("$defs", "definitions"):
+        if isinstance(schema.get(key), dict):
+            nested.extend(schema[key].values())
+    return all(_strict_compatible(item) for item in nested)
+
+
 def _function_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
     function: dict[str, Any] = {"name": tool["name"], "parameters": tool["input_schema"]}
     if tool.get("description"):
@@ -109,7 +166,9 @@ def _function_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def _assistant_message(messages: list[dict[str, Any]], content: str | list[ContentBlock]) -> None:
+def _assistant_message(
+    messages: list[dict[str, Any]], content: str | list[ContentBlock], upstream_id: Callable[[str], str]
+) -> None:
     if isinstance(content, str):
         if content:
             messages.append({"role": "assistant", "content": content})
@@ -123,11 +182,15 @@ def _assistant_message(messages: list[dict[str, Any]], content: str | list[Conte
         elif block["type"] == "tool_use":
             calls.append(
                 {
-                    "id": to_upstream_id(block["id"]),
+                    "id": upstream_id(block["id"]),
                     "type": "function",
                     "function": {"name": block["name"], "arguments": orjson.dumps(block["input"]).decode()},
                 }
             )
+        elif MESSAGE_BLOCK_TYPES[block["type"]] is Fate.AS_TEXT:
+            text = block_text(cast(Mapping[str, Any], block))
+            if text:
+                texts.append(f"\n{text}\n")  # the texts of a turn are joined with nothing between them
         # thinking blocks are dropped: no OpenAI-style upstream can verify them, and unsigned ones
         # (signature "") must never reach one that does.
     if not texts and not calls:
@@ -138,7 +201,9 @@ def _assistant_message(messages: list[dict[str, Any]], content: str | list[Conte
     messages.append(assistant)
 
 
-def _user_messages(messages: list[dict[str, Any]], content: str | list[ContentBlock]) -> None:
+def _user_messages(
+    messages: list[dict[str, Any]], content: str | list[ContentBlock], upstream_id: Callable[[str], str]
+) -> None:
     """Tool results become ``tool`` messages first (they must follow the assistant's tool_calls at once);
     images from tool results and the turn's own content follow in one user message."""
     if isinstance(content, str):
@@ -159,11 +224,11 @@ def _user_messages(messages: list[dict[str, Any]], content: str | list[ContentBl
             if images:
                 moved_images.extend(images)
                 text = f"{text}\n(the result's {len(images)} image(s) follow in the next user message)".lstrip()
-            messages.append({"role": "tool", "tool_call_id": to_upstream_id(block["tool_use_id"]), "content": text})
-        elif block["type"] == "document":
-            parts.append({"type": "text", "text": _document_text(cast(Mapping[str, Any], block))})
-        elif block["type"] == "search_result":
-            parts.append({"type": "text", "text": _search_result_text(cast(Mapping[str, Any], block))})
+            messages.append({"role": "tool", "tool_call_id": upstream_id(block["tool_use_id"]), "content": text})
+        elif MESSAGE_BLOCK_TYPES[block["type"]] is Fate.AS_TEXT:
+            text = block_text(cast(Mapping[str, Any], block))
+            if text:
+                parts.append({"type": "text", "text": text})
     parts = moved_images + parts
     if not parts:
         return
@@ -197,31 +262,11 @@ def _tool_result_content(content: object) -> tuple[str, list[dict[str, Any]]]:
             texts.append(block["text"])
         elif kind == "image":
             images.append(_image_part(block["source"]))
-        elif kind == "tool_reference":
-            texts.append(f"Tool {block['tool_name']} is now available.")
-        elif kind == "document":
-            texts.append(_document_text(block))
-        elif kind == "search_result":
-            texts.append(_search_result_text(block))
+        else:  # check_convertible let through only the types of TOOL_RESULT_BLOCK_TYPES: the rest go as text
+            text = block_text(block)
+            if text:
+                texts.append(text)
     return "\n".join(texts), images
-
-
-def _document_text(block: Mapping[str, Any]) -> str:
-    source = block.get("source") or {}
-    title = f"{block['title']}\n" if block.get("title") else ""
-    if source.get("type") == "text":
-        return f"{title}{source.get('data', '')}"
-    if source.get("type") == "content" and isinstance(source.get("content"), list):
-        return title + "\n".join(b.get("text", "") for b in source["content"] if b.get("type") == "text")
-    if source.get("type") == "url":
-        return f"{title}[document at {source.get('url')}]"
-    media_type = source.get("media_type", source.get("type"))
-    return f"{title}[a {media_type} document was left out: this provider cannot take it]"
-
-
-def _search_result_text(block: Mapping[str, Any]) -> str:
-    body = "\n".join(b.get("text", "") for b in block.get("content") or () if b.get("type") == "text")
-    return f"{block.get('title', '')} ({block.get('source', '')})\n{body}"
 
 
 # -- stream -----------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ Fake upstreams
     GET  .../api/version, .../api/tags, .../v1/models, HEAD anything
 
 Each model call takes the next scripted `Reply` (the default reply, text "ok", once the script is empty) and
-renders it in the format of the endpoint it arrived at. `FakeUpstream(default_reply=, models=, count_tokens=)`::
+renders it in the format of the endpoint it arrived at. `FakeUpstream(default_reply=, models=, count_tokens=,
+tool_call_ids=)`; `tool_call_ids="[a-zA-Z0-9]{9}"` refuses (400, vLLM's Mistral wording, no reply taken) an
+OpenAI-format request carrying any tool-call id that does not match it in full::
 
     fake = FakeUpstream()
     fake.push(

@@ -4,6 +4,7 @@ answers from a script, records every request and injects faults; and `serve_fake
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -100,11 +101,15 @@ class FakeUpstream:
         models: tuple[str, ...] = ("fake-model",),
         count_tokens: bool = True,
         ignore_stream: bool = False,
+        tool_call_ids: str | None = None,
     ) -> None:
         self.default_reply = default_reply
         self.models = models
         self.count_tokens = count_tokens
         self.ignore_stream = ignore_stream  # answer with whole JSON even when asked to stream, as some servers do
+        # A regular expression every tool-call id in an OpenAI-format request must match in full, as Mistral models
+        # demand ("[a-zA-Z0-9]{9}"); a request with any other id gets vLLM's 400 and takes no reply.
+        self.tool_call_ids = re.compile(tool_call_ids) if tool_call_ids is not None else None
         self.exchanges: list[Exchange] = []
         self._script: deque[Reply] = deque()
         self._arrived = trio.Event()
@@ -146,6 +151,13 @@ class FakeUpstream:
     async def _serve_http(self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         request = await _read_request(scope, receive)
         wire_format = _model_call_format(request)
+        refused = self._refused_tool_call_id(request) if wire_format == "openai" else None
+        if refused is not None:
+            message = f"Tool call id was {refused} but must be a-z, A-Z, 0-9, with a length of 9."
+            self.exchanges.append(Exchange(request=request, wire_format=wire_format, reply=None))
+            await _deliver(json_plan(400, {"object": "error", "message": message, "type": "BadRequestError",
+                                           "param": None, "code": 400}), Faults(), self.exchanges[-1], receive, send)
+            return
         reply = None
         if wire_format is not None:
             reply = self._script.popleft() if self._script else self.default_reply
@@ -163,6 +175,19 @@ class FakeUpstream:
         else:
             plan = self._metadata_answer(request)
             await _deliver(plan, Faults(), exchange, receive, send)
+
+    def _refused_tool_call_id(self, request: RecordedRequest) -> str | None:
+        """The first tool-call id of the request that `tool_call_ids` does not match."""
+        if self.tool_call_ids is None or not isinstance(request.json, dict):
+            return None
+        for message in request.json.get("messages") or ():
+            ids = [call.get("id", "") for call in message.get("tool_calls") or ()]
+            if message.get("role") == "tool":
+                ids.append(message.get("tool_call_id", ""))
+            for tool_call_id in ids:
+                if not self.tool_call_ids.fullmatch(str(tool_call_id)):
+                    return str(tool_call_id)
+        return None
 
     def _metadata_answer(self, request: RecordedRequest) -> Plan:
         path, method = request.path, request.method
