@@ -18,6 +18,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, HTTPScope, LifespanScope, Scope
 
+from .limits import Limit, first_refusal
 from .plan import Chunk, Plan, json_plan
 from .render_anthropic import render_anthropic
 from .render_ollama import render_ollama
@@ -100,11 +101,13 @@ class FakeUpstream:
         models: tuple[str, ...] = ("fake-model",),
         count_tokens: bool = True,
         ignore_stream: bool = False,
+        limits: tuple[Limit, ...] = (),
     ) -> None:
         self.default_reply = default_reply
         self.models = models
         self.count_tokens = count_tokens
         self.ignore_stream = ignore_stream  # answer with whole JSON even when asked to stream, as some servers do
+        self.limits = limits  # model calls that break one get its refusal instead of the script's next reply
         self.exchanges: list[Exchange] = []
         self._script: deque[Reply] = deque()
         self._arrived = trio.Event()
@@ -123,6 +126,11 @@ class FakeUpstream:
     @property
     def requests(self) -> list[RecordedRequest]:
         return [exchange.request for exchange in self.exchanges]
+
+    @property
+    def refusals(self) -> list[Exchange]:
+        """Model calls answered with an error status: a scripted one, or a limit's refusal."""
+        return [exchange for exchange in self.model_calls if exchange.reply and exchange.reply.http_status >= 400]
 
     @property
     def model_calls(self) -> list[Exchange]:
@@ -148,6 +156,8 @@ class FakeUpstream:
         wire_format = _model_call_format(request)
         reply = None
         if wire_format is not None:
+            reply = first_refusal(self.limits, request)
+        if wire_format is not None and reply is None:
             reply = self._script.popleft() if self._script else self.default_reply
         exchange = Exchange(request=request, wire_format=wire_format, reply=reply)
         self.exchanges.append(exchange)
