@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lynkr.config import Config
+from lynkr.config import Config, ConfigError
+from lynkr.daemon import run_daemon
 from lynkr.events.catalog import BetasUnsupported, LimitLearned, ResponseCompleted, UpstreamAttempted
 from lynkr.upstream.learned import LIMITS_STREAM
 from lynkr.wire.tokens import estimate_tokens
@@ -296,3 +297,9 @@ async def test_a_refusal_after_the_clamped_retry_reaches_the_client(tmp_path: Pa
     assert response.json()["error"]["type"] == "invalid_request_error"
     assert "at most 100 completion tokens" in response.json()["error"]["message"]
     assert _sent_output(liar) == [32000, 16384]
+
+
+async def test_an_unusable_context_window_option_stops_the_daemon_with_a_clear_message(tmp_path: Path) -> None:
+    write_toml(tmp_path, '[providers.openai]\nendpoint = "http://127.0.0.1:9/v1"\noptions = { context_window = "big" }\n')
+    with pytest.raises(ConfigError, match=r"providers\.openai\.options\.context_window = 'big' is not a positive"):
+        await run_daemon(make_config(tmp_path))

@@ -137,9 +137,13 @@ def fit(
 
 
 def _output_ceiling(provider: str, adapter: Adapter, learned: LearnedLimits, model: str) -> int | None:
-    """Configured, else built in for the family (OpenAI-compatible upstreams only); a learned one lowers either."""
+    """Configured, else built in for the family; a learned one lowers either.
+
+    The built-in table is for OpenAI-compatible APIs, which refuse a larger request.  Anthropic-native upstreams
+    serve Claude models, which it does not list, and Ollama's own API caps the output instead of refusing.
+    """
     base = adapter.max_tokens
-    if base is None and adapter.wire != "anthropic":
+    if base is None and adapter.wire == "openai":
         base = builtin_output_ceiling(model)
     return _smallest(base, learned.output_ceiling(provider, model))
 
