@@ -3,6 +3,10 @@
 Each turn runs as its own task inside the turn's cancel scope, so a client that goes away ends the upstream
 request at once.  Retries and fallback happen only before the first event reaches the client; after that a
 failure becomes an SSE ``error`` event.
+
+Each provider gets the request fitted to its limits (:mod:`lynkr.upstream.fitting`); a refusal that names a limit
+(an output ceiling, a context window, an unknown beta flag) is answered once with a refitted request, or, when
+the input cannot fit, by moving on to the next provider in the chain.
 """
 
 from __future__ import annotations
@@ -44,8 +48,8 @@ from lynkr.upstream.fitting import (
 )
 from lynkr.upstream.learned import LIMITS_STREAM, LimitsBook
 from lynkr.upstream.limits import read_rejection
-from lynkr.upstream.routing import chain, route
 from lynkr.upstream.retry import NO_FALLBACK_STATUSES, RETRYABLE_STATUSES, backoff_s, retry_after_s
+from lynkr.upstream.routing import chain, route
 from lynkr.wire.anthropic import MessageAssembler, is_small_request, is_thinking_request
 from lynkr.wire.tokens import estimate_tokens
 
