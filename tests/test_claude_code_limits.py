@@ -14,9 +14,9 @@ from pathlib import Path
 import attrs
 import pytest
 
-from lynkr.events.catalog import LimitLearned
+from lynkr.events.catalog import BetasUnsupported, LimitLearned
 from tests.conftest import make_config, recorded_events, running_lynkr
-from tests.fakes import FakeUpstream, OutputLimit, Reply, serve_fake
+from tests.fakes import FakeUpstream, KnownBetas, OutputLimit, Reply, serve_fake
 from tests.fakes.claude_cli import run_claude
 from tests.fakes.limits import OutputWording, requested_output
 
@@ -114,3 +114,31 @@ async def test_cli_turns_succeed_against_a_16k_output_ceiling_with_env_configura
         assert [(lesson.kind, lesson.value) for lesson in lessons] == [("output", CEILING)]
     else:
         assert refused == [] and lessons == [], "the built-in ceiling for gpt-4o needs no refusal"
+
+
+async def test_cli_turns_succeed_when_an_anthropic_upstream_refuses_its_beta_flags(
+    claude_exe: Path, claude_workdir: Path, tmp_path: Path
+) -> None:
+    # Bedrock-style refusal: "invalid beta flag", naming none, for any flag at all.
+    fake = FakeUpstream(limits=(KnownBetas(frozenset(), wording="bedrock"),))
+    fake.push(Reply.text(FINAL_TEXT))
+    env = {
+        "MODEL_PROVIDER": "azure-anthropic",
+        "AZURE_ANTHROPIC_ENDPOINT": "{up}/anthropic/v1/messages",
+        "AZURE_ANTHROPIC_API_KEY": "azure-upstream-key",
+    }
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, {key: value.format(up=upstream) for key, value in env.items()})
+        async with running_lynkr(config) as lynkr:
+            result = await run_claude(claude_exe, base_url=lynkr.base_url, prompt="say it", cwd=claude_workdir)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.result == FINAL_TEXT
+    calls = fake.model_calls
+    assert calls[0].reply is not None and calls[0].reply.http_status == 400
+    assert calls[0].request.header("anthropic-beta"), "the CLI sent beta flags"
+    assert [call.reply.http_status for call in calls[1:] if call.reply] == [200] * (len(calls) - 1)
+    assert all(call.request.header("anthropic-beta") is None for call in calls[1:])
+    [lesson] = [e for e in recorded_events(tmp_path / "data") if isinstance(e, BetasUnsupported)]
+    sent = calls[0].request.header("anthropic-beta") or ""
+    assert set(lesson.flags) == {flag.strip() for flag in sent.split(",")}
