@@ -265,7 +265,7 @@ async def test_an_unknown_beta_named_by_the_upstream_is_dropped_retried_and_reme
 
 async def test_an_unnamed_invalid_beta_flag_drops_every_flag_once(tmp_path: Path) -> None:
     fake = FakeUpstream(limits=(KnownBetas({"claude-code-20250219"}, wording="bedrock"),))
-    async with serve_fake(fake) as upstream, _client(make_config(tmp_path, ENV_BACKENDS["anthropic"](upstream))) as client:
+    async with serve_fake(fake) as up, _client(make_config(tmp_path, ENV_BACKENDS["anthropic"](up))) as client:
         response = await _post(client, {**REQUEST, "max_tokens": 100}, {"anthropic-beta": BETAS})
         again = await _post(client, {**REQUEST, "max_tokens": 100}, {"anthropic-beta": BETAS})
     assert (response.status_code, again.status_code) == (200, 200), response.text
@@ -285,7 +285,8 @@ async def test_drop_betas_option_drops_flags_from_the_first_request(tmp_path: Pa
             response = await _post(client, {**REQUEST, "max_tokens": 100}, {"anthropic-beta": BETAS})
     assert response.status_code == 200, response.text
     assert _statuses(fake) == [200]
-    assert fake.model_calls[0].request.header("anthropic-beta") == "claude-code-20250219,interleaved-thinking-2025-05-14"
+    known = "claude-code-20250219,interleaved-thinking-2025-05-14"
+    assert fake.model_calls[0].request.header("anthropic-beta") == known
 
 
 async def test_a_refusal_after_the_clamped_retry_reaches_the_client(tmp_path: Path) -> None:
@@ -300,6 +301,7 @@ async def test_a_refusal_after_the_clamped_retry_reaches_the_client(tmp_path: Pa
 
 
 async def test_an_unusable_context_window_option_stops_the_daemon_with_a_clear_message(tmp_path: Path) -> None:
-    write_toml(tmp_path, '[providers.openai]\nendpoint = "http://127.0.0.1:9/v1"\noptions = { context_window = "big" }\n')
+    toml = '[providers.openai]\nendpoint = "http://127.0.0.1:9/v1"\noptions = { context_window = "big" }\n'
+    write_toml(tmp_path, toml)
     with pytest.raises(ConfigError, match=r"providers\.openai\.options\.context_window = 'big' is not a positive"):
         await run_daemon(make_config(tmp_path))

@@ -236,7 +236,10 @@ CONTEXT_OVERFLOWS = {
         json.dumps(
             {
                 "type": "error",
-                "error": {"type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000 maximum"},
+                "error": {
+                    "type": "invalid_request_error",
+                    "message": "prompt is too long: 210000 tokens > 200000 maximum",
+                },
             }
         ).encode(),
         ContextOverflow(window=200000, input_tokens=210000),

@@ -83,7 +83,11 @@ _MUST_BE_AT_MOST = re.compile(
 )
 # Gemini's OpenAI-compatible endpoint on Vertex: "Unable to submit request because it has a maxOutputTokens value
 # of 100000 but the supported range is from 1 (inclusive) to 65537 (exclusive)."
-_GEMINI_RANGE = re.compile(r"maxOutputTokens value of " + _N + r" but the supported range is from \d+ \(inclusive\) to " + _N + r" \(exclusive\)", re.I)
+_GEMINI_RANGE = re.compile(
+    r"maxOutputTokens value of " + _N + r" but the supported range is from \d+ \(inclusive\) to " + _N
+    + r" \(exclusive\)",
+    re.I,
+)
 
 # -- context windows ---------------------------------------------------------------------------------------------
 # vLLM (0.6 to 0.10): "'max_tokens' or 'max_completion_tokens' is too large: 64000. This model's maximum context
