@@ -259,6 +259,19 @@ CONTEXT_OVERFLOWS = {
         ContextOverflow(window=200000, input_tokens=180000),
         20000,
     ),
+    "mistral": (
+        json.dumps(
+            {
+                "object": "error",
+                "message": "Prompt contains 66385 tokens, too large for model with 32768 maximum context length",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        ).encode(),
+        ContextOverflow(window=32768, input_tokens=66385),
+        None,
+    ),
     "gemini": (
         json.dumps(
             {

@@ -139,6 +139,10 @@ _ANTHROPIC_PROMPT_TOO_LONG = re.compile(r"prompt is too long: " + _N + r" tokens
 _ANTHROPIC_CONTEXT_LIMIT = re.compile(
     r"exceed context limit: " + _N + r" \+ " + _N + r" > " + _N, re.I
 )
+# Mistral: "Prompt contains 66385 tokens, too large for model with 32768 maximum context length"
+_MISTRAL_PROMPT_CONTAINS = re.compile(
+    r"Prompt contains " + _N + r" tokens, too large for model with " + _N + r" maximum context length", re.I
+)
 # Gemini: "The input token count (2845475) exceeds the maximum number of tokens allowed (1048576)."
 _GEMINI_INPUT = re.compile(
     r"input token count \(" + _N + r"\) exceeds the maximum number of tokens allowed \(" + _N + r"\)", re.I
@@ -218,6 +222,8 @@ def _context_overflow(text: str, fields: dict[str, Any]) -> ContextOverflow | No
         return ContextOverflow(window=_int(match.group(2)), input_tokens=_int(match.group(1)))
     if match := _ANTHROPIC_CONTEXT_LIMIT.search(text):
         return ContextOverflow(window=_int(match.group(3)), input_tokens=_int(match.group(1)))
+    if match := _MISTRAL_PROMPT_CONTAINS.search(text):
+        return ContextOverflow(window=_int(match.group(2)), input_tokens=_int(match.group(1)))
     if match := _GEMINI_INPUT.search(text):
         return ContextOverflow(window=_int(match.group(2)), input_tokens=_int(match.group(1)))
     if _LLAMA_CPP_UNNAMED.search(text) or _OLLAMA_INPUT_LENGTH.search(text) or fields.get("code") in _CONTEXT_CODES:
