@@ -84,18 +84,11 @@ def breakers_for(config: Config) -> dict[str, CircuitBreaker]:
 class Pool:
     """What one incarnation of the provider actor owns; ``learned`` is the daemon's and outlives it."""
 
-    def __init__(
-        self,
-        config: Config,
-        upstreams: Mapping[str, Upstream],
-        *,
-        learned: LimitsBook | None = None,
-        limits: Mapping[str, ProviderLimits] | None = None,
-    ) -> None:
+    def __init__(self, config: Config, upstreams: Mapping[str, Upstream], *, learned: LimitsBook) -> None:
         self.config = config
         self.upstreams = upstreams
-        self.learned = learned or LimitsBook()
-        self.limits = limits if limits is not None else limits_for(config)
+        self.learned = learned
+        self.limits = limits_for(config)  # checked when the daemon started, so it cannot fail here
 
     def chain_for(self, request: Mapping[str, Any], estimate: InputEstimate) -> list[str]:
         return chain(self.config, self._route(request, estimate), lambda name: name in self.upstreams)
