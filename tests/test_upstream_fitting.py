@@ -116,7 +116,8 @@ def test_dropped_betas_leave_the_header_and_the_others_stay() -> None:
     learned = LearnedLimits(unsupported_betas={"up": frozenset({"new-flag-2026-11-01"})})
     fitted = _fitted(_fit(_adapter(kind="anthropic"), configured=configured, learned=learned, headers=headers))
     assert fitted.headers == {"x-other": "1", "anthropic-beta": "claude-code-20250219"}
-    assert fitted.betas == ("claude-code-20250219",)
+    untouched = {"anthropic-beta": "claude-code-20250219"}
+    assert _fitted(_fit(_adapter(kind="anthropic"), configured=configured, headers=untouched)).headers is untouched
     only = _fitted(_fit(_adapter(kind="anthropic"), learned=learned, headers={"anthropic-beta": "new-flag-2026-11-01"}))
     assert "anthropic-beta" not in only.headers
 

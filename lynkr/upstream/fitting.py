@@ -92,7 +92,6 @@ class Fitted:
     request: Mapping[str, Any]
     headers: Mapping[str, str]
     max_tokens: int
-    betas: tuple[str, ...]  # the anthropic-beta flags sent
 
 
 @attrs.frozen(kw_only=True)
@@ -125,14 +124,12 @@ def fit(
         max_tokens = min(max_tokens, ceiling)
     if window is not None:
         max_tokens = min(max_tokens, window - estimate.tokens)
-    sent_headers, betas = _without_betas(headers, configured.drop_betas | learned.betas_to_drop(provider))
     return Fitted(
         provider=provider,
         model=model,
         request=request if max_tokens == requested else with_max_tokens(request, max_tokens),
-        headers=sent_headers,
+        headers=_without_betas(headers, configured.drop_betas | learned.betas_to_drop(provider)),
         max_tokens=max_tokens,
-        betas=betas,
     )
 
 
@@ -167,18 +164,28 @@ def with_max_tokens(request: Mapping[str, Any], max_tokens: int) -> dict[str, An
     return out
 
 
-def _without_betas(headers: Mapping[str, str], drop: frozenset[str]) -> tuple[Mapping[str, str], tuple[str, ...]]:
-    key = next((name for name in headers if name.lower() == BETA_HEADER), None)
+def _beta_key(headers: Mapping[str, str]) -> str | None:
+    return next((name for name in headers if name.lower() == BETA_HEADER), None)
+
+
+def beta_flags(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The ``anthropic-beta`` flags in ``headers``, in order."""
+    key = _beta_key(headers)
+    return () if key is None else tuple(flag.strip() for flag in headers[key].split(",") if flag.strip())
+
+
+def _without_betas(headers: Mapping[str, str], drop: frozenset[str]) -> Mapping[str, str]:
+    key = _beta_key(headers) if drop else None  # nothing to drop, nothing to look for: the common case
     if key is None:
-        return headers, ()
-    flags = tuple(flag.strip() for flag in headers[key].split(",") if flag.strip())
+        return headers
+    flags = beta_flags(headers)
     kept = tuple(flag for flag in flags if flag not in drop)
     if kept == flags:
-        return headers, flags
+        return headers
     out = {name: value for name, value in headers.items() if name != key}
     if kept:
         out[BETA_HEADER] = ",".join(kept)
-    return out, kept
+    return out
 
 
 @attrs.frozen(kw_only=True)
@@ -224,12 +231,13 @@ def _clamped(fitted: Fitted, max_tokens: int) -> Fitted:
 def _without_rejected_betas(fitted: Fitted, rejection: RejectedBetas) -> Retry | None:
     # An upstream that does not say which flag it refused ("invalid beta flag") refused one of those sent;
     # without a way to tell which, all of them are dropped and remembered.
-    rejected = frozenset(rejection.flags or fitted.betas)
-    if not rejected & frozenset(fitted.betas):
+    sent = beta_flags(fitted.headers)
+    rejected = frozenset(rejection.flags or sent)
+    if not rejected & frozenset(sent):
         return None
-    headers, kept = _without_betas(fitted.headers, rejected)
     lesson = BetasUnsupported(provider=fitted.provider, flags=tuple(sorted(rejected)))
-    return Retry(fitted=attrs.evolve(fitted, headers=headers, betas=kept), lessons=(lesson,), kind="betas")
+    headers = _without_betas(fitted.headers, rejected)
+    return Retry(fitted=attrs.evolve(fitted, headers=headers), lessons=(lesson,), kind="betas")
 
 
 def too_long_error(too_long: Sequence[TooLong], estimate: int) -> InvalidRequest:
