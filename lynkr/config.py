@@ -42,7 +42,6 @@ model when nothing more specific names one.
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import hashlib
 import json
 import re
@@ -597,19 +596,16 @@ def _masked_options(options: Mapping[str, str]) -> dict[str, str]:
 
 @attrs.frozen(kw_only=True)
 class RouteRule:
-    """Send matching requests to ``provider``.  Unset conditions match anything; rules are tried in order."""
+    """Send matching requests to ``provider``.  Unset conditions match anything; rules are tried in order.
+
+    Matching lives beside the provider pool, in :mod:`lynkr.upstream.routing`.
+    """
 
     provider: str
     model: str | None = None  # a glob over the requested (Claude) model name
     small: bool | None = None  # the CLI's background / small-fast-model requests
     thinking: bool | None = None  # requests with extended thinking enabled
-
-    def matches(self, model: str, *, small: bool, thinking: bool) -> bool:
-        if self.model is not None and not fnmatch.fnmatchcase(model, self.model):
-            return False
-        if self.small is not None and self.small != small:
-            return False
-        return self.thinking is None or self.thinking == thinking
+    min_input_tokens: int | None = None  # requests whose estimated input is larger (long context)
 
     def masked(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -897,13 +893,6 @@ class Config:
     def provider(self) -> ProviderConfig | None:
         """The selected provider, if any."""
         return self.providers.get(self.model_provider) if self.model_provider else None
-
-    def route(self, model: str, *, small: bool, thinking: bool) -> str | None:
-        """The provider name for a request: the first matching rule, else ``model_provider``."""
-        for rule in self.routes:
-            if rule.matches(model, small=small, thinking=thinking):
-                return rule.provider
-        return self.model_provider
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration as JSON-able data, every secret replaced by ``***``."""
@@ -1437,7 +1426,8 @@ def _finish_provider(draft: _Draft, drafts: Mapping[str, _Draft], layers: _Layer
     )
 
 
-_ROUTE_KEYS: Final = ("provider", "model", "small", "thinking")
+_ROUTE_KEYS: Final = ("provider", "model", "small", "thinking", "min_input_tokens")
+_INPUT_TOKENS = _count(1, 100000, "tokens")
 
 
 def _routes(raw: object, providers: Mapping[str, ProviderConfig], layers: _Layers) -> tuple[RouteRule, ...]:
@@ -1466,6 +1456,11 @@ def _routes(raw: object, providers: Mapping[str, ProviderConfig], layers: _Layer
                 small=layers.convert_toml(BOOL, f"{prefix}.small", table["small"]) if "small" in table else None,
                 thinking=layers.convert_toml(BOOL, f"{prefix}.thinking", table["thinking"])
                 if "thinking" in table
+                else None,
+                min_input_tokens=layers.convert_toml(
+                    _INPUT_TOKENS, f"{prefix}.min_input_tokens", table["min_input_tokens"]
+                )
+                if "min_input_tokens" in table
                 else None,
             )
         )

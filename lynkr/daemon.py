@@ -26,13 +26,15 @@ from lynkr.actors.messages import Turn
 from lynkr.actors.providers import breakers_for
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import ActorEscalation, ActorStatistics, Crash, Mailbox, RestartPolicy, Supervisor
-from lynkr.config import Config
+from lynkr.config import Config, ConfigError
 from lynkr.datadir import DAEMON_STREAM, StartupError, daemon_lock, open_store
 from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.scrub import Scrubber
 from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
 from lynkr.http.metrics import Sample
+from lynkr.upstream.fitting import InvalidProviderOption, limits_for
+from lynkr.upstream.learned import LimitsBook
 
 log = logging.getLogger("lynkr")
 
@@ -96,6 +98,10 @@ async def run_daemon(
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run lynkr until ``Running.stop`` is set (or SIGINT/SIGTERM with ``install_signal_handlers``)."""
+    try:
+        limits_for(config)
+    except InvalidProviderOption as error:
+        raise ConfigError(str(error)) from None
     with daemon_lock(config.data_dir):
         store = open_store(config.data_dir, map_size=config.log_map_size_bytes)
         try:
@@ -124,6 +130,8 @@ class _Daemon:
         self.session_mailbox: Mailbox[Turn] = Mailbox(config.mailbox_capacity)
         self.supervisors: list[Supervisor] = []
         self.breakers = breakers_for(config)
+        # What upstreams' refusals taught earlier runs; like the breakers, it outlives a pool restart.
+        self.learned_limits = LimitsBook.from_log(store)
         self.ready = False
         self._nursery: trio.Nursery | None = None
 
@@ -178,6 +186,7 @@ class _Daemon:
                 mailbox=self.provider_mailbox,
                 recorder=self.recorder,
                 breakers=self.breakers,
+                learned=self.learned_limits,
             )
             await supervisor.start(
                 "session",

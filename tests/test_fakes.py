@@ -11,7 +11,17 @@ import httpx
 import pytest
 import trio
 
-from tests.fakes import Chunking, FakeUpstream, Reply, ToolCall, Usage, serve_fake
+from tests.fakes import (
+    Chunking,
+    ContextWindow,
+    FakeUpstream,
+    KnownBetas,
+    OutputLimit,
+    Reply,
+    ToolCall,
+    Usage,
+    serve_fake,
+)
 
 
 @pytest.fixture
@@ -313,3 +323,42 @@ async def test_http2_prior_knowledge_streams(fake: FakeUpstream, base_url: str) 
         response = await http.post("/v1/messages", json={**MESSAGES, "stream": True})
     assert response.http_version == "HTTP/2"
     assert [name for name, _ in sse_events(response.text)][-1] == "message_stop"
+
+
+async def test_limits_refuse_only_what_breaks_them_and_leave_the_script_alone() -> None:
+    fake = FakeUpstream(
+        limits=(OutputLimit(16384, wording="azure-openai"), KnownBetas({"claude-code-20250219"}, wording="anthropic"))
+    )
+    fake.push(Reply.text("scripted"))
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": False}
+    async with serve_fake(fake) as url, httpx.AsyncClient(base_url=url, timeout=5) as http:
+        too_many = await http.post("/openai/deployments/d/chat/completions", json={**chat, "max_tokens": 32000})
+        unknown_beta = await http.post(
+            "/v1/messages",
+            json={**chat, "max_tokens": 10},
+            headers={"anthropic-beta": "claude-code-20250219,brand-new"},
+        )
+        fits = await http.post("/v1/chat/completions", json={**chat, "max_completion_tokens": 16384})
+    assert too_many.status_code == 400
+    assert too_many.json()["error"]["message"] == (
+        "max_tokens is too large: 32000. This model supports at most 16384 completion tokens, whereas you "
+        "provided 32000."
+    )
+    assert unknown_beta.status_code == 400
+    message = unknown_beta.json()["error"]["message"]
+    assert message.startswith("Unexpected value(s) `brand-new` for the `anthropic-beta`")
+    assert fits.status_code == 200
+    assert fits.json()["choices"][0]["message"]["content"] == "scripted", "refusals did not consume the script"
+    assert [exchange.reply.http_status for exchange in fake.refusals if exchange.reply] == [400, 400]
+
+
+@pytest.mark.parametrize("wording", ["openai", "vllm", "openrouter", "llama.cpp", "ollama"])
+async def test_context_window_refuses_a_long_input(wording: str) -> None:
+    fake = FakeUpstream(limits=(ContextWindow(100, wording=wording),))  # type: ignore[arg-type]
+    request = {"model": "m", "messages": [{"role": "user", "content": "x" * 2000}], "max_tokens": 10}
+    async with serve_fake(fake) as url, httpx.AsyncClient(base_url=url, timeout=5) as http:
+        long = await http.post("/v1/chat/completions", json=request)
+        short_request = {**request, "messages": [{"role": "user", "content": "x"}]}
+        short = await http.post("/v1/chat/completions", json=short_request)
+    assert (long.status_code, short.status_code) == (400, 200)
+    assert "context" in long.text

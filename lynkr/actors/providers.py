@@ -3,10 +3,15 @@
 Each turn runs as its own task inside the turn's cancel scope, so a client that goes away ends the upstream
 request at once.  Retries and fallback happen only before the first event reaches the client; after that a
 failure becomes an SSE ``error`` event.
+
+Each provider gets the request fitted to its limits (:mod:`lynkr.upstream.fitting`); a refusal that names a limit
+(an output ceiling, a context window, an unknown beta flag) is answered once with a refitted request, or, when
+the input cannot fit, by moving on to the next provider in the chain.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Mapping
@@ -28,7 +33,23 @@ from lynkr.providers.base import Adapter
 from lynkr.providers.registry import adapter_for
 from lynkr.upstream.attempt import StreamBroken, UpstreamStatus, open_attempt
 from lynkr.upstream.breaker import CircuitBreaker
+from lynkr.upstream.fitting import (
+    Fitted,
+    InputEstimate,
+    Lesson,
+    MoveOn,
+    ProviderLimits,
+    Retry,
+    TooLong,
+    fit,
+    limits_for,
+    react,
+    too_long_error,
+)
+from lynkr.upstream.learned import LIMITS_STREAM, LimitsBook
+from lynkr.upstream.limits import read_rejection
 from lynkr.upstream.retry import NO_FALLBACK_STATUSES, RETRYABLE_STATUSES, backoff_s, retry_after_s
+from lynkr.upstream.routing import chain, route
 from lynkr.wire.anthropic import MessageAssembler, is_small_request, is_thinking_request
 from lynkr.wire.tokens import estimate_tokens
 
@@ -61,27 +82,41 @@ def breakers_for(config: Config) -> dict[str, CircuitBreaker]:
 
 
 class Pool:
-    """What one incarnation of the provider actor owns."""
+    """What one incarnation of the provider actor owns; ``learned`` is the daemon's and outlives it."""
 
-    def __init__(self, config: Config, upstreams: Mapping[str, Upstream]) -> None:
+    def __init__(self, config: Config, upstreams: Mapping[str, Upstream], *, learned: LimitsBook) -> None:
         self.config = config
         self.upstreams = upstreams
+        self.learned = learned
+        self.limits = limits_for(config)  # checked when the daemon started, so it cannot fail here
 
-    def chain_for(self, request: Mapping[str, Any]) -> list[str]:
-        first = self._route(request)
-        chain = [first]
-        for name in self.config.providers[first].fallback:
-            if name not in chain and name in self.upstreams:
-                chain.append(name)
-        return chain
+    def chain_for(self, request: Mapping[str, Any], estimate: InputEstimate) -> list[str]:
+        return chain(self.config, self._route(request, estimate), lambda name: name in self.upstreams)
 
-    def _route(self, request: Mapping[str, Any]) -> str:
-        name = self.config.route(
-            str(request.get("model", "")), small=is_small_request(request), thinking=is_thinking_request(request)
+    def _route(self, request: Mapping[str, Any], estimate: InputEstimate) -> str:
+        name = route(
+            self.config.routes,
+            self.config.model_provider,
+            str(request.get("model", "")),
+            small=is_small_request(request),
+            thinking=is_thinking_request(request),
+            input_tokens=lambda: estimate.tokens,
         )
         if name is None or name not in self.upstreams:
             raise NotConfigured(nothing_configured_hint())
         return name
+
+    def fit(self, name: str, turn: Turn, *, small: bool, estimate: InputEstimate) -> Fitted | TooLong:
+        return fit(
+            name,
+            self.upstreams[name].adapter,
+            self.limits.get(name, ProviderLimits()),
+            self.learned.state,
+            turn.request,
+            turn.headers,
+            small=small,
+            estimate=estimate,
+        )
 
 
 async def run(
@@ -90,6 +125,7 @@ async def run(
     *,
     recorder: Recorder,
     breakers: Mapping[str, CircuitBreaker],
+    learned: LimitsBook,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     async with AsyncExitStack() as stack:
@@ -109,7 +145,7 @@ async def run(
                 )
             )
             upstreams[name] = Upstream(adapter=adapter, client=client, breaker=breakers[name])
-        pool = Pool(config, upstreams)
+        pool = Pool(config, upstreams, learned=learned)
         async with inbox, trio.open_nursery() as nursery:
             task_status.started()
             async for message in inbox:
@@ -195,10 +231,17 @@ async def _stream_through_chain(
 ) -> str:
     config = pool.config
     small = is_small_request(turn.request)
+    estimate = InputEstimate(turn.request)
     last: ErrorReply | None = None
-    for name in pool.chain_for(turn.request):
+    too_long: list[TooLong] = []
+    for name in pool.chain_for(turn.request, estimate):
         upstream = pool.upstreams[name]
-        for attempt in range(1, config.max_retries + 2):
+        fitted = pool.fit(name, turn, small=small, estimate=estimate)
+        if isinstance(fitted, TooLong):
+            too_long.append(fitted)
+            continue
+        adjusted: set[str] = set()  # limits already fitted after a refusal; each gets one retry
+        for attempt in itertools.count(1):
             if not upstream.breaker.allows(trio.current_time()):
                 last = last or _circuit_open(name, turn.request_id)
                 break
@@ -207,8 +250,8 @@ async def _stream_through_chain(
                 async with open_attempt(
                     upstream.client,
                     upstream.adapter,
-                    turn.request,
-                    headers=turn.headers,
+                    fitted.request,
+                    headers=fitted.headers,
                     small=small,
                     first_byte_timeout_s=config.first_byte_timeout_s,
                 ) as events:
@@ -219,13 +262,24 @@ async def _stream_through_chain(
                         state.started = True
             except (UpstreamStatus, StreamBroken, httpx.TransportError, trio.TooSlowError) as error:
                 failure = _classify(error, name, config, turn.request_id)
+                reaction = _limit_reaction(error, fitted, adjusted, state)
             else:
                 upstream.breaker.succeeded()
                 await _attempted(recorder, turn, name, attempt, 200, started_at, None, False)
                 return name
+            if reaction is not None:
+                await _learn(pool, recorder, reaction.lessons)
+                retry = isinstance(reaction, Retry)
+                await _attempted(recorder, turn, name, attempt, failure.status, started_at, failure.message, retry)
+                if isinstance(reaction, Retry):
+                    adjusted.add(reaction.kind)
+                    fitted = reaction.fitted
+                    continue
+                too_long.append(reaction.too_long)
+                break
             if failure.upstream_at_fault:
                 upstream.breaker.failed(trio.current_time())
-            will_retry = failure.retryable and not state.started and attempt <= config.max_retries
+            will_retry = failure.retryable and not state.started and attempt - len(adjusted) <= config.max_retries
             await _attempted(recorder, turn, name, attempt, failure.status, started_at, failure.message, will_retry)
             if state.started or failure.final:
                 raise _Failure(failure.reply)
@@ -233,7 +287,30 @@ async def _stream_through_chain(
             if not will_retry:
                 break
             await trio.sleep(failure.wait_s if failure.wait_s is not None else _backoff(config, attempt))
+    if too_long and last is None:
+        raise too_long_error(too_long, estimate.tokens)
     raise _Failure(last or _circuit_open("every provider", turn.request_id))
+
+
+def _limit_reaction(
+    error: Exception, fitted: Fitted, adjusted: set[str], state: _TurnState
+) -> Retry | MoveOn | None:
+    """A refusal that names a limit, answered before the client saw anything: fit once more, or move on."""
+    if state.started or not isinstance(error, UpstreamStatus):
+        return None
+    rejection = read_rejection(error.status, error.body)
+    if rejection is None:
+        return None
+    reaction = react(fitted, rejection)
+    if isinstance(reaction, Retry) and reaction.kind in adjusted:
+        return None  # fitted once already and refused again: the refusal goes to the client
+    return reaction
+
+
+async def _learn(pool: Pool, recorder: Recorder, lessons: tuple[Lesson, ...]) -> None:
+    for lesson in lessons:
+        pool.learned.learn(lesson)
+        await recorder.record(LIMITS_STREAM, lesson)
 
 
 @attrs.frozen(kw_only=True)
@@ -355,7 +432,7 @@ async def _attempted(
 async def _count_tokens(pool: Pool, message: CountTokens) -> int:
     """Ask an Anthropic-native upstream that can count; otherwise estimate offline."""
     try:
-        name = pool.chain_for(message.request)[0]
+        name = pool.chain_for(message.request, InputEstimate(message.request))[0]
     except NotConfigured:
         return estimate_tokens(message.request)
     upstream = pool.upstreams[name]

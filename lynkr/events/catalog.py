@@ -154,3 +154,28 @@ class ResponseFailed(Event):
     status: int
     error_type: str
     message: str
+
+
+@event("limit.learned")
+@attrs.frozen(kw_only=True)
+class LimitLearned(Event):
+    """An upstream's refusal named one of its limits for a model: the most output tokens, or the context window."""
+
+    provider: str
+    model: str  # the upstream model (or Azure deployment) name
+    kind: str  # "output" or "context"
+    value: int
+
+
+def _string_tuple(values: Any) -> tuple[str, ...]:
+    """Stored as a list (msgpack has no tuples); held as a tuple so the record stays hashable and frozen."""
+    return tuple(str(value) for value in values)
+
+
+@event("betas.unsupported")
+@attrs.frozen(kw_only=True)
+class BetasUnsupported(Event):
+    """An Anthropic-native upstream refused these ``anthropic-beta`` flags; lynkr no longer sends them there."""
+
+    provider: str
+    flags: tuple[str, ...] = attrs.field(converter=_string_tuple)

@@ -47,8 +47,16 @@ A "chunk" is one SSE event or one NDJSON line; comment lines do not count. Chunk
 has the notion: Anthropic splits text, thinking and `input_json_delta`; Ollama sends whole tool calls (one line
 each, or all in one line) and has no SSE comments; the OpenAI-only knobs are marked so in `Chunking`.
 
+Limits (`tests.fakes.limits`), enforced the way real services word their refusals; a call that breaks one gets
+a 400 (recorded as its exchange's reply) and does not consume the script:
+
+    FakeUpstream(limits=(OutputLimit(16384, wording="azure-openai"),      # openai, openrouter, databricks, anthropic
+                         ContextWindow(8192, wording="vllm"),             # openai, openrouter, llama.cpp, ollama
+                         KnownBetas({"claude-code-20250219"}, wording="bedrock")))   # or "anthropic"
+
 What the fake saw: `fake.exchanges` (every request), `fake.model_calls` (those that took a reply),
-`fake.requests`, `fake.pending` (replies left), `await fake.wait_for_model_calls(n)`. An `Exchange` has `request`
+`fake.requests`, `fake.refusals` (model calls answered with an error status), `fake.pending` (replies left),
+`await fake.wait_for_model_calls(n)`. An `Exchange` has `request`
 (`RecordedRequest`: method, path, query, headers, body, json, received_at, `header(name)`, `query_params`),
 `wire_format`, `reply`, `outcome` ("completed" | "dropped" | "client_disconnected"), `client_disconnected_at`,
 `finished_at` and the trio.Event `ended`. All times are `time.monotonic()`: to prove that a client disconnect
@@ -77,14 +85,18 @@ parametrized over PINNED ("2.1.197") and "latest" (skipped without npm, failed w
 
 from __future__ import annotations
 
+from .limits import ContextWindow, KnownBetas, OutputLimit
 from .script import Chunking, Faults, Reply, ToolCall, Usage
 from .upstream import Exchange, FakeUpstream, RecordedRequest, serve_fake
 
 __all__ = [
     "Chunking",
+    "ContextWindow",
     "Exchange",
     "FakeUpstream",
     "Faults",
+    "KnownBetas",
+    "OutputLimit",
     "RecordedRequest",
     "Reply",
     "ToolCall",

@@ -19,6 +19,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, HTTPScope, LifespanScope, Scope
 
+from .limits import Limit, first_refusal
 from .plan import Chunk, Plan, json_plan
 from .render_anthropic import render_anthropic
 from .render_ollama import render_ollama
@@ -102,6 +103,7 @@ class FakeUpstream:
         count_tokens: bool = True,
         ignore_stream: bool = False,
         tool_call_ids: str | None = None,
+        limits: tuple[Limit, ...] = (),
     ) -> None:
         self.default_reply = default_reply
         self.models = models
@@ -110,6 +112,7 @@ class FakeUpstream:
         # A regular expression every tool-call id in an OpenAI-format request must match in full, as Mistral models
         # demand ("[a-zA-Z0-9]{9}"); a request with any other id gets vLLM's 400 and takes no reply.
         self.tool_call_ids = re.compile(tool_call_ids) if tool_call_ids is not None else None
+        self.limits = limits  # model calls that break one get its refusal instead of the script's next reply
         self.exchanges: list[Exchange] = []
         self._script: deque[Reply] = deque()
         self._arrived = trio.Event()
@@ -128,6 +131,11 @@ class FakeUpstream:
     @property
     def requests(self) -> list[RecordedRequest]:
         return [exchange.request for exchange in self.exchanges]
+
+    @property
+    def refusals(self) -> list[Exchange]:
+        """Model calls answered with an error status: a scripted one, or a limit's refusal."""
+        return [exchange for exchange in self.model_calls if exchange.reply and exchange.reply.http_status >= 400]
 
     @property
     def model_calls(self) -> list[Exchange]:
@@ -160,6 +168,8 @@ class FakeUpstream:
             return
         reply = None
         if wire_format is not None:
+            reply = first_refusal(self.limits, request)
+        if wire_format is not None and reply is None:
             reply = self._script.popleft() if self._script else self.default_reply
         exchange = Exchange(request=request, wire_format=wire_format, reply=reply)
         self.exchanges.append(exchange)

@@ -1,0 +1,47 @@
+"""Built-in output-token ceilings of well-known model families, kept as data in ``ceilings.toml``.
+
+The table is read once, on first use.  See the TOML file for how names are matched.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from importlib import resources
+
+_TAIL_START = re.compile(r"[-_.]")
+
+
+@functools.cache
+def output_ceilings() -> Mapping[str, int]:
+    """Pattern -> ceiling, as the data file lists them."""
+    data = tomllib.loads(resources.files("lynkr.upstream").joinpath("ceilings.toml").read_text("utf-8"))
+    return {pattern.lower(): int(limit) for pattern, limit in data["output"].items()}
+
+
+@functools.lru_cache(maxsize=256)
+def builtin_output_ceiling(model: str) -> int | None:
+    """The output ceiling of ``model``'s family, or None when the table does not know it.
+
+    Cached: a daemon sees a handful of model names, and each request asks again.
+    """
+    best: tuple[int, int] | None = None  # (specificity, ceiling)
+    names = list(_candidates(model))
+    for pattern, ceiling in output_ceilings().items():
+        if any(fnmatch.fnmatchcase(name, pattern) for name in names):
+            specificity = len(pattern) - pattern.count("*") - pattern.count("?")
+            if best is None or specificity > best[0]:
+                best = (specificity, ceiling)
+    return best[1] if best is not None else None
+
+
+def _candidates(model: str) -> Iterator[str]:
+    """The name without router prefix, then each tail that starts after a separator ("prod-gpt-4o" -> "gpt-4o")."""
+    name = model.rsplit("/", 1)[-1].lower()
+    yield name
+    for match in _TAIL_START.finditer(name):
+        if match.end() < len(name):
+            yield name[match.end() :]
