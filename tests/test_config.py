@@ -15,8 +15,8 @@ from lynkr.config import (
     Secret,
     load_config,
     nothing_configured_hint,
-    parse_dotenv,
 )
+from lynkr.envfile import read_env_file
 
 
 def load(
@@ -127,7 +127,8 @@ def test_dotenv_syntax(tmp_path: Path) -> None:
             "EMPTY=",
         ]
     )
-    assert parse_dotenv(text, source=".env") == {
+    (tmp_path / ".env").write_text(text)
+    assert read_env_file(tmp_path / ".env", own=frozenset()) == {
         "PLAIN": "value",
         "SPACED": "spaced value",
         "URL": "https://host/path#fragment",
@@ -137,17 +138,55 @@ def test_dotenv_syntax(tmp_path: Path) -> None:
     }
 
 
+def test_dotenv_lines_lynkr_cannot_read_are_skipped_with_one_warning_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dotenv = "\n".join(
+        [
+            "PORT=8090",
+            "source ./scripts/env.sh",  # 2: a shell command
+            "[section]",  # 3: an INI header
+            "",
+            "PROJECT_NAME='unterminated",  # 5: an unclosed quote
+            'OTHER="a" b',  # 6: text after the closing quote
+            "sk-live-pasted-on-its-own",  # 7: a key pasted without a name
+            "LYNKR_LOG_LEVEL=debug",
+        ]
+    )
+    with caplog.at_level("WARNING", logger="lynkr.config"):
+        config = load(tmp_path, dotenv=dotenv)
+    assert (config.port, config.log_level) == (8090, "debug"), "the readable lines around them still count"
+    env_file = tmp_path / ".env"
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{env_file}:2: this line is not KEY=value; lynkr skipped it",
+        f"{env_file}:3: this line is not KEY=value; lynkr skipped it",
+        f"{env_file}:5: the value of PROJECT_NAME cannot be read; lynkr skipped this line",
+        f"{env_file}:6: the value of OTHER cannot be read; lynkr skipped this line",
+        f"{env_file}:7: this line is not KEY=value; lynkr skipped it",
+    ]
+    assert "sk-live" not in caplog.text, "a warning never repeats what the line holds"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("JUST_A_WORD\n", ".env:1: 'JUST_A_WORD' is not KEY=VALUE"),
-        ("OK=1\nKEY='open\n", ".env:2: the ' quote is never closed"),
-        ('KEY="a" b\n', ".env:1: text after the closing quote"),
+        ("OK=1\nLYNKR_API_KEY='open\n", ".env:2: the line setting LYNKR_API_KEY cannot be read"),
+        ('export OPENAI_API_KEY="a" b\n', ".env:1: the line setting OPENAI_API_KEY cannot be read"),
+        ("PORT\n", ".env:1: the line setting PORT cannot be read"),
     ],
 )
-def test_dotenv_errors_name_the_line(text: str, expected: str) -> None:
-    with pytest.raises(ConfigError, match="^" + expected.replace("'", "'").replace(".", r"\.")):
-        parse_dotenv(text, source=".env")
+def test_a_broken_line_for_one_of_lynkrs_own_variables_still_stops_it(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    message = config_error(tmp_path, dotenv=text)
+    assert message.startswith(f"{tmp_path}/{expected}; write it as ")
+
+
+def test_a_broken_value_for_one_of_lynkrs_own_variables_gives_todays_message(tmp_path: Path) -> None:
+    message = config_error(tmp_path, dotenv="# the project's own settings\nDEBUG\nPORT=eighty\n")
+    assert message == (
+        f"PORT='eighty' (from {tmp_path / '.env'}) is not a port number (0-65535); set PORT to a number like 8080"
+    )
 
 
 def test_toml_is_found_in_workspace_root_and_relative_paths_follow_their_source(tmp_path: Path) -> None:
