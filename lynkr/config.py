@@ -524,13 +524,11 @@ class Config:
         for spec in kinds:
             for var in spec.variables:
                 rows.append((f"providers.{spec.kind}.{_field_of(var)}", var.var, var.default or "unset", var.doc))
-        # The generic variables, once for every kind: <PREFIX> is the kind's own prefix.
-        prefixes = ", ".join(spec.env_prefix for spec in kinds)
+        # The variables every kind takes, once: <PREFIX> stands for the kind's own (DATABRICKS, OPENAI, ...).
         for var in ProviderSettings(
             kind="<kind>", env_prefix="<PREFIX>", variables=(), endpoint_example="", key_example=""
         ).all_variables:
-            doc = f"{var.doc} <PREFIX> is {prefixes}."
-            rows.append((f"providers.<kind>.{_field_of(var)}", var.var, "unset", doc))
+            rows.append((f"providers.<kind>.{_field_of(var)}", var.var, "unset", var.doc))
         return rows
 
     def explained(self) -> list[tuple[str, Any, str]]:

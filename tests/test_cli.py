@@ -46,6 +46,8 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "LYNKR_DATA_DIR": str(tmp_path / "data"),
         "WORKSPACE_ROOT": str(workspace),
+        # The code under test, when the test run puts it first on the path (a worktree beside an installed copy).
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         **extra,
     }
 
