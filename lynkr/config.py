@@ -888,7 +888,11 @@ def _overlay_env_providers(
     for spec in kinds.values():
         present = [var for var in spec.all_variables if layers.env_value(var.var) is not None]
         selected_by_kind = requested is not None and requested not in drafts and requested.lower() == spec.kind
-        if not present and not selected_by_kind:
+        # Only the kind's own names (or MODEL_PROVIDER) call a provider into being; the generic ones
+        # (OLLAMA_API_KEY, OPENAI_MAX_TOKENS, ...) are common in shells set up for other tools, so they only
+        # add to a provider that exists.
+        called = selected_by_kind or any(var in spec.variables for var in present)
+        if not (called or (present and spec.kind in drafts)):
             continue
         draft = drafts.get(spec.kind)
         if draft is None:

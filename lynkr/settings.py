@@ -445,6 +445,7 @@ class Requirement:
 
 # The variables every kind understands beyond the ones it declares: "<PREFIX>_MAX_TOKENS" and so on.
 GENERIC_VARIABLES: Final = (
+    ("API_KEY", "api_key", "API key, sent the way the provider expects it."),
     ("MODEL", "model", "Main upstream model (models.main)."),
     ("SMALL_MODEL", "small_model", "Upstream model for the CLI's small, fast requests (models.small)."),
     ("MAX_TOKENS", "max_tokens", "Output-token ceiling: larger requests are clamped, never rejected."),
