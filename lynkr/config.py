@@ -13,7 +13,7 @@ Sources, later ones winning field by field:
 
 TOML layout.  Top-level keys are the field names of :class:`Config` (``port = 8081``,
 ``tool_execution_mode = "server"``); the groups are tables named after their fields (``[prompt_cache]``,
-``[policy]``, ``[mcp]``); providers and routing rules::
+``[policy]``, ``[mcp]``, ``[guard]``); providers and routing rules::
 
     model_provider = "primary"
 
@@ -39,8 +39,10 @@ Environment provider variables keep the original project's names.  For each kind
 provider requests go to; with exactly one provider configured it is selected without being named.  A
 provider's ``*_MODEL`` variable becomes its main model; ``MODEL_DEFAULT`` becomes the selected provider's main
 model when nothing more specific names one.  Each kind declares its variables in its own module
-(``lynkr/providers/<kind>.py``), and every kind also takes ``<PREFIX>_MAX_TOKENS``, ``<PREFIX>_SMALL_MODEL``,
-``<PREFIX>_OPTIONS`` (a JSON object), ``<PREFIX>_HTTP2`` and ``<PREFIX>_FALLBACK`` (see ``lynkr.settings``).
+(``lynkr/providers/<kind>.py``), and every kind also takes the generic ``<PREFIX>_API_KEY``, ``_MODEL``,
+``_SMALL_MODEL``, ``_MAX_TOKENS``, ``_OPTIONS`` (a JSON object), ``_HTTP2`` and ``_FALLBACK`` for any field it
+does not name itself (see ``lynkr.settings``).  Only a kind's own names create a provider; the generic ones
+add to a provider that exists.
 
 ``Config.sources`` remembers which layer set each value; ``lynkr config --sources`` prints it.
 """
@@ -108,6 +110,7 @@ __all__ = [  # the settings vocabulary stays importable from here, where it used
     "BOOL", "JSON", "MASK", "PATH", "PATH_LIST", "PORT", "REGEX", "SECRET", "STR", "STR_LIST", "Config",
     "ConfigError", "Converter", "McpConfig", "PolicyConfig", "PromptCacheConfig", "ProviderConfig", "RouteRule",
     "SandboxMount", "Secret", "SettingInfo", "Source", "load_config", "nothing_configured_hint", "setting",
+    "_choice", "_computed", "_count", "_group", "_seconds",
 ]
 
 TOML_FILE_NAME: Final = "lynkr.toml"
