@@ -35,6 +35,7 @@ from lynkr.settings import STR_LIST, setting
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")
 _FIELD_LIMIT = 200  # characters of an attacker-chosen header kept in the event
+_CHECKED = frozenset({b"origin", b"host", b"content-type"})
 
 
 @attrs.frozen(kw_only=True)
@@ -127,14 +128,8 @@ class RequestGuard:
         raise refusal.error
 
     def check(self, scope: Scope, route: str) -> Refusal | None:
-        origin = host = content_type = None
-        for key, value in scope["headers"]:
-            if key == b"origin":
-                origin = value
-            elif key == b"host":
-                host = value
-            elif key == b"content-type":
-                content_type = value
+        found = {key: value for key, value in scope["headers"] if key in _CHECKED}
+        origin, host, content_type = found.get(b"origin"), found.get(b"host"), found.get(b"content-type")
         if origin is not None and _origin_key(origin.decode("latin-1")) not in self._origins:
             shown = origin.decode("latin-1")[:_FIELD_LIMIT]
             return Refusal(
@@ -182,8 +177,7 @@ def _is_json(content_type: bytes | None) -> bool:
 
 
 def _headers_of_interest(scope: Scope) -> dict[bytes, str]:
-    wanted = (b"origin", b"host", b"content-type")
-    return {key: value.decode("latin-1") for key, value in scope["headers"] if key in wanted}
+    return {key: value.decode("latin-1") for key, value in scope["headers"] if key in _CHECKED}
 
 
 def _cut(value: str | None) -> str | None:
