@@ -49,19 +49,18 @@ add to a provider that exists.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import hashlib
-import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal
-from urllib.parse import urlsplit
+from typing import Any, Final
 
 import attrs
 
 from lynkr.envfile import read_env_file
 from lynkr.http.guard import GuardConfig
+from lynkr.layers import ENV_FILE_NAME, TOML_FILE_NAME, Source, read_toml
+from lynkr.provider_tables import build_providers, field_of
 from lynkr.settings import (
     BOOL,
     HEADER_OPTION_PREFIX,
@@ -97,6 +96,7 @@ from lynkr.settings import (
 )
 
 # The short names the declarations below (and the groups merged into Config) are written with.
+from lynkr.layers import Layers as _Layers
 from lynkr.settings import GROUP_KEY as _GROUP
 from lynkr.settings import SETTING_KEY as _SETTING
 from lynkr.settings import SPECIAL_KEY as _SPECIAL
@@ -110,11 +110,10 @@ __all__ = [  # the settings vocabulary stays importable from here, where it used
     "BOOL", "JSON", "MASK", "PATH", "PATH_LIST", "PORT", "REGEX", "SECRET", "STR", "STR_LIST", "Config",
     "ConfigError", "Converter", "McpConfig", "PolicyConfig", "PromptCacheConfig", "ProviderConfig", "RouteRule",
     "SandboxMount", "Secret", "SettingInfo", "Source", "load_config", "nothing_configured_hint", "setting",
+    "ENV_FILE_NAME", "TOML_FILE_NAME",
     "_choice", "_computed", "_count", "_group", "_seconds",
 ]
 
-TOML_FILE_NAME: Final = "lynkr.toml"
-ENV_FILE_NAME: Final = ".env"
 MiB: Final = 1024 * 1024
 
 
@@ -526,12 +525,12 @@ class Config:
         kinds = _provider_settings()[1].values()
         for spec in kinds:
             for var in spec.variables:
-                rows.append((f"providers.{spec.kind}.{_field_of(var)}", var.var, var.default or "unset", var.doc))
+                rows.append((f"providers.{spec.kind}.{field_of(var)}", var.var, var.default or "unset", var.doc))
         # The variables every kind takes, once: <PREFIX> stands for the kind's own (DATABRICKS, OPENAI, ...).
         for var in ProviderSettings(
             kind="<kind>", env_prefix="<PREFIX>", variables=(), endpoint_example="", key_example=""
         ).all_variables:
-            rows.append((f"providers.<kind>.{_field_of(var)}", var.var, "unset", var.doc))
+            rows.append((f"providers.<kind>.{field_of(var)}", var.var, "unset", var.doc))
         return rows
 
     def explained(self) -> list[tuple[str, Any, str]]:
@@ -548,26 +547,6 @@ class Config:
         return source.describe(config_path=self.config_path) if source is not None else "default"
 
 
-@attrs.frozen(kw_only=True)
-class Source:
-    """Where one value came from: a key of the TOML file, or a variable from ``.env`` or the environment."""
-
-    layer: Literal["toml", "dotenv", "environment"]
-    key: str  # the TOML key (dotted) or the variable's name
-
-    def describe(self, *, config_path: Path | None) -> str:
-        if self.layer == "toml":
-            return f"{config_path.name if config_path else TOML_FILE_NAME} ({self.key})"
-        return f"{ENV_FILE_NAME if self.layer == 'dotenv' else 'environment'} ({self.key})"
-
-
-def _field_of(var: ProviderVar) -> str:
-    """The provider field a variable sets, as ``lynkr config`` names it."""
-    if var.target.startswith("option:"):
-        return "options." + var.target.removeprefix("option:")
-    return {"model": "models.main", "small_model": "models.small"}.get(var.target, var.target)
-
-
 def _leaves(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     for key, value in tree.items():
         if isinstance(value, dict) and value:
@@ -579,77 +558,6 @@ def _leaves(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, An
 
 # ---------------------------------------------------------------------------------------------------------------
 # Loading: the .env file, the TOML file, and the layering.
-
-
-def _read_toml(path: Path, *, explicit: bool) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"--config {path}: no such file; pass the path of an existing TOML file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        origin = "--config" if explicit else "config file"
-        raise ConfigError(f"{origin} {path} cannot be read ({exc}); fix its permissions or encoding") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}; fix the syntax at that line") from None
-
-
-@attrs.frozen(kw_only=True)
-class _Layers:
-    toml: Mapping[str, Any]
-    toml_path: Path | None
-    env: Mapping[str, str]  # the .env values overlaid by the real environment
-    from_dotenv: frozenset[str]
-    env_file: Path | None
-    cwd: Path
-    home: Path
-    sources: dict[str, Source] = attrs.field(factory=dict)  # filled as values are taken from TOML or variables
-
-    def env_value(self, var: str, *, keep_empty: bool = False) -> str | None:
-        raw = self.env.get(var)
-        if raw is None or (not raw.strip() and not keep_empty):
-            return None
-        return raw
-
-    def env_label(self, var: str) -> str:
-        origin = f" (from {self.env_file})" if var in self.from_dotenv else ""
-        return f"{var}={self.env.get(var, '')!r}{origin}"
-
-    def env_source(self, var: str) -> Source:
-        return Source(layer="dotenv" if var in self.from_dotenv else "environment", key=var)
-
-    def toml_label(self, dotted: str, raw: object) -> str:
-        return f"{dotted} = {raw!r} in {self.toml_path}"
-
-    def convert_env(self, converter: Converter, var: str) -> Any:
-        raw = self.env.get(var, "")
-        try:
-            return converter.convert(raw, Context(base=self.cwd, home=self.home, from_text=True))
-        except Invalid:
-            raise ConfigError(
-                f"{self.env_label(var)} is not {converter.what}; set {var} to {converter.example}"
-            ) from None
-
-    def convert_toml(self, converter: Converter, dotted: str, raw: object) -> Any:
-        base = self.toml_path.parent if self.toml_path else self.cwd
-        try:
-            return converter.convert(raw, Context(base=base, home=self.home, from_text=False))
-        except Invalid:
-            raise ConfigError(
-                f"{self.toml_label(dotted, raw)} is not {converter.what}; set {dotted} to {converter.example}"
-            ) from None
-
-    def unknown_key(self, dotted: str, known: list[str]) -> ConfigError:
-        leaf = dotted.rsplit(".", 1)[-1]
-        close = difflib.get_close_matches(leaf, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return ConfigError(f"{self.toml_path}: unknown key {dotted!r}{hint}; remove it or fix its spelling")
-
-    def table(self, raw: object, dotted: str) -> Mapping[str, Any]:
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{self.toml_path}: {dotted} must be a table; write it as [{dotted}]")
-        return raw
 
 
 def _resolve_settings(cls: type[Any], table: Mapping[str, Any], prefix: str, layers: _Layers) -> dict[str, Any]:
@@ -720,7 +628,7 @@ def load_config(*, environ: Mapping[str, str], cwd: Path, config_path: Path | No
         toml_path = (cwd / config_path.expanduser()).resolve()
     elif (workspace_guess / TOML_FILE_NAME).is_file():
         toml_path = workspace_guess / TOML_FILE_NAME
-    toml = _read_toml(toml_path, explicit=config_path is not None) if toml_path else {}
+    toml = read_toml(toml_path, explicit=config_path is not None) if toml_path else {}
     layers = attrs.evolve(early, toml=toml, toml_path=toml_path)
 
     values = _resolve_settings(Config, toml, "", layers)
@@ -733,17 +641,14 @@ def load_config(*, environ: Mapping[str, str], cwd: Path, config_path: Path | No
     if values["mcp"].manifest_dirs is None:
         values["mcp"] = attrs.evolve(values["mcp"], manifest_dirs=(home / ".claude" / "mcp",))
 
-    requested_provider = values.get("model_provider")
-    drafts = _toml_providers(layers.table(toml.get("providers", {}), "providers"), layers, installed, kinds)
-    _overlay_env_providers(drafts, layers, kinds, requested=requested_provider)
-    selected = _select_provider(drafts, requested_provider, layers, kinds)
-    model_default = values.get("model_default")
-    if selected and model_default and "main" not in drafts[selected].models:
-        drafts[selected].models["main"] = model_default
-        drafts[selected].sources["models.main"] = layers.sources["model_default"]
-    providers = {name: _finish_provider(draft, drafts, layers) for name, draft in drafts.items()}
-    for name, draft in drafts.items():
-        layers.sources.update({f"providers.{name}.{key}": source for key, source in draft.sources.items()})
+    providers, selected = build_providers(
+        layers.table(toml.get("providers", {}), "providers"),
+        layers,
+        installed=installed,
+        kinds=kinds,
+        requested=values.get("model_provider"),
+        model_default=values.get("model_default"),
+    )
     routes = _routes(toml.get("routes", []), providers, layers)
     if routes:
         layers.sources["routes"] = Source(layer="toml", key="routes")
@@ -757,272 +662,6 @@ def load_config(*, environ: Mapping[str, str], cwd: Path, config_path: Path | No
         providers=providers,
         routes=routes,
         **values,
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Providers: TOML tables, environment overlays, validation.  Each kind's variables, defaults and requirements
-# are its own (``SETTINGS`` in lynkr/providers/<kind>.py); nothing here names a kind.
-
-
-@attrs.define(kw_only=True)
-class _Draft:
-    name: str
-    kind: str
-    settings: ProviderSettings | None  # None for plugin kinds, which are configured in TOML only
-    endpoint: str | None = None
-    api_key: Secret | None = None
-    models: dict[str, str] = attrs.field(factory=dict)
-    default_model: str | None = None
-    max_tokens: int | None = None
-    fallback: tuple[str, ...] = ()
-    options: dict[str, str] = attrs.field(factory=dict)
-    http2: bool | None = None
-    in_toml: bool = False
-    from_env: bool = False  # environment variables configured this provider
-    sources: dict[str, Source] = attrs.field(factory=dict)  # by field ("endpoint", "models.main", ...)
-
-
-_PROVIDER_KEYS: Final = (
-    "kind",
-    "endpoint",
-    "api_key",
-    "api_key_env",
-    "models",
-    "default_model",
-    "max_tokens",
-    "fallback",
-    "options",
-    "headers",
-    "http2",
-)
-
-
-def _string_table(layers: _Layers, raw: object, dotted: str) -> dict[str, str]:
-    table = layers.table(raw, dotted)
-    out: dict[str, str] = {}
-    for key, value in table.items():
-        if isinstance(value, bool):
-            out[key] = str(value).lower()
-        elif isinstance(value, str | int | float):
-            out[key] = str(value)
-        else:
-            raise ConfigError(
-                f"{layers.toml_label(f'{dotted}.{key}', value)} is not a string; set {dotted}.{key} to a quoted string"
-            )
-    return out
-
-
-def _toml_providers(
-    tables: Mapping[str, Any], layers: _Layers, installed: tuple[str, ...], kinds: Mapping[str, ProviderSettings]
-) -> dict[str, _Draft]:
-    drafts: dict[str, _Draft] = {}
-    for name, raw in tables.items():
-        prefix = f"providers.{name}"
-        table = layers.table(raw, prefix)
-        for key in table:
-            if key not in _PROVIDER_KEYS:
-                raise layers.unknown_key(f"{prefix}.{key}", list(_PROVIDER_KEYS))
-        kind = table.get("kind", name if name in installed else None)
-        if kind is None:
-            raise ConfigError(
-                f"[{prefix}] in {layers.toml_path} has no kind; add kind = \"...\" with one of {', '.join(installed)}"
-            )
-        if kind not in installed:
-            raise ConfigError(
-                f"{layers.toml_label(prefix + '.kind', kind)} is not an installed provider kind; "
-                f"use one of {', '.join(installed)} or install the plugin that provides it"
-            )
-        draft = _Draft(name=name, kind=kind, settings=kinds.get(kind), in_toml=True)
-
-        def take(key: str, converter: Converter, field: str | None = None) -> Any:
-            draft.sources[field or key] = Source(layer="toml", key=f"{prefix}.{key}")
-            return layers.convert_toml(converter, f"{prefix}.{key}", table[key])
-
-        draft.sources["kind"] = draft.sources["name"] = Source(layer="toml", key=prefix)
-        if "endpoint" in table:
-            draft.endpoint = take("endpoint", STR)
-        draft.api_key = _toml_api_key(table, prefix, layers)
-        if draft.api_key is not None:
-            draft.sources["api_key"] = Source(layer="toml", key=f"{prefix}.api_key")
-        if "models" in table:
-            draft.models = _string_table(layers, table["models"], f"{prefix}.models")
-            draft.sources.update({f"models.{key}": Source(layer="toml", key=f"{prefix}.models") for key in draft.models})
-        if "default_model" in table:
-            draft.default_model = take("default_model", STR)
-        if "max_tokens" in table:
-            draft.max_tokens = take("max_tokens", MAX_TOKENS)
-        if "fallback" in table:
-            draft.fallback = take("fallback", NAME_LIST)
-        if "options" in table:
-            draft.options = _string_table(layers, table["options"], f"{prefix}.options")
-        if "headers" in table:
-            headers = _string_table(layers, table["headers"], f"{prefix}.headers")
-            draft.options.update({HEADER_OPTION_PREFIX + key: value for key, value in headers.items()})
-        draft.sources.update({f"options.{key}": Source(layer="toml", key=f"{prefix}.options") for key in draft.options})
-        if "http2" in table:
-            draft.http2 = take("http2", BOOL)
-        drafts[name] = draft
-    return drafts
-
-
-def _toml_api_key(table: Mapping[str, Any], prefix: str, layers: _Layers) -> Secret | None:
-    if "api_key" in table and "api_key_env" in table:
-        raise ConfigError(f"[{prefix}] in {layers.toml_path} sets both api_key and api_key_env; keep one of them")
-    if "api_key" in table:
-        secret: Secret = layers.convert_toml(SECRET, f"{prefix}.api_key", table["api_key"])
-        return secret
-    if "api_key_env" not in table:
-        return None
-    var = layers.convert_toml(STR, f"{prefix}.api_key_env", table["api_key_env"])
-    value = layers.env_value(var)
-    if value is None:
-        raise ConfigError(
-            f"{prefix}.api_key_env = {var!r} in {layers.toml_path}, but {var} is not set; "
-            f"export {var} or put it in {ENV_FILE_NAME}"
-        )
-    return Secret(value.strip())
-
-
-def _overlay_env_providers(
-    drafts: dict[str, _Draft], layers: _Layers, kinds: Mapping[str, ProviderSettings], *, requested: str | None
-) -> None:
-    """Build (or update) the provider named after each kind whose variables are set, or that is selected by kind."""
-    for spec in kinds.values():
-        present = [var for var in spec.all_variables if layers.env_value(var.var) is not None]
-        selected_by_kind = requested is not None and requested not in drafts and requested.lower() == spec.kind
-        # Only the kind's own names (or MODEL_PROVIDER) call a provider into being; the generic ones
-        # (OLLAMA_API_KEY, OPENAI_MAX_TOKENS, ...) are common in shells set up for other tools, so they only
-        # add to a provider that exists.
-        called = selected_by_kind or any(var in spec.variables for var in present)
-        if not (called or (present and spec.kind in drafts)):
-            continue
-        draft = drafts.get(spec.kind)
-        if draft is None:
-            draft = drafts[spec.kind] = _Draft(name=spec.kind, kind=spec.kind, settings=spec)
-            draft.sources["kind"] = draft.sources["name"] = (
-                layers.env_source(present[0].var) if present else layers.env_source("MODEL_PROVIDER")
-            )
-        elif draft.kind != spec.kind:
-            variables = ", ".join(layers.env_label(var.var) for var in present)
-            raise ConfigError(
-                f"[providers.{spec.kind}] in {layers.toml_path} has kind {draft.kind!r}, but {variables} configure "
-                f"a {spec.kind} provider of that name; rename the TOML table"
-            )
-        draft.from_env = True
-        # A whole-options variable first, so that a variable naming one option wins over it.
-        for var in sorted(present, key=lambda var: var.target != "options"):
-            _apply_env_variable(draft, var, layers)
-
-
-def _apply_env_variable(draft: _Draft, var: ProviderVar, layers: _Layers) -> None:
-    value = (layers.env_value(var.var) or "").strip()
-    target = var.target
-    source = layers.env_source(var.var)
-    if target == "endpoint":
-        draft.endpoint = value
-    elif target == "api_key":
-        draft.api_key = Secret(value)
-    elif target in ("model", "small_model"):
-        draft.models["main" if target == "model" else "small"] = value
-    elif target == "max_tokens":
-        draft.max_tokens = layers.convert_env(MAX_TOKENS, var.var)
-    elif target == "http2":
-        draft.http2 = layers.convert_env(BOOL, var.var)
-    elif target == "fallback":
-        draft.fallback = layers.convert_env(NAME_LIST, var.var)
-    elif target == "options":
-        options: dict[str, str] = layers.convert_env(STRING_TABLE, var.var)
-        draft.options.update(options)
-        draft.sources.update({f"options.{key}": source for key in options})
-        return
-    else:
-        draft.options[target.removeprefix("option:")] = value
-    draft.sources[_field_of(var)] = source
-
-
-def _select_provider(
-    drafts: Mapping[str, _Draft], requested: str | None, layers: _Layers, kinds: Mapping[str, ProviderSettings]
-) -> str | None:
-    if requested is not None:
-        if requested in drafts:
-            return requested
-        folded = {name.lower(): name for name in drafts}
-        if requested.lower() in folded:
-            return folded[requested.lower()]
-        source = (
-            layers.env_label("MODEL_PROVIDER")
-            if layers.env_value("MODEL_PROVIDER")
-            else layers.toml_label("model_provider", requested)
-        )
-        choices = ", ".join(sorted(set(drafts) | set(kinds)))
-        raise ConfigError(f"{source} is not a configured provider; set MODEL_PROVIDER to one of {choices}")
-    if len(drafts) > 1:
-        names = ", ".join(sorted(drafts))
-        raise ConfigError(
-            f"several providers are configured ({names}) but MODEL_PROVIDER is not set; "
-            "set MODEL_PROVIDER to the one requests should go to"
-        )
-    return next(iter(drafts), None)
-
-
-def _missing(draft: _Draft, layers: _Layers, target: str, noun: str, example: str, toml_example: str) -> ConfigError:
-    spec = draft.settings if draft.from_env or draft.name == draft.kind else None
-    var = spec.var_for(target) if spec else None
-    problem = f"provider {draft.name!r} ({draft.kind}) has no {noun}"
-    if var and not draft.in_toml:
-        return ConfigError(f"{problem}; set {var} to {example}")
-    toml_key = {"endpoint": "endpoint", "api_key": "api_key_env", "model": "models.main"}.get(
-        target, target.replace("option:", "options.")
-    )
-    where = f"[providers.{draft.name}] in {layers.toml_path or TOML_FILE_NAME}"
-    also = f" (or set {var})" if var else ""
-    return ConfigError(f"{problem}; add {toml_key} = {toml_example} to {where}{also}")
-
-
-def _finish_provider(draft: _Draft, drafts: Mapping[str, _Draft], layers: _Layers) -> ProviderConfig:
-    spec = draft.settings
-    endpoint = draft.endpoint or (spec.default_endpoint if spec else None)
-    if not endpoint:
-        example = spec.endpoint_example if spec else "an https:// URL"
-        raise _missing(draft, layers, "endpoint", "endpoint URL", example, f'"{example}"')
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"provider {draft.name!r} ({draft.kind}) endpoint {endpoint!r} is not an http(s) URL; "
-            f"set it to a full URL like {spec.endpoint_example if spec else 'https://host/path'}"
-        )
-    if draft.api_key is None and spec is not None and spec.needs_key(endpoint):
-        raise _missing(draft, layers, "api_key", "API key", spec.key_example, '"NAME_OF_THE_VARIABLE_HOLDING_THE_KEY"')
-    for requirement in spec.requires if spec else ():
-        if not requirement.applies(endpoint):
-            continue
-        if requirement.target == "model":
-            present = "main" in draft.models or bool(draft.default_model)
-        else:
-            present = bool(draft.options.get(requirement.target.removeprefix("option:")))
-        if not present:
-            raise _missing(
-                draft, layers, requirement.target, requirement.noun, requirement.example, requirement.toml_example
-            )
-    for name in draft.fallback:
-        if name == draft.name or name not in drafts:
-            reason = "itself" if name == draft.name else f"{name!r}, which is not configured"
-            others = ", ".join(sorted(set(drafts) - {draft.name})) or "none are configured"
-            raise ConfigError(
-                f"providers.{draft.name}.fallback names {reason}; list other providers ({others})"
-            )
-    return ProviderConfig(
-        name=draft.name,
-        kind=draft.kind,
-        endpoint=endpoint,
-        api_key=draft.api_key,
-        models=draft.models,
-        default_model=draft.default_model,
-        max_tokens=draft.max_tokens,
-        fallback=draft.fallback,
-        options=draft.options,
-        http2=draft.http2,
     )
 
 
