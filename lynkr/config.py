@@ -147,7 +147,6 @@ MOUNTS = Converter(
 )
 
 
-
 @attrs.frozen(kw_only=True)
 class PromptCacheConfig:
     enabled: bool = setting(
@@ -314,7 +313,6 @@ class McpConfig:
     permission_deny: tuple[str, ...] = setting(
         (), env="MCP_SANDBOX_PERMISSION_DENY", doc="MCP tools always denied.", converter=STR_LIST
     )
-
 
 
 @attrs.frozen(kw_only=True)
@@ -553,7 +551,6 @@ def _leaves(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, An
             yield from _leaves(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", value
-
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -63,7 +63,6 @@ def field_of(var: ProviderVar) -> str:
     return {"model": "models.main", "small_model": "models.small"}.get(var.target, var.target)
 
 
-
 @attrs.define(kw_only=True)
 class _Draft:
     name: str

@@ -399,7 +399,8 @@ def masked_options(options: Mapping[str, str]) -> dict[str, str]:
     return {key: MASK if secret_option(key) else value for key, value in options.items()}
 
 
-# What an environment variable sets on a provider: one field, one model slot, or one option ("option:<name>").
+# What an environment variable sets on a provider: "endpoint", "api_key", "model" (models.main), "small_model"
+# (models.small), "max_tokens", "options" (all of them, as JSON), "http2", "fallback", or "option:<name>".
 Target = str
 
 
@@ -408,10 +409,9 @@ class ProviderVar:
     """One environment variable that configures an environment-built provider."""
 
     var: str
-    target: Target  # "endpoint", "api_key", "model", "small_model", "max_tokens", "options", "http2",
-    # "fallback", or "option:<name>"
+    target: Target
     doc: str
-    default: str | None = None
+    default: str | None = None  # shown in the configuration table; only an endpoint's default is applied here
 
 
 def always(endpoint: str) -> bool:
