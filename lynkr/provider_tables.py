@@ -11,6 +11,7 @@ generic variables (``<PREFIX>_MAX_TOKENS``, ``<PREFIX>_OPTIONS``, ...) only add 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -132,11 +133,7 @@ def _toml_providers(
                 f"use one of {', '.join(installed)} or install the plugin that provides it"
             )
         draft = _Draft(name=name, kind=kind, settings=kinds.get(kind), in_toml=True)
-
-        def take(key: str, converter: Converter, field: str | None = None) -> Any:
-            draft.sources[field or key] = Source(layer="toml", key=f"{prefix}.{key}")
-            return layers.convert_toml(converter, f"{prefix}.{key}", table[key])
-
+        take = partial(_take, draft, table, prefix, layers)
         draft.sources["kind"] = draft.sources["name"] = Source(layer="toml", key=prefix)
         if "endpoint" in table:
             draft.endpoint = take("endpoint", STR)
@@ -162,6 +159,12 @@ def _toml_providers(
             draft.http2 = take("http2", BOOL)
         drafts[name] = draft
     return drafts
+
+
+def _take(draft: _Draft, table: Mapping[str, Any], prefix: str, layers: Layers, key: str, converter: Converter) -> Any:
+    """The typed value of ``key`` in a provider's table, noting that the TOML file set it."""
+    draft.sources[key] = Source(layer="toml", key=f"{prefix}.{key}")
+    return layers.convert_toml(converter, f"{prefix}.{key}", table[key])
 
 
 def _toml_api_key(table: Mapping[str, Any], prefix: str, layers: Layers) -> Secret | None:
