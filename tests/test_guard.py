@@ -17,9 +17,10 @@ import orjson
 import pytest
 import trio
 
+from lynkr.errors import PermissionDenied
 from lynkr.events.catalog import RequestReceived, RequestRefused
 from lynkr.http.asgi import Scope
-from lynkr.http.guard import GuardConfig, RequestGuard
+from lynkr.http.guard import RECORDED_BURST, RECORDED_PER_S, GuardConfig, RequestGuard
 from tests.conftest import make_config, recorded_events, running_lynkr
 from tests.fakes import FakeUpstream, serve_fake
 
@@ -219,3 +220,28 @@ def test_a_loopback_daemon_refuses_other_addresses_and_checks_posts_only_on_rout
     # The origin is checked before anything else, and "null" (sandboxed frames, file:// pages) is an origin.
     sandboxed = guard.check(scope("POST", origin="null", host="evil.example"), "messages")
     assert sandboxed is not None and sandboxed.reason == "origin" and sandboxed.error.status == 403
+
+
+async def test_a_flood_of_refusals_is_answered_in_full_but_recorded_at_a_bounded_rate() -> None:
+    now = [100.0]
+    events: list[RequestRefused] = []
+
+    async def record(event: RequestRefused) -> None:
+        events.append(event)
+
+    guard = RequestGuard(GuardConfig(), bound=("127.0.0.1", 8080), record=record, clock=lambda: now[0])
+    from_page = scope("POST", origin="https://evil.example", host="127.0.0.1:8080", content_type="text/plain")
+    refused = 0
+    for number in range(25):
+        with pytest.raises(PermissionDenied):
+            await guard.admit(from_page, "messages", f"req_{number}")
+        refused += 1
+    assert refused == 25
+    assert len(events) == RECORDED_BURST
+    assert all(event.unrecorded_before == 0 for event in events)
+    now[0] += 1.5 / RECORDED_PER_S  # room for one more record
+    with pytest.raises(PermissionDenied):
+        await guard.admit(from_page, "messages", "req_after")
+    assert (events[-1].request_id, events[-1].unrecorded_before) == ("req_after", 5)
+    await guard.admit(scope("POST", host="127.0.0.1:8080", content_type="application/json"), "messages", "req_ok")
+    assert len(events) == RECORDED_BURST + 1, "an admitted request records nothing"

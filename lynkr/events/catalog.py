@@ -135,6 +135,7 @@ class RequestRefused(Event):
     origin: str | None  # the request's headers, cut short: a page chooses them
     host: str | None
     content_type: str | None
+    unrecorded_before: int = 0  # refusals since the previous record that were answered but not recorded
 
 
 @event("upstream.attempted")

@@ -16,13 +16,16 @@ Three checks close that, and none of them touches a request from Claude Code or 
   cannot send without a preflight that lynkr never grants.
 
 A refusal is an Anthropic-shaped 403 ``permission_error`` or 415 ``invalid_request_error``, recorded as a
-``request.refused`` event.  The check runs on every request, so the common case is set lookups on values
-worked out once at start-up.
+``request.refused`` event.  A page can send refusals in a tight loop, so at most ``RECORDED_PER_S`` of them
+(in bursts of ``RECORDED_BURST``) reach the log; the next one recorded counts those that did not.  Every
+refusal is still answered, and counted in ``/metrics`` by status.  The check runs on every request, so the
+common case is set lookups on values worked out once at start-up.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Awaitable, Callable
 
 import attrs
@@ -36,6 +39,8 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")
 _FIELD_LIMIT = 200  # characters of an attacker-chosen header kept in the event
 _CHECKED = frozenset({b"origin", b"host", b"content-type"})
+RECORDED_PER_S = 10.0
+RECORDED_BURST = 20.0
 
 
 @attrs.frozen(kw_only=True)
@@ -94,7 +99,14 @@ def _is_ip_literal(name: str) -> bool:
 class RequestGuard:
     """Refuses requests from web pages; built once the daemon knows the address it is bound to."""
 
-    def __init__(self, config: GuardConfig, *, bound: tuple[str, int], record: Record) -> None:
+    def __init__(
+        self,
+        config: GuardConfig,
+        *,
+        bound: tuple[str, int],
+        record: Record,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         address, port = bound
         self._port = str(port)
         self._any_ip = address in WILDCARD_ADDRESSES
@@ -107,15 +119,19 @@ class RequestGuard:
         self._origins = frozenset(_origin_key(origin) for origin in config.allowed_origins)
         self._bound = f"{_host_name(address)}:{port}"
         self._record = record
+        self._clock = clock
+        self._allowance = RECORDED_BURST  # a token bucket for what reaches the log
+        self._refilled = clock()
+        self._unrecorded = 0
 
     async def admit(self, scope: Scope, route: str, request_id: str) -> None:
         """Return if the request may be served; otherwise record why, and raise the client-facing error."""
         refusal = self.check(scope, route)
         if refusal is None:
             return
-        headers = _headers_of_interest(scope)
-        await self._record(
-            RequestRefused(
+        if self._may_record():
+            headers = _headers_of_interest(scope)
+            event = RequestRefused(
                 request_id=request_id,
                 reason=refusal.reason,
                 method=str(scope["method"])[:_FIELD_LIMIT],
@@ -123,9 +139,22 @@ class RequestGuard:
                 origin=_cut(headers.get(b"origin")),
                 host=_cut(headers.get(b"host")),
                 content_type=_cut(headers.get(b"content-type")),
+                unrecorded_before=self._unrecorded,
             )
-        )
+            self._unrecorded = 0
+            await self._record(event)
+        else:
+            self._unrecorded += 1
         raise refusal.error
+
+    def _may_record(self) -> bool:
+        now = self._clock()
+        self._allowance = min(RECORDED_BURST, self._allowance + (now - self._refilled) * RECORDED_PER_S)
+        self._refilled = now
+        if self._allowance < 1.0:
+            return False
+        self._allowance -= 1.0
+        return True
 
     def check(self, scope: Scope, route: str) -> Refusal | None:
         found = {key: value for key, value in scope["headers"] if key in _CHECKED}
