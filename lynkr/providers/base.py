@@ -24,7 +24,6 @@ Wire = Literal["anthropic", "openai", "ollama"]
 ANTHROPIC_VERSION_DEFAULT = "2023-06-01"
 
 
-
 @runtime_checkable
 class Adapter(Protocol):
     """One configured upstream, seen by the provider pool."""
