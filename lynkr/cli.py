@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
                                  description="Print the effective configuration (defaults < lynkr.toml < .env < "
                                  "environment) with every secret masked.")
     config.add_argument("--json", action="store_true", help="print as JSON")
+    config.add_argument("--sources", action="store_true",
+                        help="show where each value came from: default, lynkr.toml, .env or the environment")
     config.add_argument("--table", action="store_true",
                         help="print every setting as a Markdown table (variable, default, meaning) instead")
     config.set_defaults(command=_config)
@@ -114,10 +116,13 @@ def _load(args: argparse.Namespace) -> Config:
 def _serve(args: argparse.Namespace) -> int:
     from lynkr.daemon import run_daemon  # the server stack loads only for the daemon itself
 
-    config = _load(args)
+    # Logging first, so that what loading the configuration warns about (a .env line it skipped) is printed
+    # like everything else; the configured level applies once it is known.
     logging.basicConfig(
-        level=config.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    config = _load(args)
+    logging.getLogger().setLevel(config.log_level.upper())
     # httpx logs every request at INFO: a line per proxied call, and measurable CPU on the hot path.
     for noisy in ("httpx", "httpcore", "hpack"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -246,6 +251,15 @@ def _config(args: argparse.Namespace) -> int:
         print(settings_table())
         return 0
     config = _load(args)
+    if args.sources:
+        rows = config.explained()
+        if args.json:
+            print(json.dumps([{"setting": name, "value": value, "source": source} for name, value, source in rows],
+                             indent=2, default=str))
+        else:
+            for name, value, source in rows:
+                print(f"{name} = {json.dumps(value, default=str)}  # {source}")
+        return 0
     masked: dict[str, Any] = config.masked()
     if args.json:
         print(json.dumps(masked, indent=2, default=str))

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, Da
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.scrub import Scrubber
 from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
+from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import Sample
 from lynkr.upstream.fitting import InvalidProviderOption, limits_for
 from lynkr.upstream.learned import LimitsBook
@@ -175,6 +177,11 @@ class _Daemon:
                 extra_gauges=self.gauges,
                 provider_states=self.provider_states,
                 ready=lambda: self.ready,
+                guard=RequestGuard(
+                    config.guard,
+                    bound=self.listening.getsockname()[:2],
+                    record=partial(self.recorder.record, DAEMON_STREAM),
+                ),
             )
         )
         async with trio.open_nursery() as actors:

@@ -53,6 +53,13 @@ class NotFound(LynkrError):
     error_type = "not_found_error"
 
 
+class UnsupportedMediaType(LynkrError):
+    """A body in a format lynkr does not read.  The API has no own type for 415; its 4xx default applies."""
+
+    status = 415
+    error_type = "invalid_request_error"
+
+
 class RequestTooLarge(LynkrError):
     status = 413
     error_type = "request_too_large"

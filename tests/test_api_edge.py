@@ -26,6 +26,8 @@ from tests.fakes import FakeUpstream, Reply, serve_fake
 
 UPSTREAM_KEY = "sk-upstream-edge-secret-5150"
 TEST_TIMEOUT_S = 10
+# What the CLI and the SDKs send with every body; a bare byte stream would be refused as not JSON (415).
+JSON_HEADERS = {"content-type": "application/json"}
 
 REQUEST: dict[str, Any] = {
     "model": "claude-sonnet-4-5-20250929",
@@ -110,7 +112,7 @@ async def test_body_over_the_limit_is_413_request_too_large(tmp_path: Path) -> N
                 async with httpx.AsyncClient(base_url=lynkr.base_url, timeout=5) as client:
                     padded = {**REQUEST, "system": "x" * 5000}
                     declared = await client.post("/v1/messages", json=padded)
-                    streamed = await client.post("/v1/messages", content=chunked_body())
+                    streamed = await client.post("/v1/messages", content=chunked_body(), headers=JSON_HEADERS)
                     small = await client.post("/v1/messages", json=REQUEST)
     assert "LYNKR_MAX_BODY_BYTES" in error_of(declared, 413, "request_too_large")
     assert "LYNKR_MAX_BODY_BYTES" in error_of(streamed, 413, "request_too_large")

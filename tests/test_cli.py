@@ -46,6 +46,8 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "LYNKR_DATA_DIR": str(tmp_path / "data"),
         "WORKSPACE_ROOT": str(workspace),
+        # The code under test, when the test run puts it first on the path (a worktree beside an installed copy).
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         **extra,
     }
 
@@ -384,6 +386,41 @@ def test_config_masks_every_secret(tmp_path: Path) -> None:
     assert settings["model_provider"] == "openai"
     assert settings["providers"]["openai"]["endpoint"] == "http://127.0.0.1:9/v1/chat/completions"
     assert 'model_provider = "openai"' in plain.stdout.splitlines()
+
+
+def test_config_sources_say_where_each_value_came_from(tmp_path: Path) -> None:
+    env = cli_env(
+        tmp_path,
+        MODEL_PROVIDER="azure-openai",
+        AZURE_OPENAI_ENDPOINT="https://res.openai.azure.com",
+        AZURE_OPENAI_API_KEY="the-azure-key-0003",
+        AZURE_OPENAI_DEPLOYMENT="gpt-4o",
+        AZURE_OPENAI_MAX_TOKENS="16384",
+    )
+    workspace = Path(env["WORKSPACE_ROOT"])
+    (workspace / "lynkr.toml").write_text("idle_timeout_s = 33\n")
+    (workspace / ".env").write_text("PORT=8091\nnot an assignment\n")
+    plain = lynkr(tmp_path, "config", "--sources", env=env)
+    as_json = lynkr(tmp_path, "config", "--sources", "--json", env=env)
+    assert plain.returncode == 0 and as_json.returncode == 0, plain.stderr + as_json.stderr
+    lines = plain.stdout.splitlines()
+    for line in (
+        'host = "127.0.0.1"  # default',
+        "port = 8091  # .env (PORT)",
+        "idle_timeout_s = 33.0  # lynkr.toml (idle_timeout_s)",
+        'model_provider = "azure-openai"  # environment (MODEL_PROVIDER)',
+        "providers.azure-openai.max_tokens = 16384  # environment (AZURE_OPENAI_MAX_TOKENS)",
+        'providers.azure-openai.api_key = "***"  # environment (AZURE_OPENAI_API_KEY)',
+    ):
+        assert line in lines, line
+    rows = {row["setting"]: row for row in json.loads(as_json.stdout)}
+    assert rows["providers.azure-openai.options.deployment"] == {
+        "setting": "providers.azure-openai.options.deployment",
+        "value": "gpt-4o",
+        "source": "environment (AZURE_OPENAI_DEPLOYMENT)",
+    }
+    assert "the-azure-key-0003" not in plain.stdout + as_json.stdout + plain.stderr
+    assert plain.stderr.count("not KEY=value") == 1, "the skipped .env line is reported, once"
 
 
 # help

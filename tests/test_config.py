@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +18,8 @@ from lynkr.config import (
     Secret,
     load_config,
     nothing_configured_hint,
-    parse_dotenv,
 )
+from lynkr.envfile import read_env_file
 
 
 def load(
@@ -127,7 +130,8 @@ def test_dotenv_syntax(tmp_path: Path) -> None:
             "EMPTY=",
         ]
     )
-    assert parse_dotenv(text, source=".env") == {
+    (tmp_path / ".env").write_text(text)
+    assert read_env_file(tmp_path / ".env", own=frozenset()) == {
         "PLAIN": "value",
         "SPACED": "spaced value",
         "URL": "https://host/path#fragment",
@@ -137,17 +141,55 @@ def test_dotenv_syntax(tmp_path: Path) -> None:
     }
 
 
+def test_dotenv_lines_lynkr_cannot_read_are_skipped_with_one_warning_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dotenv = "\n".join(
+        [
+            "PORT=8090",
+            "source ./scripts/env.sh",  # 2: a shell command
+            "[section]",  # 3: an INI header
+            "",
+            "PROJECT_NAME='unterminated",  # 5: an unclosed quote
+            'OTHER="a" b',  # 6: text after the closing quote
+            "sk-live-pasted-on-its-own",  # 7: a key pasted without a name
+            "LYNKR_LOG_LEVEL=debug",
+        ]
+    )
+    with caplog.at_level("WARNING", logger="lynkr.config"):
+        config = load(tmp_path, dotenv=dotenv)
+    assert (config.port, config.log_level) == (8090, "debug"), "the readable lines around them still count"
+    env_file = tmp_path / ".env"
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{env_file}:2: this line is not KEY=value; lynkr skipped it",
+        f"{env_file}:3: this line is not KEY=value; lynkr skipped it",
+        f"{env_file}:5: the value of PROJECT_NAME cannot be read; lynkr skipped this line",
+        f"{env_file}:6: the value of OTHER cannot be read; lynkr skipped this line",
+        f"{env_file}:7: this line is not KEY=value; lynkr skipped it",
+    ]
+    assert "sk-live" not in caplog.text, "a warning never repeats what the line holds"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("JUST_A_WORD\n", ".env:1: 'JUST_A_WORD' is not KEY=VALUE"),
-        ("OK=1\nKEY='open\n", ".env:2: the ' quote is never closed"),
-        ('KEY="a" b\n', ".env:1: text after the closing quote"),
+        ("OK=1\nLYNKR_API_KEY='open\n", ".env:2: the line setting LYNKR_API_KEY cannot be read"),
+        ('export OPENAI_API_KEY="a" b\n', ".env:1: the line setting OPENAI_API_KEY cannot be read"),
+        ("PORT\n", ".env:1: the line setting PORT cannot be read"),
     ],
 )
-def test_dotenv_errors_name_the_line(text: str, expected: str) -> None:
-    with pytest.raises(ConfigError, match="^" + expected.replace("'", "'").replace(".", r"\.")):
-        parse_dotenv(text, source=".env")
+def test_a_broken_line_for_one_of_lynkrs_own_variables_still_stops_it(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    message = config_error(tmp_path, dotenv=text)
+    assert message.startswith(f"{tmp_path}/{expected}; write it as ")
+
+
+def test_a_broken_value_for_one_of_lynkrs_own_variables_gives_todays_message(tmp_path: Path) -> None:
+    message = config_error(tmp_path, dotenv="# the project's own settings\nDEBUG\nPORT=eighty\n")
+    assert message == (
+        f"PORT='eighty' (from {tmp_path / '.env'}) is not a port number (0-65535); set PORT to a number like 8080"
+    )
 
 
 def test_toml_is_found_in_workspace_root_and_relative_paths_follow_their_source(tmp_path: Path) -> None:
@@ -369,6 +411,118 @@ def test_env_variables_layer_over_a_toml_provider_of_the_same_kind(tmp_path: Pat
     provider = config.providers["openai"]
     assert provider.endpoint == "http://127.0.0.1:9000/v1"
     assert dict(provider.models) == {"main": "env-model", "small": "s"}
+
+
+AZURE_ENV = {
+    "MODEL_PROVIDER": "azure-openai",
+    "AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com",
+    "AZURE_OPENAI_API_KEY": "azure-key",
+    "AZURE_OPENAI_DEPLOYMENT": "gpt-4o",
+}
+
+
+def test_environment_form_sets_everything_a_provider_table_can(tmp_path: Path) -> None:
+    (tmp_path / "backup").mkdir()
+    env = {
+        **AZURE_ENV,
+        "AZURE_OPENAI_MAX_TOKENS": "16_384",
+        "AZURE_OPENAI_SMALL_MODEL": "gpt-4o-mini",
+        "AZURE_OPENAI_OPTIONS": '{"reasoning": true, "context_window": 128000, "deployment": "ignored"}',
+        "AZURE_OPENAI_HTTP2": "false",
+        "AZURE_OPENAI_FALLBACK": "ollama",
+        "OLLAMA_MODEL": "qwen2.5-coder",
+        "OLLAMA_MAX_TOKENS": "8192",
+    }
+    config = load(tmp_path, env)
+    azure = config.providers["azure-openai"]
+    assert azure.max_tokens == 16384
+    assert dict(azure.models) == {"small": "gpt-4o-mini"}
+    assert dict(azure.options) == {"reasoning": "true", "context_window": "128000", "deployment": "gpt-4o"}, (
+        "a variable naming one option wins over the same option in <PREFIX>_OPTIONS"
+    )
+    assert (azure.http2, azure.fallback) == (False, ("ollama",))
+    assert config.providers["ollama"].max_tokens == 8192
+
+
+def test_max_tokens_alone_configures_nothing_new_but_must_be_valid(tmp_path: Path) -> None:
+    config = load(tmp_path, {**AZURE_ENV, "AZURE_OPENAI_MAX_TOKENS": "16384"})
+    assert list(config.providers) == ["azure-openai"]
+    assert config_error(tmp_path, {**AZURE_ENV, "AZURE_OPENAI_MAX_TOKENS": "lots"}) == (
+        "AZURE_OPENAI_MAX_TOKENS='lots' is not a whole number >= 1 of tokens; "
+        "set AZURE_OPENAI_MAX_TOKENS to a number like 32000"
+    )
+    assert config_error(tmp_path, {**AZURE_ENV, "AZURE_OPENAI_OPTIONS": "reasoning=true"}) == (
+        "AZURE_OPENAI_OPTIONS='reasoning=true' is not a JSON object of strings; "
+        'set AZURE_OPENAI_OPTIONS to JSON like {"reasoning": "true"}'
+    )
+    assert "fallback names 'nowhere', which is not configured" in config_error(
+        tmp_path, {**AZURE_ENV, "AZURE_OPENAI_FALLBACK": "nowhere"}
+    )
+
+
+def test_sources_say_which_layer_set_each_value(tmp_path: Path) -> None:
+    toml = "idle_timeout_s = 33\n[policy]\nmax_steps = 3\n[providers.azure-openai]\nmax_tokens = 4096\n"
+    env = {**AZURE_ENV, "PORT": "8083", "AZURE_OPENAI_OPTIONS": '{"reasoning": "true"}'}
+    config = load(tmp_path, env, toml=toml, dotenv="LYNKR_LOG_LEVEL=debug\nAZURE_OPENAI_MAX_TOKENS=16384\n")
+    explained = {name: (value, source) for name, value, source in config.explained()}
+    assert explained["host"] == ("127.0.0.1", "default")
+    assert explained["port"] == (8083, "environment (PORT)")
+    assert explained["idle_timeout_s"] == (33.0, "lynkr.toml (idle_timeout_s)")
+    assert explained["policy.max_steps"] == (3, "lynkr.toml (policy.max_steps)")
+    assert explained["log_level"] == ("debug", ".env (LYNKR_LOG_LEVEL)")
+    prefix = "providers.azure-openai."
+    assert explained[prefix + "max_tokens"] == (16384, ".env (AZURE_OPENAI_MAX_TOKENS)"), ".env is over the TOML"
+    assert explained[prefix + "endpoint"] == ("https://res.openai.azure.com", "environment (AZURE_OPENAI_ENDPOINT)")
+    assert explained[prefix + "api_key"] == ("***", "environment (AZURE_OPENAI_API_KEY)")
+    assert explained[prefix + "options.deployment"] == ("gpt-4o", "environment (AZURE_OPENAI_DEPLOYMENT)")
+    assert explained[prefix + "options.reasoning"] == ("true", "environment (AZURE_OPENAI_OPTIONS)")
+    assert explained[prefix + "http2"] == (None, "default")
+    assert "azure-key" not in repr(config.explained())
+
+
+def test_sources_of_a_provider_built_from_defaults_and_model_default(tmp_path: Path) -> None:
+    config = load(tmp_path, {"MODEL_PROVIDER": "ollama", "MODEL_DEFAULT": "llama3"})
+    explained = {name: source for name, _, source in config.explained()}
+    assert explained["providers.ollama.endpoint"] == "default"
+    assert explained["providers.ollama.models.main"] == "environment (MODEL_DEFAULT)"
+    assert explained["providers.ollama.kind"] == "environment (MODEL_PROVIDER)"
+
+
+def test_configuration_never_imports_the_provider_modules_and_they_never_import_it() -> None:
+    """The import circle is gone: kinds declare settings with lynkr.settings; config reaches them via the registry."""
+    probe = (
+        "import sys, lynkr.config; "
+        "print(sorted(name for name in sys.modules if name.startswith('lynkr.providers')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    providers = Path(__file__).resolve().parent.parent / "lynkr" / "providers"
+    for module in providers.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module != "lynkr.config", f"{module.name} imports lynkr.config"
+            if isinstance(node, ast.Import):
+                assert all(alias.name != "lynkr.config" for alias in node.names), module.name
+
+
+def test_each_builtin_kind_declares_its_settings_in_its_own_module() -> None:
+    from lynkr.providers import registry
+
+    assert list(registry.BUILTIN_SETTINGS) == list(registry.BUILTIN_KINDS)
+    for kind, settings in registry.BUILTIN_SETTINGS.items():
+        module = sys.modules[registry.BUILTIN_KINDS[kind].__module__]
+        assert getattr(module, "SETTINGS") is settings, kind
+        targets = [var.target for var in settings.all_variables]
+        assert len(targets) == len(set(targets)), f"{kind} sets one field from two variables"
+        every_field = {"endpoint", "api_key", "model", "small_model", "max_tokens", "options", "http2", "fallback"}
+        assert every_field <= set(targets), kind
+
+
+def test_generic_variables_alone_call_no_provider_into_being(tmp_path: Path) -> None:
+    shell = {"OLLAMA_API_KEY": "for-ollama-cloud", "OPENAI_MAX_TOKENS": "4096"}
+    assert dict(load(tmp_path, shell).providers) == {}
+    with_ollama = load(tmp_path, {**shell, "OLLAMA_MODEL": "qwen3"}).providers["ollama"]
+    assert with_ollama.api_key is not None and with_ollama.api_key.reveal() == "for-ollama-cloud"
 
 
 # --- secrets --------------------------------------------------------------------------------------------------
@@ -673,6 +827,9 @@ def test_describe_covers_every_setting_and_provider_variable() -> None:
     assert by_env["PORT"] == ("port", "8080", "Port to listen on.")
     assert by_env["POLICY_GIT_ALLOW_PUSH"][:2] == ("policy.git_allow_push", "false")
     assert by_env["OLLAMA_ENDPOINT"][:2] == ("providers.ollama.endpoint", "http://localhost:11434")
+    assert by_env["<PREFIX>_MAX_TOKENS"][:2] == ("providers.<kind>.max_tokens", "unset")
+    assert by_env["<PREFIX>_OPTIONS"][0] == "providers.<kind>.options"
+    assert by_env["LYNKR_ALLOWED_ORIGINS"][:2] == ("guard.allowed_origins", "unset")
     assert all(doc for _, _, _, doc in rows)
     assert len({name for name, _, _, _ in rows}) == len(rows)
 

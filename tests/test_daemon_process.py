@@ -65,6 +65,8 @@ def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "LYNKR_DATA_DIR": str(tmp_path / "data"),
         "WORKSPACE_ROOT": str(workspace),
         "LYNKR_SHUTDOWN_GRACE_S": "5",
+        # The code under test, when the test run puts it first on the path (a worktree beside an installed copy).
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         **extra,
     }
 
@@ -334,6 +336,38 @@ async def test_invalid_configuration_is_one_line_and_exit_2(
     line = assert_one_clear_line(exited, code=2, mentions=mentions)
     assert line.startswith("lynkr: configuration error: ")
     assert not (tmp_path / "data").exists(), "nothing may be created before the configuration is valid"
+
+
+async def test_a_workspace_env_file_with_lines_that_are_not_assignments_warns_once_per_line_and_starts(
+    tmp_path: Path,
+) -> None:
+    env = base_env(tmp_path)
+    env_file = Path(env["WORKSPACE_ROOT"]) / ".env"
+    env_file.write_text(
+        "# the project's own settings\n"
+        "source venv/bin/activate\n"  # 2
+        "NODE_ENV=development\n"
+        "[tool.settings]\n"  # 4
+        "GREETING='hello\n"  # 5: never closed
+        "LYNKR_RECORDER_BATCH_MAX=32\n"
+    )
+    async with daemon(env) as lynkr:
+        async with httpx.AsyncClient(base_url=lynkr.base_url, timeout=5) as client:
+            health = await client.get("/health")
+        assert health.status_code == 200
+    warnings = [line for line in lynkr.stderr().splitlines() if str(env_file) in line]
+    assert len(warnings) == 3, lynkr.stderr()
+    assert [warning.split(f"{env_file}:", 1)[1].split(":", 1)[0] for warning in warnings] == ["2", "4", "5"]
+    assert all(" WARNING lynkr.config: " in warning and "skipped" in warning for warning in warnings)
+    assert "Traceback" not in lynkr.stderr()
+
+
+async def test_a_broken_line_for_one_of_lynkrs_own_variables_in_env_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    (Path(env["WORKSPACE_ROOT"]) / ".env").write_text("NODE_ENV=development\nLYNKR_API_KEY='half a key\n")
+    exited = await run_to_exit(env)
+    line = assert_one_clear_line(exited, code=2, mentions=(".env:2", "LYNKR_API_KEY", "write it as LYNKR_API_KEY="))
+    assert "half a key" not in line
 
 
 # The banner

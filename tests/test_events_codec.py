@@ -15,6 +15,7 @@ from lynkr.events.catalog import (
     DaemonStarted,
     DaemonStopped,
     RequestReceived,
+    RequestRefused,
     ResponseCompleted,
     ResponseFailed,
     UpstreamAttempted,
@@ -65,6 +66,15 @@ EVERY_EVENT: list[Event] = [
         tools=(),
         last_user_text="héllo",
         body='{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"héllo"}]}'.encode(),
+    ),
+    RequestRefused(
+        request_id="req_2",
+        reason="origin",
+        method="POST",
+        path="/v1/messages",
+        origin="https://evil.example",
+        host="127.0.0.1:8080",
+        content_type=None,
     ),
     UpstreamAttempted(
         request_id="req_1", provider="ollama", attempt=2, status=None, latency_ms=3.5, error="timeout", will_retry=True

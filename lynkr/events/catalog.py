@@ -123,6 +123,21 @@ def _last_user_text(messages: list[Any]) -> str:
     return ""
 
 
+@event("request.refused")
+@attrs.frozen(kw_only=True)
+class RequestRefused(Event):
+    """A request the edge would not serve because it came from a web page (see lynkr/http/guard.py)."""
+
+    request_id: str
+    reason: str  # "origin", "host" or "content-type"
+    method: str
+    path: str
+    origin: str | None  # the request's headers, cut short: a page chooses them
+    host: str | None
+    content_type: str | None
+    unrecorded_before: int = 0  # refusals since the previous record that were answered but not recorded
+
+
 @event("upstream.attempted")
 @attrs.frozen(kw_only=True)
 class UpstreamAttempted(Event):

@@ -35,6 +35,7 @@ from lynkr.http.asgi import (
     read_body,
     send_response,
 )
+from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import RequestMetrics, Sample
 from lynkr.wire.anthropic import (
     MessageAssembler,
@@ -73,6 +74,7 @@ class EdgeDependencies:
     extra_gauges: Callable[[], list[GaugeFamily]]
     provider_states: Callable[[], dict[str, dict[str, Any]]]
     ready: Callable[[], bool]
+    guard: RequestGuard
 
 
 def new_request_id() -> str:
@@ -108,6 +110,7 @@ class App:
             await send(message)
 
         try:
+            await self._deps.guard.admit(scope, route, request_id)
             if method == "HEAD":
                 await send_with_id({"type": "http.response.start", "status": 200, "headers": []})
                 await send_with_id({"type": "http.response.body", "body": b""})

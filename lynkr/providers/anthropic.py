@@ -7,15 +7,27 @@ Code itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from lynkr.providers.base import Auth, HttpAdapter, append_path, choose_http2, path_of, static_headers
-
-if TYPE_CHECKING:
-    from lynkr.config import ProviderConfig
+from lynkr.settings import ProviderConfig, ProviderSettings, ProviderVar, only_at
 
 KIND = "anthropic"
 DEFAULT_ENDPOINT = "https://api.anthropic.com/v1/messages"
+
+SETTINGS = ProviderSettings(
+    kind=KIND,
+    env_prefix="ANTHROPIC_UPSTREAM",
+    variables=(
+        ProviderVar(var="ANTHROPIC_UPSTREAM_URL", target="endpoint", doc="Anthropic Messages URL.", default=DEFAULT_ENDPOINT),
+        ProviderVar(
+            var="ANTHROPIC_UPSTREAM_API_KEY",
+            target="api_key",
+            doc="Key for the upstream (not ANTHROPIC_API_KEY, which Claude Code itself reads).",
+        ),
+    ),
+    endpoint_example=DEFAULT_ENDPOINT,
+    key_example="your Anthropic key (sk-ant-...)",
+    needs_key=only_at(DEFAULT_ENDPOINT),
+)
 
 
 def messages_url(endpoint: str) -> str:

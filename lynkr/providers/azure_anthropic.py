@@ -6,15 +6,27 @@ Anthropic format, passed through.  ``AZURE_ANTHROPIC_VERSION`` (option ``api_ver
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from lynkr.providers.anthropic import passthrough_adapter
 from lynkr.providers.base import HttpAdapter, append_path, path_of
-
-if TYPE_CHECKING:
-    from lynkr.config import ProviderConfig
+from lynkr.settings import ProviderConfig, ProviderSettings, ProviderVar
 
 KIND = "azure-anthropic"
+
+SETTINGS = ProviderSettings(
+    kind=KIND,
+    env_prefix="AZURE_ANTHROPIC",
+    variables=(
+        ProviderVar(
+            var="AZURE_ANTHROPIC_ENDPOINT",
+            target="endpoint",
+            doc="Full https://<resource>.services.ai.azure.com/anthropic/v1/messages URL.",
+        ),
+        ProviderVar(var="AZURE_ANTHROPIC_API_KEY", target="api_key", doc="Azure AI Foundry key."),
+        ProviderVar(var="AZURE_ANTHROPIC_VERSION", target="option:api_version", doc="Pins the anthropic-version header."),
+    ),
+    endpoint_example="https://<resource>.services.ai.azure.com/anthropic/v1/messages",
+    key_example="your Azure AI Foundry key",
+)
 
 
 def messages_url(endpoint: str) -> str:

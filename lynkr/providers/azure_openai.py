@@ -8,7 +8,6 @@ A full ``.../chat/completions`` URL is used as given (an api-version is added if
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from lynkr.providers.base import (
@@ -21,9 +20,7 @@ from lynkr.providers.base import (
     path_of,
     static_headers,
 )
-
-if TYPE_CHECKING:
-    from lynkr.config import ProviderConfig
+from lynkr.settings import ProviderConfig, ProviderSettings, ProviderVar, Requirement
 
 KIND = "azure-openai"
 DEFAULT_API_VERSION = "2024-10-21"
@@ -37,6 +34,36 @@ def needs_deployment(endpoint: str) -> bool:
     """Only the deployments form puts the deployment in the URL; the others carry it as the model."""
     path = path_of(endpoint)
     return not (is_v1_endpoint(endpoint) or path.endswith("/chat/completions"))
+
+
+SETTINGS = ProviderSettings(
+    kind=KIND,
+    env_prefix="AZURE_OPENAI",
+    variables=(
+        ProviderVar(
+            var="AZURE_OPENAI_ENDPOINT", target="endpoint", doc="https://<resource>.openai.azure.com (or .../openai/v1)."
+        ),
+        ProviderVar(var="AZURE_OPENAI_API_KEY", target="api_key", doc="Azure OpenAI key."),
+        ProviderVar(var="AZURE_OPENAI_DEPLOYMENT", target="option:deployment", doc="Deployment name (the model)."),
+        ProviderVar(
+            var="AZURE_OPENAI_API_VERSION",
+            target="option:api_version",
+            doc="api-version for the deployments URL form.",
+            default=DEFAULT_API_VERSION,
+        ),
+    ),
+    endpoint_example="https://<resource>.openai.azure.com",
+    key_example="your Azure OpenAI key",
+    requires=(
+        Requirement(
+            target="option:deployment",
+            noun="deployment",
+            example="your deployment name",
+            toml_example='"my-gpt-4o"',
+            applies=needs_deployment,
+        ),
+    ),
+)
 
 
 def chat_url(endpoint: str, *, deployment: str | None, api_version: str | None) -> str:

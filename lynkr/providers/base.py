@@ -18,13 +18,11 @@ from urllib.parse import urlsplit
 import attrs
 
 from lynkr.wire.ids import TOOL_ID_SCHEMES, ToolIdScheme
+from lynkr.settings import HEADER_OPTION_PREFIX
 
 Wire = Literal["anthropic", "openai", "ollama"]
 
 ANTHROPIC_VERSION_DEFAULT = "2023-06-01"
-
-# Option keys that start with this prefix become static request headers: "header.X-Team" -> "X-Team".
-HEADER_OPTION_PREFIX = "header."
 
 
 @runtime_checkable

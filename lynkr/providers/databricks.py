@@ -8,8 +8,6 @@ Anthropic path under ``/serving-endpoints/anthropic/``; there the request passes
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from lynkr.providers.base import (
     Auth,
     HttpAdapter,
@@ -20,12 +18,27 @@ from lynkr.providers.base import (
     path_of,
     static_headers,
 )
-
-if TYPE_CHECKING:
-    from lynkr.config import ProviderConfig
+from lynkr.settings import ProviderConfig, ProviderSettings, ProviderVar
 
 KIND = "databricks"
 DEFAULT_ENDPOINT_PATH = "/serving-endpoints/databricks-claude-sonnet-4-5/invocations"
+
+SETTINGS = ProviderSettings(
+    kind=KIND,
+    env_prefix="DATABRICKS",
+    variables=(
+        ProviderVar(var="DATABRICKS_API_BASE", target="endpoint", doc="Databricks workspace URL."),
+        ProviderVar(var="DATABRICKS_API_KEY", target="api_key", doc="Databricks personal access token."),
+        ProviderVar(
+            var="DATABRICKS_ENDPOINT_PATH",
+            target="option:endpoint_path",
+            doc="Serving endpoint path; under /serving-endpoints/anthropic/ it speaks Anthropic.",
+            default=DEFAULT_ENDPOINT_PATH,
+        ),
+    ),
+    endpoint_example="your workspace URL like https://adb-123.azuredatabricks.net",
+    key_example="a Databricks personal access token (dapi...)",
+)
 _SERVING = "/serving-endpoints"
 _ANTHROPIC = "/serving-endpoints/anthropic"
 

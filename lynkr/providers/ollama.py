@@ -5,8 +5,6 @@ No auth locally; a configured key (Ollama's hosted service, or a proxy in front)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from lynkr.providers.base import (
     Auth,
     HttpAdapter,
@@ -16,12 +14,30 @@ from lynkr.providers.base import (
     path_of,
     static_headers,
 )
-
-if TYPE_CHECKING:
-    from lynkr.config import ProviderConfig
+from lynkr.settings import ProviderConfig, ProviderSettings, ProviderVar, Requirement, never
 
 KIND = "ollama"
 DEFAULT_ENDPOINT = "http://localhost:11434"
+
+SETTINGS = ProviderSettings(
+    kind=KIND,
+    env_prefix="OLLAMA",
+    variables=(
+        ProviderVar(var="OLLAMA_ENDPOINT", target="endpoint", doc="Ollama server URL.", default=DEFAULT_ENDPOINT),
+        ProviderVar(var="OLLAMA_MODEL", target="model", doc="Ollama model, e.g. qwen2.5-coder."),
+    ),
+    endpoint_example=DEFAULT_ENDPOINT,
+    key_example="the key your Ollama proxy expects",
+    needs_key=never,
+    requires=(
+        Requirement(
+            target="model",
+            noun="model",
+            example="a model you have pulled, like qwen2.5-coder",
+            toml_example='"qwen2.5-coder"',
+        ),
+    ),
+)
 
 
 def chat_url(endpoint: str) -> str:

@@ -6,8 +6,6 @@ Bearer auth when a key is configured; local servers often need none.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from lynkr.providers.base import (
     Auth,
     HttpAdapter,
@@ -18,12 +16,28 @@ from lynkr.providers.base import (
     path_of,
     static_headers,
 )
-
-if TYPE_CHECKING:
-    from lynkr.config import ProviderConfig
+from lynkr.settings import ProviderConfig, ProviderSettings, ProviderVar, only_at
 
 KIND = "openai"
 DEFAULT_ENDPOINT = "https://api.openai.com/v1/chat/completions"
+
+SETTINGS = ProviderSettings(
+    kind=KIND,
+    env_prefix="OPENAI",
+    variables=(
+        ProviderVar(var="OPENAI_API_KEY", target="api_key", doc="OpenAI (or compatible server) API key."),
+        ProviderVar(var="OPENAI_MODEL", target="model", doc="Model name, e.g. gpt-4.1."),
+        ProviderVar(
+            var="OPENAI_ENDPOINT",
+            target="endpoint",
+            doc="Chat completions URL, or a base like http://host:8000/v1.",
+            default=DEFAULT_ENDPOINT,
+        ),
+    ),
+    endpoint_example=DEFAULT_ENDPOINT,
+    key_example="your OpenAI key (sk-...)",
+    needs_key=only_at(DEFAULT_ENDPOINT),
+)
 
 
 def chat_completions_url(endpoint: str) -> str:

@@ -6,8 +6,6 @@ OpenRouter attributes traffic to an app by ``HTTP-Referer`` and ``X-Title``; opt
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from lynkr.providers.base import (
     Auth,
     HttpAdapter,
@@ -17,14 +15,24 @@ from lynkr.providers.base import (
     static_headers,
 )
 from lynkr.providers.openai import chat_completions_url
-
-if TYPE_CHECKING:
-    from lynkr.config import ProviderConfig
+from lynkr.settings import ProviderConfig, ProviderSettings, ProviderVar
 
 KIND = "openrouter"
 DEFAULT_ENDPOINT = "https://openrouter.ai/api/v1/chat/completions"
 DEFAULT_APP_URL = "http://localhost"
 DEFAULT_APP_TITLE = "lynkr"
+
+SETTINGS = ProviderSettings(
+    kind=KIND,
+    env_prefix="OPENROUTER",
+    variables=(
+        ProviderVar(var="OPENROUTER_API_KEY", target="api_key", doc="OpenRouter API key."),
+        ProviderVar(var="OPENROUTER_MODEL", target="model", doc="OpenRouter model, e.g. anthropic/claude-sonnet-4.5."),
+        ProviderVar(var="OPENROUTER_ENDPOINT", target="endpoint", doc="OpenRouter chat URL.", default=DEFAULT_ENDPOINT),
+    ),
+    endpoint_example=DEFAULT_ENDPOINT,
+    key_example="your OpenRouter key (sk-or-...)",
+)
 
 
 def build(provider: ProviderConfig) -> HttpAdapter:

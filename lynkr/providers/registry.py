@@ -15,17 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING
 
 from lynkr.providers import anthropic, azure_anthropic, azure_openai, databricks, ollama, openai, openrouter
 from lynkr.providers.base import Adapter
-
-if TYPE_CHECKING:
-    from lynkr.config import ProviderConfig
+from lynkr.settings import ProviderConfig, ProviderSettings
 
 ENTRY_POINT_GROUP = "lynkr.providers"
 
-AdapterFactory = Callable[["ProviderConfig"], Adapter]
+AdapterFactory = Callable[[ProviderConfig], Adapter]
 
 BUILTIN_KINDS: Mapping[str, AdapterFactory] = {
     databricks.KIND: databricks.build,
@@ -35,6 +32,21 @@ BUILTIN_KINDS: Mapping[str, AdapterFactory] = {
     ollama.KIND: ollama.build,
     openai.KIND: openai.build,
     anthropic.KIND: anthropic.build,
+}
+
+# Each built-in kind's own declaration of its variables, defaults and requirements, in the same order.  Plugin
+# kinds are configured through lynkr.toml only.
+BUILTIN_SETTINGS: Mapping[str, ProviderSettings] = {
+    settings.kind: settings
+    for settings in (
+        databricks.SETTINGS,
+        azure_anthropic.SETTINGS,
+        azure_openai.SETTINGS,
+        openrouter.SETTINGS,
+        ollama.SETTINGS,
+        openai.SETTINGS,
+        anthropic.SETTINGS,
+    )
 }
 
 
