@@ -241,9 +241,13 @@ async def test_kill_9_under_load_loses_nothing_committed_and_leaves_no_partial_r
                 pids.append(lynkr.process.pid)
                 stop = trio.Event()
                 async with trio.open_nursery() as nursery:
+                    before = len(answered)
                     for _ in range(6):
                         nursery.start_soon(_load, lynkr.base_url, stop, answered)
-                    await trio.sleep(0.3)
+                    # Wait for answers rather than for a fixed time, so a loaded machine still kills mid-load.
+                    with trio.fail_after(30):
+                        while len(answered) < before + 3:
+                            await trio.sleep(0.02)
                     committed = await trio.to_thread.run_sync(_witness, data_dir)
                     await trio.sleep(0.1)
                     lynkr.process.kill()
