@@ -154,3 +154,6 @@ class ResponseFailed(Event):
     status: int
     error_type: str
     message: str
+
+# Tool events live beside the tools; imported here so every reader of the log knows them.
+import lynkr.tools.events  # noqa: E402,F401

@@ -1,0 +1,101 @@
+"""Paths in the workspace: resolving what the model names, and matching the file policy's path patterns.
+
+A path is judged by where it really leads.  :func:`resolve` follows every symlink of the existing part of the
+path (``Path.resolve``) and collapses ``..``, so ``link/../x``, ``a/../../etc`` and a symlink pointing out of
+the workspace all end up as the absolute place the operating system would open; only then is it compared with
+the workspace root, by path components, never as a string prefix (``/ws-other`` is not inside ``/ws``).
+
+Path patterns (``POLICY_FILE_BLOCKED_PATHS`` / ``POLICY_FILE_ALLOWED_PATHS``), each a glob:
+
+* ``/etc/passwd``, ``/srv/data/*``: absolute; matches that path, or anything under it;
+* ``.git/``, ``.ssh/`` (a trailing slash): a folder name; matches anything inside such a folder, anywhere;
+* ``.env*``, ``*.pem``, ``id_rsa*`` (no slash): a name; matches any path with a component of that name;
+* ``config/secrets/*`` (a slash inside): relative to the workspace root; matches that path or anything under it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+import attrs
+
+
+class OutsideWorkspace(ValueError):
+    """A path leads outside the workspace root."""
+
+
+def resolve(workspace: Path, raw: str, *, cwd: Path | None = None) -> Path:
+    """The absolute, symlink-free place ``raw`` leads to (relative paths start at ``cwd``, else the workspace)."""
+    text = os.path.expanduser(raw) if raw.startswith("~") else raw
+    path = Path(text)
+    if not path.is_absolute():
+        path = (cwd or workspace) / path
+    return path.resolve(strict=False)
+
+
+def is_inside(workspace: Path, path: Path) -> bool:
+    """Whether the resolved ``path`` is the workspace root or below it (``workspace`` must be resolved too)."""
+    return path == workspace or workspace in path.parents
+
+
+def inside(workspace: Path, raw: str, *, cwd: Path | None = None) -> Path:
+    """``raw`` resolved, or :class:`OutsideWorkspace` with a message the model can act on."""
+    path = resolve(workspace, raw, cwd=cwd)
+    if not is_inside(workspace, path):
+        raise OutsideWorkspace(
+            f"{raw} leads to {path}, which is outside the workspace {workspace}; "
+            "use a path inside the workspace (symlinks are followed before this check)"
+        )
+    return path
+
+
+def relative(workspace: Path, path: Path) -> str:
+    """``path`` (resolved, inside the workspace) relative to the root, with forward slashes; ``.`` for the root."""
+    return PurePosixPath(path.relative_to(workspace)).as_posix() or "."
+
+
+@attrs.frozen
+class PathPatterns:
+    """A set of path patterns (see the module docstring); ``match`` says which one a path hits."""
+
+    patterns: tuple[str, ...]
+
+    @classmethod
+    def of(cls, patterns: Iterable[str]) -> PathPatterns:
+        return cls(tuple(pattern.strip() for pattern in patterns if pattern.strip()))
+
+    def match(self, workspace: Path, path: Path) -> str | None:
+        """The first pattern the absolute ``path`` hits, or None."""
+        inside_workspace = is_inside(workspace, path)
+        rel_parts = path.relative_to(workspace).parts if inside_workspace else ()
+        names = rel_parts if inside_workspace else path.parts[1:]
+        for pattern in self.patterns:
+            if _hits(pattern, path, names, rel_parts if inside_workspace else None):
+                return pattern
+        return None
+
+
+def _hits(pattern: str, path: Path, names: tuple[str, ...], rel_parts: tuple[str, ...] | None) -> bool:
+    if pattern.startswith("/"):
+        return _prefix_match(PurePosixPath(pattern).parts, path.parts)
+    if pattern.endswith("/"):
+        folder = pattern.rstrip("/")
+        if "/" not in folder:
+            # Inside such a folder: every component but the last one may be the folder.
+            return any(fnmatch.fnmatchcase(name, folder) for name in names[:-1]) or (
+                bool(names) and fnmatch.fnmatchcase(names[-1], folder) and path.is_dir()
+            )
+        return rel_parts is not None and _prefix_match(PurePosixPath(folder).parts, rel_parts)
+    if "/" not in pattern:
+        return any(fnmatch.fnmatchcase(name, pattern) for name in names)
+    return rel_parts is not None and _prefix_match(PurePosixPath(pattern).parts, rel_parts)
+
+
+def _prefix_match(pattern_parts: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    """Whether ``parts`` is the pattern's path, or below it, component by component with globs."""
+    if len(parts) < len(pattern_parts):
+        return False
+    return all(fnmatch.fnmatchcase(part, glob) for part, glob in zip(parts, pattern_parts, strict=False))
