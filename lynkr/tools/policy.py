@@ -16,6 +16,8 @@ commit and test rules live with the git tools.
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, get_args
 import attrs
 
 from lynkr.tools.base import Action, ActionKind, PolicyRule, Refusal, Registry, ToolContext
+from lynkr.tools.cmdline import Command, Word, analyse, git_subcommand
 from lynkr.tools.workspace import PathPatterns, is_inside, resolve
 
 if TYPE_CHECKING:
@@ -111,6 +114,272 @@ def verb_past(verb: str) -> str:
     return {"read": "read", "write": "written"}.get(verb, verb + "ed")
 
 
+# Always refused while the safe-command rules are on: they act on the machine, not on the workspace.
+DEFAULT_DENY: tuple[str, ...] = (
+    "sudo", "su", "doas", "pkexec", "mkfs*", "fdisk", "sfdisk", "parted", "wipefs", "shutdown", "reboot", "halt",
+    "poweroff", "systemctl poweroff", "systemctl reboot", "crontab",
+)
+REMOVERS = frozenset({"rm", "rmdir", "unlink", "shred"})
+# Commands whose plain arguments are places they write: checked against the workspace like redirections.
+WRITERS_ALL_ARGS = frozenset({"tee", "touch", "mkdir", "truncate"})
+WRITERS_LAST_ARG = frozenset({"cp", "mv", "install", "ln", "rsync"})
+WRITERS_AFTER_FIRST = frozenset({"chmod", "chown", "chgrp"})
+# A glob that takes everything in its folder: refused as an rm target whatever the folder.
+BROAD_GLOBS = frozenset({"*", ".*", "*/", "**", "*.*", ".[!.]*", "?*", "[!.]*", "..?*"})
+SAFE_DEVICES = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/dev/zero"})
+OUTPUT_REDIRECTS = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&"})
+GLOB_EXPANSION_LIMIT = 2000
+
+
+def _pattern_words(pattern: str) -> tuple[str, ...]:
+    return tuple(pattern.split())
+
+
+@attrs.frozen
+class CommandPolicy:
+    """Judges every command of a shell line (:func:`lynkr.tools.cmdline.analyse`), not just its first word."""
+
+    files: FilePolicy
+    allow: tuple[tuple[str, ...], ...] = ()  # when set, every command must match one of these
+    deny: tuple[tuple[str, ...], ...] = ()
+    name: str = "commands"
+
+    async def judge(self, action: Action, context: ToolContext) -> Refusal | None:
+        if action.kind != "shell" or action.command is None:
+            return None
+        reason = self.problem(action.command, context.workspace, action.detail.get("cwd"))
+        return None if reason is None else Refusal(rule=self.name, reason=reason)
+
+    def problem(self, line: str, workspace: Path, cwd_text: object = None) -> str | None:
+        cwd: Path | None = workspace
+        if cwd_text not in (None, ""):
+            cwd = resolve(workspace, str(cwd_text))
+            if not is_inside(workspace, cwd):
+                return f"cwd {cwd_text} leads to {cwd}, outside the workspace {workspace}; run commands inside it"
+        analysis = analyse(line)
+        if analysis.problems:
+            return analysis.problems[0]
+        for command in analysis.commands:
+            if not command.words:
+                reason = self._redirects(command, workspace, cwd)
+            else:
+                reason = self._command(command, workspace, cwd)
+            if reason is not None:
+                return reason
+            if command.name in ("cd", "pushd"):
+                cwd = _changed_folder(command, workspace, cwd)
+        return None
+
+    def _command(self, command: Command, workspace: Path, cwd: Path | None) -> str | None:
+        words = _normalised(command)
+        for pattern in self.deny:
+            if _matches(pattern, words):
+                return (
+                    f"`{command.line()}` is denied by the command rule {' '.join(pattern)!r} "
+                    "(POLICY_SAFE_COMMANDS_CONFIG); do it another way or ask the user to run it"
+                )
+        if self.allow and not any(_matches(pattern, words) for pattern in self.allow):
+            listed = ", ".join(" ".join(pattern) for pattern in self.allow)
+            return (
+                f"`{command.line()}` is not on the allowed command list (POLICY_SAFE_COMMANDS_CONFIG: {listed}); "
+                "use an allowed command"
+            )
+        if command.name in REMOVERS:
+            reason = self._removal(command, workspace, cwd)
+            if reason is not None:
+                return reason
+        if command.name == "find":
+            reason = self._finds(command, workspace, cwd)
+            if reason is not None:
+                return reason
+        reason = self._writes(command, workspace, cwd)
+        if reason is not None:
+            return reason
+        for word in _path_arguments(command):
+            reason = self._blocked(word, workspace, cwd, verb="read")
+            if reason is not None:
+                return reason
+        return self._redirects(command, workspace, cwd)
+
+    def _removal(self, command: Command, workspace: Path, cwd: Path | None) -> str | None:
+        shown = f"`{command.line()}`"
+        if "xargs" in command.via:
+            return f"{shown} under xargs takes what to remove from its input, which cannot be judged; name the files"
+        for word in _operands(command.args):
+            if word.text == "{}" and "find" in command.via:
+                continue  # find's own starting points are judged (see _finds)
+            if not word.static:
+                return f"{shown} removes {word.text!r}, which is only known when it runs; name what to remove"
+            if word.text in (".", "..", "~", "/") or word.text.rstrip("/") in ("", ".", ".."):
+                return f"{shown} would remove {word.text!r}; remove the files you mean by name inside the workspace"
+            if word.glob and os.path.basename(word.text.rstrip("/")) in BROAD_GLOBS:
+                folder = _expanded(Word(os.path.dirname(word.text.rstrip("/")) or "."), workspace, cwd)
+                bare = word.text.rstrip("/") in BROAD_GLOBS
+                if bare or folder is None or folder[0] == workspace or not is_inside(workspace, folder[0]):
+                    return f"{shown} would remove everything {word.text!r} matches; name what to remove"
+            targets = _expanded(word, workspace, cwd)
+            if targets is None:
+                return f"{shown} removes {word.text!r} after a cd lynkr cannot follow; use a path from the workspace root"
+            for target in targets:
+                if target == workspace or not is_inside(workspace, target):
+                    where = "is the workspace root" if target == workspace else f"is outside the workspace {workspace}"
+                    return f"{shown} would remove {target}, which {where}; only files inside it may be removed"
+                reason = self.files.path_problem(workspace, str(target), verb="write")
+                if reason is not None:
+                    return reason
+        return None
+
+    def _finds(self, command: Command, workspace: Path, cwd: Path | None) -> str | None:
+        """``find`` that deletes (``-delete``, or ``-exec rm``) must start inside the workspace."""
+        texts = [word.text for word in command.args]
+        removes = "-delete" in texts or any(
+            text in ("-exec", "-execdir", "-ok", "-okdir") and index + 1 < len(texts)
+            and os.path.basename(texts[index + 1]) in REMOVERS
+            for index, text in enumerate(texts)
+        )
+        if not removes:
+            return None
+        starts = []
+        for word in command.args:
+            if word.text.startswith(("-", "(", "!")):
+                break
+            starts.append(word)
+        for word in starts or [Word(".")]:
+            if not word.static:
+                return f"`{command.line()}` deletes under {word.text!r}, only known when it runs; name the folder"
+            found = _expanded(word, workspace, cwd)
+            if found is None or any(not is_inside(workspace, path) for path in found):
+                return (
+                    f"`{command.line()}` would delete files under {word.text}, outside the workspace {workspace}; "
+                    "start it inside the workspace"
+                )
+        return None
+
+    def _writes(self, command: Command, workspace: Path, cwd: Path | None) -> str | None:
+        operands = _operands(command.args)
+        if command.name in WRITERS_ALL_ARGS:
+            places = operands
+        elif command.name in WRITERS_LAST_ARG:
+            places = operands[-1:] if len(operands) > 1 else ()
+        elif command.name in WRITERS_AFTER_FIRST:
+            places = operands[1:]
+        elif command.name == "dd":
+            places = tuple(Word(w.text[3:], w.static, w.glob) for w in command.args if w.text.startswith("of="))
+        else:
+            return None
+        for word in places:
+            reason = self._write_target(word, workspace, cwd, f"`{command.line()}`")
+            if reason is not None:
+                return reason
+        return None
+
+    def _write_target(self, word: Word, workspace: Path, cwd: Path | None, shown: str) -> str | None:
+        if word.text in SAFE_DEVICES:
+            return None
+        if not word.static:
+            return f"{shown} writes to {word.text!r}, which is only known when it runs; name the file"
+        targets = _expanded(word, workspace, cwd)
+        if targets is None:
+            return f"{shown} writes to {word.text!r} after a cd lynkr cannot follow; use a path from the workspace root"
+        for target in targets:
+            reason = self.files.path_problem(workspace, str(target), verb="write")
+            if reason is not None:
+                return f"{shown}: {reason}"
+        return None
+
+    def _blocked(self, word: Word, workspace: Path, cwd: Path | None, *, verb: str) -> str | None:
+        if not word.static or "://" in word.text:
+            return None  # only a file name written out can be matched; expansions are judged where they run
+        targets = _expanded(word, workspace, cwd) or ()
+        lexical = Path(os.path.normpath((cwd or workspace) / os.path.expanduser(word.text)))
+        for candidate in (*targets, lexical):
+            pattern = self.files.blocked.match(workspace, candidate)
+            if pattern is not None:
+                return (
+                    f"{word.text} matches the blocked path pattern {pattern!r} (POLICY_FILE_BLOCKED_PATHS: secrets, "
+                    "keys and git internals); leave it alone, and ask the user if you need something from it"
+                )
+        return None
+
+    def _redirects(self, command: Command, workspace: Path, cwd: Path | None) -> str | None:
+        for redirect in command.redirects:
+            target = redirect.target
+            if redirect.operator in ("<<", "<<-", "<<<") or (
+                redirect.operator in (">&", "<&") and (target.text.isdigit() or target.text == "-")
+            ):
+                continue
+            if redirect.operator in OUTPUT_REDIRECTS:
+                reason = self._write_target(target, workspace, cwd, f"the redirection {redirect.operator} {target.text}")
+            else:
+                reason = self._blocked(target, workspace, cwd, verb="read")
+            if reason is not None:
+                return reason
+        return None
+
+
+def _normalised(command: Command) -> tuple[str, ...]:
+    """The words rules match against: the name without its folder, and git without its global options."""
+    words = (command.name, *(word.text for word in command.args))
+    sub = git_subcommand(command)
+    if sub is not None:
+        words = ("git", sub[0], *(word.text for word in sub[1]))
+    return words
+
+
+def _matches(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    if not pattern or len(words) < len(pattern):
+        return False
+    return all(fnmatch.fnmatchcase(word, glob) for word, glob in zip(words, pattern, strict=False))
+
+
+def _operands(args: tuple[Word, ...]) -> tuple[Word, ...]:
+    """Arguments that are not options (everything after ``--`` counts)."""
+    out: list[Word] = []
+    options_done = False
+    for word in args:
+        if not options_done and word.text == "--":
+            options_done = True
+        elif options_done or not word.text.startswith("-") or word.text == "-":
+            out.append(word)
+    return tuple(out)
+
+
+def _path_arguments(command: Command) -> list[Word]:
+    """Every argument that could name a file: operands, and the value of ``--option=value``."""
+    out = list(_operands(command.args))
+    for word in command.args:
+        if word.text.startswith("-") and "=" in word.text:
+            out.append(Word(word.text.split("=", 1)[1], word.static, word.glob))
+    return out
+
+
+def _expanded(word: Word, workspace: Path, cwd: Path | None) -> list[Path] | None:
+    """The resolved paths ``word`` names (its glob expanded); None when it is relative to an unknown folder."""
+    text = os.path.expanduser(word.text)
+    if cwd is None and not os.path.isabs(text):
+        return None
+    base = cwd or workspace
+    if word.glob:
+        matches = []
+        for match in glob.iglob(text if os.path.isabs(text) else str(base / text), include_hidden=False):
+            matches.append(Path(match).resolve())
+            if len(matches) >= GLOB_EXPANSION_LIMIT:
+                break
+        # No match: bash passes the word through as written.
+        return matches or [resolve(workspace, text, cwd=base)]
+    return [resolve(workspace, text, cwd=base)]
+
+
+def _changed_folder(command: Command, workspace: Path, cwd: Path | None) -> Path | None:
+    operands = _operands(command.args)
+    if not operands:
+        return Path.home().resolve()
+    word = operands[0]
+    if not word.static or word.glob or word.text == "-" or cwd is None and not os.path.isabs(word.text):
+        return None
+    return resolve(workspace, os.path.expanduser(word.text), cwd=cwd)
+
+
 def file_policy(config: Config) -> FilePolicy:
     return FilePolicy(
         blocked=PathPatterns.of(config.policy.file_blocked_paths),
@@ -118,5 +387,24 @@ def file_policy(config: Config) -> FilePolicy:
     )
 
 
+def command_policy(config: Config) -> CommandPolicy:
+    policy = config.policy
+    allow: list[str] = []
+    deny: list[str] = []
+    if policy.safe_commands_enabled:
+        deny.extend(DEFAULT_DENY)
+        tree = policy.safe_commands_config
+        if isinstance(tree, list):  # a bare list is the allow list
+            allow.extend(str(item) for item in tree)
+        elif isinstance(tree, dict):
+            allow.extend(str(item) for item in tree.get("allow", []) or [])
+            deny.extend(str(item) for item in tree.get("deny", []) or [])
+    return CommandPolicy(
+        files=file_policy(config),
+        allow=tuple(_pattern_words(item) for item in allow if item.strip()),
+        deny=tuple(_pattern_words(item) for item in deny if item.strip()),
+    )
+
+
 def rules(config: Config) -> list[PolicyRule]:
-    return [file_policy(config)]
+    return [file_policy(config), command_policy(config)]
