@@ -35,6 +35,7 @@ POLICIES_ENTRY_POINT_GROUP = "lynkr.policies"
 
 # The built-in tool modules, in the order their tools are offered.
 BUILTIN_MODULES: tuple[str, ...] = (
+    "lynkr.tools.files",
     "lynkr.tools.shell",
     "lynkr.tools.cli_builtins",
     "lynkr.tools.policy",
