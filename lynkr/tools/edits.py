@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import trio
 
 from lynkr.events.records import Event
-from lynkr.tools.base import Projection
+from lynkr.tools.base import Projection, ToolContext, ToolResult
 from lynkr.tools.events import FileWritten
 from lynkr.tools.workspace import relative
 
@@ -76,6 +77,18 @@ def _write_keeping_mode(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+
+
+async def record_write(
+    context: ToolContext, path: Path, data: bytes, *, tool: str, before: bytes | None
+) -> ToolResult:
+    """Write ``data`` (in a worker thread) and return the ``tool.file_written`` event as the result's event."""
+    written = await trio.to_thread.run_sync(
+        lambda: write_file(
+            context.workspace, path, data, tool=tool, session_id=context.session_id, before=before, known_before=True
+        )
+    )
+    return ToolResult(content="", events=(written,))
 
 
 @attrs.frozen

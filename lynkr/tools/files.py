@@ -17,14 +17,13 @@ import trio
 
 from lynkr.tools import edits
 from lynkr.tools.base import Action, Tool, ToolContext, ToolInputError, ToolResult, ToolSpec
-from lynkr.tools.cli_builtins import record_write, target
-from lynkr.tools.edits import EDITS, EditHistory, read_before, sha256, write_file
+from lynkr.tools.edits import EDITS, EditHistory, read_before, record_write, sha256, write_file
 from lynkr.tools.events import FileWritten
 from lynkr.tools.patch import PatchError, apply, parse
 from lynkr.tools.policy import FilePolicy, file_policy
 from lynkr.tools.text import BINARY_SNIFF_BYTES, MAX_EDIT_BYTES, check_file, decode, lines_of, looks_binary, numbered
 from lynkr.tools.walk import Ignorer, glob_regex, walk_files
-from lynkr.tools.workspace import relative
+from lynkr.tools.workspace import relative, target
 
 if TYPE_CHECKING:
     from lynkr.config import Config

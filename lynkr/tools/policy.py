@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import ipaddress
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
+from urllib.parse import urlsplit
 
 import attrs
+import trio
 
 from lynkr.tools.base import Action, ActionKind, PolicyRule, Refusal, Registry, ToolContext
 from lynkr.tools.cmdline import Command, Word, analyse, git_subcommand
@@ -380,6 +383,52 @@ def _changed_folder(command: Command, workspace: Path, cwd: Path | None) -> Path
     return resolve(workspace, os.path.expanduser(word.text), cwd=cwd)
 
 
+async def fetch_problem(url: str, allowed_hosts: tuple[str, ...]) -> str | None:
+    """Why ``url`` may not be fetched, or None: every address its host resolves to must be public.
+
+    A host listed in ``LYNKR_WEB_FETCH_ALLOWED_HOSTS`` (by name or address) may be anything.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url} is not an http(s) URL with a host"
+    host = parts.hostname.lower().rstrip(".")
+    if host in {allowed.lower().rstrip(".") for allowed in allowed_hosts}:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
+    except (OSError, ValueError) as exc:
+        return f"the host {host} cannot be resolved ({exc}); check the URL"
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not address.is_global or address.is_multicast:
+            kind = (
+                "loopback" if address.is_loopback else "link-local" if address.is_link_local
+                else "private" if address.is_private else "reserved"
+            )
+            return (
+                f"{host} resolves to {address}, a {kind} address; WebFetch reaches public addresses only "
+                "(a user can allow a host with LYNKR_WEB_FETCH_ALLOWED_HOSTS)"
+            )
+    return None
+
+
+@attrs.frozen
+class NetworkPolicy:
+    """``net.fetch`` goes to public addresses only, unless the host is allowed in configuration."""
+
+    allowed_hosts: tuple[str, ...]
+    name: str = "network"
+
+    async def judge(self, action: Action, context: ToolContext) -> Refusal | None:
+        if action.kind != "net.fetch":
+            return None
+        problem = await fetch_problem(action.url or "", self.allowed_hosts)
+        return None if problem is None else Refusal(rule=self.name, reason=problem)
+
+
 def file_policy(config: Config) -> FilePolicy:
     return FilePolicy(
         blocked=PathPatterns.of(config.policy.file_blocked_paths),
@@ -407,4 +456,4 @@ def command_policy(config: Config) -> CommandPolicy:
 
 
 def rules(config: Config) -> list[PolicyRule]:
-    return [file_policy(config), command_policy(config)]
+    return [file_policy(config), command_policy(config), NetworkPolicy(config.tools.web_fetch_allowed_hosts)]

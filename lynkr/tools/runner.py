@@ -121,6 +121,10 @@ async def run_call(
     except ToolInputError as exc:
         result = tool_use_error(str(exc))
         return finished(canonical, result, result.size())
+    except Exception as exc:  # a tool that cannot even say what it would do runs nothing
+        log.exception("tool %s failed to describe its actions", canonical)
+        result = ToolResult(content=f"Error: {name} could not read its input: {type(exc).__name__}: {exc}", is_error=True)
+        return finished(canonical, result, result.size())
 
     if canonical in toolbox.disallowed:
         refusal: Refusal | None = Refusal(

@@ -22,6 +22,8 @@ from pathlib import Path, PurePosixPath
 
 import attrs
 
+from lynkr.tools.base import ToolContext, ToolInputError
+
 
 class OutsideWorkspace(ValueError):
     """A path leads outside the workspace root."""
@@ -99,3 +101,11 @@ def _prefix_match(pattern_parts: tuple[str, ...], parts: tuple[str, ...]) -> boo
     if len(parts) < len(pattern_parts):
         return False
     return all(fnmatch.fnmatchcase(part, glob) for part, glob in zip(parts, pattern_parts, strict=False))
+
+
+def target(context: ToolContext, raw: object) -> Path:
+    """The resolved path a file tool works on; outside the workspace is bad input (the policy refuses it first)."""
+    try:
+        return inside(context.workspace, str(raw))
+    except OutsideWorkspace as exc:
+        raise ToolInputError(str(exc)) from None
