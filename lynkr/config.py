@@ -398,11 +398,14 @@ class PolicyConfig:
     safe_commands_enabled: bool = setting(
         True,
         env="POLICY_SAFE_COMMANDS_ENABLED",
-        doc="Check shell commands against the safe-command rules.",
+        doc="Judge every shell command against the allow/deny lists (built-in deny: sudo, mkfs*, shutdown, ...).",
         converter=BOOL,
     )
     safe_commands_config: JsonTree | None = setting(
-        None, env="POLICY_SAFE_COMMANDS_CONFIG", doc="Safe-command rules as JSON.", converter=JSON
+        None,
+        env="POLICY_SAFE_COMMANDS_CONFIG",
+        doc='Command rules as JSON {"allow": [...], "deny": [...]}, each "name [arg...]" with globs.',
+        converter=JSON,
     )
 
 
