@@ -51,6 +51,7 @@ class Harness:
 
 
 def harness(tmp_path: Path, env: Mapping[str, str] | None = None, *, base_environ: Mapping[str, str] | None = None) -> Harness:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     config = make_config(tmp_path, env)
     toolbox = build_toolbox(config)
     context = ToolContext(

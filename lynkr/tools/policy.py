@@ -124,8 +124,9 @@ DEFAULT_DENY: tuple[str, ...] = (
 )
 REMOVERS = frozenset({"rm", "rmdir", "unlink", "shred"})
 # Commands whose plain arguments are places they write: checked against the workspace like redirections.
-WRITERS_ALL_ARGS = frozenset({"tee", "touch", "mkdir", "truncate"})
-WRITERS_LAST_ARG = frozenset({"cp", "mv", "install", "ln", "rsync"})
+# ln's source counts too: a link from inside to outside would be a door out for every later command.
+WRITERS_ALL_ARGS = frozenset({"tee", "touch", "mkdir", "truncate", "ln"})
+WRITERS_LAST_ARG = frozenset({"cp", "mv", "install", "rsync"})
 WRITERS_AFTER_FIRST = frozenset({"chmod", "chown", "chgrp"})
 # A glob that takes everything in its folder: refused as an rm target whatever the folder.
 BROAD_GLOBS = frozenset({"*", ".*", "*/", "**", "*.*", ".[!.]*", "?*", "[!.]*", "..?*"})

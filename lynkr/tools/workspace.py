@@ -35,7 +35,10 @@ def resolve(workspace: Path, raw: str, *, cwd: Path | None = None) -> Path:
     path = Path(text)
     if not path.is_absolute():
         path = (cwd or workspace) / path
-    return path.resolve(strict=False)
+    try:
+        return path.resolve(strict=False)
+    except RuntimeError:  # a symlink loop: realpath stops where the loop starts, which is still judged
+        return Path(os.path.realpath(path))
 
 
 def is_inside(workspace: Path, path: Path) -> bool:
