@@ -113,7 +113,7 @@ class ToolContext:
     workspace: Path
     environ: Mapping[str, str]
     state: ToolState
-    settings: Any  # lynkr.tools.settings.ToolsConfig; typed loosely so plugins need not import it
+    settings: Any  # lynkr.config.ToolsConfig; typed loosely so plugins need not import it
     session_id: str = ""
     summarize: Callable[[str], Awaitable[str]] | None = None
 
