@@ -70,6 +70,8 @@ def disallowed(config: Config, registry: Registry) -> tuple[frozenset[str], Disa
             because.setdefault(name, name)
     if not because:
         return frozenset(names), None
+    # A tool that can do nothing but what is disallowed is not offered either (shell, when Bash is disallowed).
+    names.update(spec.name for spec in registry.specs() if spec.kinds and set(spec.kinds) <= set(because))
     return frozenset(names), DisallowedKinds(frozenset(because), because)
 
 
@@ -151,7 +153,9 @@ class CommandPolicy:
     async def judge(self, action: Action, context: ToolContext) -> Refusal | None:
         if action.kind != "shell" or action.command is None:
             return None
-        reason = self.problem(action.command, context.workspace, action.detail.get("cwd"))
+        # Resolving paths and expanding globs touches the disk: off the trio thread.
+        command, cwd = action.command, action.detail.get("cwd")
+        reason = await trio.to_thread.run_sync(lambda: self.problem(command, context.workspace, cwd))
         return None if reason is None else Refusal(rule=self.name, reason=reason)
 
     def problem(self, line: str, workspace: Path, cwd_text: object = None) -> str | None:

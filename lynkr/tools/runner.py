@@ -183,10 +183,26 @@ async def _run(tool: Tool, name: str, arguments: Mapping[str, Any], context: Too
         return ToolResult(content=f"Error: {name} failed: {type(exc).__name__}: {exc}", is_error=True)
 
 
-def schema_problems(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> str:
-    """The schema violations of ``arguments``, one per line in the CLI's words; empty when valid."""
+# Building a validator costs more than using it; tool specs live as long as the daemon, so keep one per schema
+# (keyed by identity, the schema kept alongside so its id cannot be reused while cached).
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    cached = _VALIDATORS.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
     validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     validator = validator_class(schema)
+    if len(_VALIDATORS) > 4096:
+        _VALIDATORS.clear()
+    _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
+
+
+def schema_problems(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> str:
+    """The schema violations of ``arguments``, one per line in the CLI's words; empty when valid."""
+    validator = _validator(schema)
     lines = [_describe(error) for error in sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))]
     return "\n".join(lines)
 
