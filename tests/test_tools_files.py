@@ -229,3 +229,15 @@ async def test_revert_works_from_the_recorded_events_alone(tmp_path: Path) -> No
     restarted.context = attrs.evolve(restarted.context, state=state, session_id="another-session")
     await restarted.call("workspace_edit_revert", edit_id=second_edit)
     assert (tmp_path / "workspace" / "a.txt").read_text() == "before"
+
+
+async def test_search_says_which_files_it_skipped_and_edits_refuse_huge_files(tools: Harness) -> None:
+    (tools.workspace / "latin1.txt").write_bytes(b"needle caf\xe9\n")
+    (tools.workspace / "ok.txt").write_text("needle\n")
+    found = await tools.text("workspace_search", pattern="needle")
+    assert found == "ok.txt:1: needle\n(skipped, too large or not text: latin1.txt)"
+    huge = tools.workspace / "huge.txt"
+    huge.write_text("needle\n" * 1_500_000)  # 10.5 MB
+    edit = await tools.text("Edit", file_path="huge.txt", old_string="needle", new_string="pin", replace_all=True)
+    assert "larger than the 8192 KB this tool handles in one piece" in edit
+    assert huge.stat().st_size == 10_500_000

@@ -7,7 +7,8 @@
 3. the tool turns them into canonical :class:`~lynkr.tools.base.Action` records, and every policy rule judges
    every action; the first refusal ends the call (a rule that fails refuses: the policy fails closed);
 4. the tool runs; an exception becomes an error result, never a crash of the worker;
-5. output over ``config.tools.output_limit_bytes`` is cut, with a marker that says how to get the rest;
+5. output over ``config.tools.output_limit_bytes`` is cut, with a marker that says how to get the rest, and
+   every configured secret value in it is masked;
 6. a ``tool.ran`` (or ``tool.refused``) event describes the call, arguments scrubbed.
 
 Unknown tools, bad input and refusals are ordinary results with ``is_error``: the model reads them and tries
@@ -152,7 +153,17 @@ async def run_call(
     result = await _run(tool, name, arguments, context)
     output_bytes = result.size()
     limit = getattr(context.settings, "output_limit_bytes", DEFAULT_OUTPUT_LIMIT_BYTES)
-    return finished(canonical, cut_output(result, limit), output_bytes)
+    return finished(canonical, masked(cut_output(result, limit), toolbox.scrubber), output_bytes)
+
+
+def masked(result: ToolResult, scrubber: Scrubber) -> ToolResult:
+    """``result`` with every configured secret value masked: whatever a command manages to print (a key read
+    from a file the policy could not see through, say), the model never receives lynkr's own credentials."""
+    if isinstance(result.content, str):
+        content: str | list[dict[str, Any]] = scrubber.scrub_text(result.content)
+    else:
+        content = scrubber.scrub(result.content)
+    return result if content is result.content or content == result.content else attrs.evolve(result, content=content)
 
 
 async def judge(
