@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from lynkr.tools.base import Action
+from lynkr.tools.base import Action, ActionKind
 
 _OPERATOR_CHARS = ";&|\n"
 _WORD_END = " \t\n;&|<>()"
@@ -462,6 +462,8 @@ _WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
 
 
 def _after_options(args: Sequence[Word], takes_value: frozenset[str], positional: int) -> tuple[Word, ...]:
+    """The wrapped command's words: options skipped (``-u root`` is two words, ``-n5`` and ``--user=root`` one),
+    then ``positional`` plain words (``timeout``'s duration)."""
     index = 0
     while index < len(args):
         text = args[index].text
@@ -472,7 +474,6 @@ def _after_options(args: Sequence[Word], takes_value: frozenset[str], positional
             break
         name = text.split("=", 1)[0]
         index += 2 if name in takes_value and "=" not in text else 1
-        # sudo -u root, nice -n 5: a short option glued to its value (-n5) takes one word.
     return tuple(args[index + positional :])
 
 
@@ -620,7 +621,7 @@ def _inner(command: Command, problems: list[str]) -> list[Command]:
 _GIT_OPTIONS_WITH_VALUE = frozenset(
     {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env", "--super-prefix", "--exec-path"}
 )
-_GIT_ACTION_KINDS: dict[str, Any] = {"push": "git.push", "pull": "git.pull", "commit": "git.commit"}
+_GIT_ACTION_KINDS: dict[str, ActionKind] = {"push": "git.push", "pull": "git.pull", "commit": "git.commit"}
 
 
 def git_subcommand(command: Command) -> tuple[str, tuple[Word, ...]] | None:

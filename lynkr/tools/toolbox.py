@@ -22,9 +22,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
+from lynkr.events.scrub import Scrubber
 from lynkr.tools.base import Alias, PolicyRule, Projection, Registry, Tool
+from lynkr.tools.policy import disallowed
 from lynkr.tools.runner import Toolbox
 
 if TYPE_CHECKING:
@@ -75,13 +77,9 @@ def build_toolbox(config: Config) -> Toolbox:
                     f"policy plugin {entry_point.name!r} ({entry_point.value}) gave {item!r}, not a policy rule"
                 )
             rules.append(item)
-    from lynkr.tools.policy import disallowed
-
     names, kinds_rule = disallowed(config, registry)
     if kinds_rule is not None:
         rules.insert(0, kinds_rule)
-    from lynkr.events.scrub import Scrubber
-
     return Toolbox(
         registry=registry,
         rules=tuple(rules),
@@ -95,7 +93,7 @@ def _none(config: Config) -> list[Any]:
     return []
 
 
-def _is_tool(item: object) -> bool:
+def _is_tool(item: object) -> TypeGuard[Tool]:
     return hasattr(item, "spec") and callable(getattr(item, "actions", None)) and callable(getattr(item, "run", None))
 
 
