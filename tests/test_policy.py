@@ -223,6 +223,13 @@ PUSH_DISGUISES = [
     "watch -n 60 git push",
     "cat <<EOF\n$(git push)\nEOF",
     "diff <(git push) /dev/null",
+    "git -c alias.p=push p",
+    "git -c alias.sync='!git push' sync",
+    "git config alias.ship push",
+    "git config --local alias.ship '!git push origin'",
+    "git subtree push --prefix=x origin main",
+    "git lfs push origin",
+    "git send-pack ../remote.git main",
 ]
 
 

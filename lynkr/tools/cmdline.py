@@ -613,6 +613,8 @@ def _inner(command: Command, problems: list[str]) -> list[Command]:
         return []
     if name == "find":
         return [Command(words=words, via=wrapped_via) for words in _find_exec(command.args)]
+    if name == "git":
+        return _git_alias_runs(command, problems)
     return []
 
 
@@ -638,6 +640,56 @@ def git_subcommand(command: Command) -> tuple[str, tuple[Word, ...]] | None:
     return None
 
 
+def _git_inline_aliases(command: Command) -> dict[str, str]:
+    """``git -c alias.NAME=VALUE ...``: the aliases defined for this one command."""
+    aliases = {}
+    words = [word.text for word in command.args]
+    for index, text in enumerate(words[:-1]):
+        if text == "-c" and words[index + 1].startswith("alias.") and "=" in words[index + 1]:
+            name, value = words[index + 1][len("alias.") :].split("=", 1)
+            aliases[name] = value
+    return aliases
+
+
+def _git_alias_runs(command: Command, problems: list[str]) -> list[Command]:
+    """What a git alias would run: used by ``git -c alias.x=... x`` and by ``git config alias.x ...``, which is
+    judged as if the alias ran (defining an alias for push is a way to push)."""
+    sub = git_subcommand(command)
+    if sub is None:
+        return []
+    name, rest = sub
+    value: str | None = _git_inline_aliases(command).get(name)
+    if value is None and name == "config":
+        plain = [word.text for word in rest if not word.text.startswith("-")]
+        if len(plain) >= 2 and plain[0].startswith("alias."):
+            value, rest = plain[1], ()
+    if value is None:
+        return []
+    via = (*command.via, "git alias")
+    try:
+        if value.startswith("!"):
+            return split(value[1:], via=via)
+        return [Command(words=(Word("git"), *(Word(part) for part in split_words(value)), *rest), via=via)]
+    except ParseError as exc:
+        problems.append(f"the git alias {value!r} cannot be parsed ({exc})")
+        return []
+
+
+def split_words(text: str) -> list[str]:
+    """The words of one simple command written in ``text`` (quotes removed)."""
+    commands = split(text)
+    return [word.text for command in commands[:1] for word in command.words]
+
+
+def _git_kind(sub: tuple[str, tuple[Word, ...]]) -> ActionKind | None:
+    name, rest = sub
+    if name in ("subtree", "lfs") and rest and rest[0].text == "push":
+        return "git.push"
+    if name == "send-pack":
+        return "git.push"
+    return _GIT_ACTION_KINDS.get(name)
+
+
 def _commit_message(args: Sequence[Word]) -> str | None:
     for index, word in enumerate(args):
         if word.text in ("-m", "--message") and index + 1 < len(args):
@@ -655,12 +707,13 @@ def shell_actions(command: str, *, cwd: object = None) -> list[Action]:
     actions = [Action(kind="shell", command=command, detail=detail)]
     for found in analyse(command).commands:
         sub = git_subcommand(found)
-        if sub is None or sub[0] not in _GIT_ACTION_KINDS:
+        kind = None if sub is None else _git_kind(sub)
+        if sub is None or kind is None:
             continue
         git_detail: dict[str, Any] = {"via": "shell", "command": found.line(), **detail}
-        if sub[0] == "commit":
+        if kind == "git.commit":
             message = _commit_message(sub[1])
             if message is not None:
                 git_detail["message"] = message
-        actions.append(Action(kind=_GIT_ACTION_KINDS[sub[0]], command=found.line(), detail=git_detail))
+        actions.append(Action(kind=kind, command=found.line(), detail=git_detail))
     return actions
