@@ -490,6 +490,20 @@ def test_lines_that_cannot_be_judged_say_why() -> None:
         assert problems and reason in problems[0], (line, problems)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*"ab -/.$(){}`'\";&|<>\n*?#=~!", "git push", "bash -c ", "<<EOF\n", "EOF", "${", "for x in a; do "]),
+        max_size=25,
+    ).map("".join)
+)
+def test_any_line_is_split_or_said_to_be_unjudgeable_never_crashes(line: str) -> None:
+    analysis = analyse(line)
+    assert all(isinstance(command.words, tuple) for command in analysis.commands)
+    assert all(isinstance(problem, str) and problem for problem in analysis.problems)
+    assert shell_actions(line)[0].kind == "shell"
+
+
 # --- the property: nothing the policy allows leads outside ------------------------------------------------------
 
 SEGMENTS = ["..", ".", "sub", "link_out", "link_in", "file_link", "env_link", "loop", "x", "", "~", "keep.txt", "a.txt"]

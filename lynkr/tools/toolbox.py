@@ -20,12 +20,13 @@ skipped would weaken the policy without anyone noticing.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from lynkr.events.scrub import Scrubber
-from lynkr.tools.base import Alias, PolicyRule, Projection, Registry, Tool
+from lynkr.tools.base import Alias, PolicyRule, Projection, Registry, Tool, ToolContext, ToolState
+from lynkr.tools.environ import tool_environ
 from lynkr.tools.policy import disallowed
 from lynkr.tools.runner import Toolbox
 
@@ -86,6 +87,27 @@ def build_toolbox(config: Config) -> Toolbox:
         projections=tuple(projections.values()),
         scrubber=Scrubber(config.secrets()),
         disallowed=names,
+    )
+
+
+def tool_context(
+    config: Config,
+    toolbox: Toolbox,
+    *,
+    state: ToolState | None = None,
+    session_id: str = "",
+    summarize: Callable[[str], Awaitable[str]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ToolContext:
+    """The context tools run in: the resolved workspace, the scrubbed environment (from ``environ``, else the
+    daemon's), the folded tool state (empty when none is given) and the tool settings."""
+    return ToolContext(
+        workspace=config.workspace_root.resolve(),
+        environ=tool_environ(config, environ),
+        state=state if state is not None else ToolState.empty(toolbox.projections),
+        settings=config.tools,
+        session_id=session_id,
+        summarize=summarize,
     )
 
 
