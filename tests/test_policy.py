@@ -361,6 +361,7 @@ ESCAPES: list[tuple[str, dict[str, object]]] = [
     ("Bash", {"command": "echo x | tee ../outside/new.txt"}),
     ("Bash", {"command": "cp sub/a.txt ../outside/"}),
     ("Bash", {"command": "mv sub/a.txt link_out/a.txt"}),
+    ("Bash", {"command": "mv ../outside/keep.txt sub/"}),
     ("Bash", {"command": "touch ../outside/new.txt"}),
     ("Bash", {"command": "mkdir link_out/newdir"}),
     ("Bash", {"command": "dd if=sub/a.txt of=../outside/keep.txt"}),

@@ -126,11 +126,12 @@ DEFAULT_DENY: tuple[str, ...] = (
 )
 REMOVERS = frozenset({"rm", "rmdir", "unlink", "shred"})
 # Commands whose plain arguments are places they write: checked against the workspace like redirections.
-# ln's source counts too: a link from inside to outside would be a door out for every later command.
-WRITERS_ALL_ARGS = frozenset({"tee", "touch", "mkdir", "truncate", "ln"})
-WRITERS_LAST_ARG = frozenset({"cp", "mv", "install", "rsync"})
+# mv's sources count too (they are removed), and so does ln's: a link from inside to outside would be a door out
+# for every later command.
+WRITERS_ALL_ARGS = frozenset({"tee", "touch", "mkdir", "truncate", "ln", "mv"})
+WRITERS_LAST_ARG = frozenset({"cp", "install", "rsync"})
 WRITERS_AFTER_FIRST = frozenset({"chmod", "chown", "chgrp"})
-# A glob that takes everything in its folder: refused as an rm target whatever the folder.
+# A glob that takes everything in its folder: as an rm target, refused alone (``*``) or in the workspace root.
 BROAD_GLOBS = frozenset({"*", ".*", "*/", "**", "*.*", ".[!.]*", "?*", "[!.]*", "..?*"})
 SAFE_DEVICES = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/dev/zero"})
 OUTPUT_REDIRECTS = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&"})
