@@ -436,6 +436,13 @@ async def test_env_and_printenv_show_no_key(tmp_path: Path, name: str, command: 
         assert f"{variable}=" not in output, f"{variable} leaked through {command}"
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every process's /proc environ; sealing stops same-user reads")
+async def test_the_daemon_environment_cannot_be_read_through_proc(tmp_path: Path) -> None:
+    sandbox = build_sandbox(tmp_path)  # building the toolbox seals this process, the daemon of the test
+    outcome = await sandbox.tools.call("Bash", command="cat /proc/$PPID/environ")
+    assert outcome.result.is_error and "Permission denied" in str(outcome.result.content)
+
+
 async def test_printenv_of_a_provider_key_finds_nothing(tmp_path: Path) -> None:
     sandbox = build_sandbox(tmp_path, {"MODEL_PROVIDER": "openai", "OPENAI_API_KEY": PROVIDER_KEY}, base_environ=LEAKY_ENVIRONMENT)
     outcome = await sandbox.tools.call("shell", command="printenv OPENAI_API_KEY")

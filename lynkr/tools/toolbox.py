@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from lynkr.events.scrub import Scrubber
 from lynkr.tools.base import Alias, PolicyRule, Projection, Registry, Tool, ToolContext, ToolState
-from lynkr.tools.environ import tool_environ
+from lynkr.tools.environ import seal_daemon_environment, tool_environ
 from lynkr.tools.policy import disallowed
 from lynkr.tools.runner import Toolbox
 
@@ -50,6 +50,8 @@ class BrokenPlugin(RuntimeError):
 
 
 def build_toolbox(config: Config) -> Toolbox:
+    # Tools run commands as the daemon's user: they must not read its environment from /proc.
+    seal_daemon_environment()
     registry = Registry()
     rules: list[PolicyRule] = []
     projections: dict[str, Projection] = {}
