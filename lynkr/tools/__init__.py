@@ -17,8 +17,10 @@ every action, run, cut the output, mask secrets, describe the call as events.
 ``environ.py``       the scrubbed environment of every tool subprocess
 ``shell.py``         ``shell``, and running a command in its own process group with bounded output
 ``files.py``         ``fs_read``, ``fs_write``, ``edit_patch``, ``workspace_list``/``_search``, edit history/revert
-``cli_builtins.py``  Claude Code's ``Bash``, ``Read``, ``Write``, ``Edit``, ``Glob``, ``Grep``,
-                     ``NotebookEdit``, ``WebFetch`` under their own names and result shapes
+``cli_builtins.py``  Claude Code's ``Bash``, ``Read``, ``Write``, ``Edit``, ``NotebookEdit``, under their own
+                     names, with the CLI's input and result shapes
+``cli_search.py``    Claude Code's ``Glob`` and ``Grep``
+``cli_web.py``       Claude Code's ``WebFetch``: public addresses only, every redirect judged again
 ``edits.py``         every write as an event with the bytes before it; the ``edits`` projection
 ``patch.py``         sans-IO unified diffs: parse, apply all-or-nothing
 ``walk.py``          walking the workspace with ``.gitignore`` honoured and blocked paths hidden

@@ -29,7 +29,7 @@ import trio
 
 from lynkr.tools.base import Action, ActionKind, PolicyRule, Refusal, Registry, ToolContext
 from lynkr.tools.cmdline import Command, Word, analyse, git_subcommand
-from lynkr.tools.workspace import PathPatterns, is_inside, resolve
+from lynkr.tools.workspace import PathPatterns, UnresolvablePath, is_inside, resolve
 
 if TYPE_CHECKING:
     from lynkr.config import Config
@@ -95,7 +95,10 @@ class FilePolicy:
 
     def path_problem(self, workspace: Path, raw: str, *, verb: str, cwd: Path | None = None) -> str | None:
         """Why ``raw`` may not be touched, or None."""
-        path = resolve(workspace, raw, cwd=cwd)
+        try:
+            path = resolve(workspace, raw, cwd=cwd)
+        except UnresolvablePath as exc:
+            return str(exc)
         if not is_inside(workspace, path):
             return (
                 f"{raw} leads to {path}, outside the workspace {workspace} (symlinks are followed); "
@@ -160,6 +163,13 @@ class CommandPolicy:
         return None if reason is None else Refusal(rule=self.name, reason=reason)
 
     def problem(self, line: str, workspace: Path, cwd_text: object = None) -> str | None:
+        """Why the command ``line`` may not run, or None."""
+        try:
+            return self._line(line, workspace, cwd_text)
+        except UnresolvablePath as exc:
+            return str(exc)
+
+    def _line(self, line: str, workspace: Path, cwd_text: object) -> str | None:
         cwd: Path | None = workspace
         if cwd_text not in (None, ""):
             cwd = resolve(workspace, str(cwd_text))
@@ -371,7 +381,7 @@ def _expanded(word: Word, workspace: Path, cwd: Path | None) -> list[Path] | Non
     if word.glob:
         matches = []
         for match in glob.iglob(text if os.path.isabs(text) else str(base / text), include_hidden=False):
-            matches.append(Path(match).resolve())
+            matches.append(resolve(workspace, match))
             if len(matches) >= GLOB_EXPANSION_LIMIT:
                 break
         # No match: bash passes the word through as written.

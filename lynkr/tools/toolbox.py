@@ -41,6 +41,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "lynkr.tools.files",
     "lynkr.tools.shell",
     "lynkr.tools.cli_builtins",
+    "lynkr.tools.cli_search",
+    "lynkr.tools.cli_web",
     "lynkr.tools.policy",
 )
 

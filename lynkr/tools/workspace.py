@@ -30,16 +30,34 @@ class OutsideWorkspace(ValueError):
     """A path leads outside the workspace root."""
 
 
+class UnresolvablePath(OutsideWorkspace):
+    """A path the operating system could not follow either (a symlink loop, a folder it may not enter)."""
+
+
 def resolve(workspace: Path, raw: str, *, cwd: Path | None = None) -> Path:
-    """The absolute, symlink-free place ``raw`` leads to (relative paths start at ``cwd``, else the workspace)."""
+    """The absolute, symlink-free place ``raw`` leads to (relative paths start at ``cwd``, else the workspace).
+
+    The existing part of the path is resolved by the operating system (every symlink followed, ``..`` taken
+    after the link it follows); the part that does not exist yet is added to it by name.  A path the system
+    cannot follow (a symlink loop) raises :class:`UnresolvablePath`: it is judged as leading nowhere allowed.
+    """
     text = os.path.expanduser(raw) if raw.startswith("~") else raw
     path = Path(text)
     if not path.is_absolute():
         path = (cwd or workspace) / path
+    return _real(path, raw)
+
+
+def _real(path: Path, raw: str) -> Path:
     try:
-        return path.resolve(strict=False)
-    except RuntimeError:  # a symlink loop: realpath stops where the loop starts, which is still judged
-        return Path(os.path.realpath(path))
+        return Path(os.path.realpath(path, strict=True))
+    except (FileNotFoundError, NotADirectoryError):
+        if path.parent == path:
+            return path
+        base = _real(path.parent, raw)
+        return base.parent if path.name == ".." else base / path.name
+    except OSError as exc:
+        raise UnresolvablePath(f"{raw} cannot be followed ({exc.strerror}); use a plain path inside the workspace") from None
 
 
 def is_inside(workspace: Path, path: Path) -> bool:
