@@ -526,7 +526,7 @@ def property_workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     return ws, sandbox.outside, file_policy(sandbox.tools.config)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     parts=st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=7),
     anchor=st.sampled_from(["relative", "workspace", "outside", "root"]),

@@ -55,7 +55,13 @@ def _real(path: Path, raw: str) -> Path:
         if path.parent == path:
             return path
         base = _real(path.parent, raw)
-        return base.parent if path.name == ".." else base / path.name
+        joined = base.parent if path.name == ".." else base / path.name
+        try:  # the joined path may exist after all ("missing/../link"): follow it too
+            return Path(os.path.realpath(joined, strict=True))
+        except (FileNotFoundError, NotADirectoryError):
+            return joined
+        except OSError as exc:
+            raise UnresolvablePath(f"{raw} cannot be followed ({exc.strerror}); use a plain path") from None
     except OSError as exc:
         raise UnresolvablePath(f"{raw} cannot be followed ({exc.strerror}); use a plain path inside the workspace") from None
 
