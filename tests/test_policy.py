@@ -66,6 +66,7 @@ def build_sandbox(tmp_path: Path, env: Mapping[str, str] | None = None, **kwargs
     (ws / "file_link").symlink_to(outside / "keep.txt")
     (ws / "env_link").symlink_to(ws / ".env")
     (ws / "link_in").symlink_to(ws / "sub")
+    (ws / "loop").symlink_to(ws / "loop")
     return Sandbox(tools=tools, outside=outside)
 
 
@@ -341,6 +342,9 @@ ESCAPES: list[tuple[str, dict[str, object]]] = [
     ("Read", {"file_path": "~/.bashrc"}),
     ("Read", {"file_path": "/etc/passwd"}),
     ("fs_read", {"path": "link_out/keep.txt"}),
+    ("Read", {"file_path": "loop//.."}),
+    ("Write", {"file_path": "loop/x.txt", "content": "x"}),
+    ("Bash", {"command": "rm -rf loop/.."}),
     ("Write", {"file_path": "../outside/new.txt", "content": "x"}),
     ("Write", {"file_path": "link_out/new.txt", "content": "x"}),
     ("Write", {"file_path": "OUTSIDE/new.txt", "content": "x"}),
@@ -521,9 +525,7 @@ SEGMENTS = ["..", ".", "sub", "link_out", "link_in", "file_link", "env_link", "l
 def property_workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, FilePolicy]:
     root = tmp_path_factory.mktemp("prop")
     sandbox = build_sandbox(root)
-    ws = sandbox.tools.workspace
-    (ws / "loop").symlink_to(ws / "loop")
-    return ws, sandbox.outside, file_policy(sandbox.tools.config)
+    return sandbox.tools.workspace, sandbox.outside, file_policy(sandbox.tools.config)
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
