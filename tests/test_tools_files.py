@@ -41,9 +41,9 @@ async def test_fs_read_of_binary_huge_line_and_invalid_utf8_files(tools: Harness
     (tools.workspace / "bad.txt").write_bytes(b"ok\n\xff\xfe broken\n")
     assert "b.bin is a binary file" in await tools.text("fs_read", path="b.bin")
     assert "is not valid UTF-8 text" in await tools.text("fs_read", path="bad.txt")
-    (tools.workspace / "long.txt").write_text("x" * 50_000 + "\n")
+    (tools.workspace / "long.txt").write_text("é" * 3_000_000 + "\nsecond\n")
     long_line = await tools.text("fs_read", path="long.txt")
-    assert len(long_line) < 2100, "a single huge line is cut like the CLI cuts it"
+    assert long_line == "long.txt: lines 1-2 (of 2)\n1\t" + "é" * 2000 + "\n2\tsecond", "a huge line is cut"
 
 
 async def test_fs_write_creates_parents_and_records_what_it_replaced(tools: Harness) -> None:
