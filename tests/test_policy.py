@@ -167,6 +167,14 @@ RM_VARIANTS = [
     "RM=rm; $RM -rf ../outside",
     "$(echo rm) -rf ../outside",
     "rm -rf " + "/tmp/../" + "outside",
+    "trap 'rm -rf ../outside' EXIT",
+    "su -c 'rm -rf ../outside' root",
+    "runuser -u nobody -- sh -c 'rm -rf ../outside'",
+    "runuser -u nobody -- rm -rf ../outside",
+    "flock /tmp/lock -c 'rm -rf ../outside'",
+    "bash <(echo 'rm -rf ../outside')",
+    "source <(echo 'rm -rf ../outside')",
+    ". <(echo 'rm -rf ../outside')",
 ]
 
 

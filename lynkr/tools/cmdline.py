@@ -7,10 +7,11 @@ command line the way bash would split it (sans-IO, no trio) and lists every simp
 * separated by ``;``, ``&``, ``&&``, ``||``, ``|``, ``|&`` and newlines;
 * inside ``$(...)``, backticks, ``<(...)`` / ``>(...)``, ``( subshells )``, ``{ groups; }``, ``${...}``, double
   quotes and here-documents whose delimiter is unquoted;
-* behind wrappers that run another command: ``sudo``, ``doas``, ``env``, ``nice``, ``nohup``, ``timeout``,
-  ``xargs``, ``command``, ``exec``, ``builtin``, ``time``, ``setsid``, ``stdbuf``, ``ionice``, ``flock``,
-  ``watch``, ``find -exec``; the wrapper and the wrapped command are both listed;
-* in the script of ``bash -c``/``sh -c`` (and zsh, dash, ksh) and in ``eval``'s words, parsed in turn.
+* behind wrappers that run another command: ``sudo``, ``doas``, ``runuser``, ``env``, ``nice``, ``nohup``,
+  ``timeout``, ``xargs``, ``command``, ``exec``, ``builtin``, ``time``, ``setsid``, ``stdbuf``, ``ionice``,
+  ``flock``, ``watch``, ``find -exec``; the wrapper and the wrapped command are both listed;
+* in the script of ``bash -c``/``sh -c`` (and zsh, dash, ksh), ``su -c``, ``flock -c``, ``trap``, git aliases
+  and in ``eval``'s words, parsed in turn.
 
 Each word knows whether its value is fixed by the text (``static``) or only known at run time (a ``$VAR``,
 ``$(...)``, backticks, brace expansion), and whether it holds glob characters.  Whatever cannot be judged is
@@ -457,6 +458,7 @@ _WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
         0,
     ),
     "unbuffer": (frozenset(), 0),
+    "runuser": (frozenset({"-u", "-g", "-G", "--user", "--group", "--supp-group"}), 0),
     "caffeinate": (frozenset({"-t", "-w"}), 0),
 }
 
@@ -530,8 +532,21 @@ def _shell_script(command: Command) -> tuple[Word | None, bool]:
             index += 1
         else:
             break
+    if index < len(args) and args[index].text != "-s" and not args[index].static:
+        # bash <(curl ...), bash "$SCRIPT": the script file is only known when it runs.
+        return Word(text=args[index].text, static=False), True
     reads_stdin = index >= len(args) or args[index].text == "-s"
     return None, reads_stdin
+
+
+def _dash_c_script(args: Sequence[Word]) -> Word | None:
+    """The ``-c SCRIPT`` of ``su``, ``runuser`` and ``flock``, if it is there."""
+    for index, word in enumerate(args[:-1]):
+        if word.text in ("-c", "--command"):
+            return args[index + 1]
+        if word.text.startswith("--command="):
+            return Word(word.text.split("=", 1)[1], word.static, word.glob)
+    return None
 
 
 def analyse(line: str) -> Analysis:
@@ -586,6 +601,8 @@ def _inner(command: Command, problems: list[str]) -> list[Command]:
             problems.append(f"the script of {how} cannot be parsed ({exc})")
             return []
 
+    if name in ("flock", "runuser") and (dash_c := _dash_c_script(command.args)) is not None:
+        return script(dash_c, f"{name} -c")
     if name in _WRAPPERS:
         takes_value, positional = _WRAPPERS[name]
         rest = _after_options(command.args, takes_value, positional)
@@ -604,10 +621,18 @@ def _inner(command: Command, problems: list[str]) -> list[Command]:
         return inner
     if name == "eval":
         return script(Word(text=" ".join(w.text for w in command.args), static=all(w.static for w in command.args)), "eval")
+    if name == "trap" and command.args and not command.args[0].text.startswith("-"):
+        return script(command.args[0], "trap")  # the handler runs later, in this same shell
+    if name in ("source", ".") and command.args and not command.args[0].static:
+        problems.append(f"{name} {command.args[0].text} runs a script only known when it runs, which cannot be judged")
+        return []
+    if name == "su" and (dash_c := _dash_c_script(command.args)) is not None:
+        return script(dash_c, "su -c")
     if name in SHELLS:
         script_word, judged_here = _shell_script(command)
         if script_word is not None:
-            return script(script_word, f"{name} -c")
+            dash_c = any(w.text.startswith("-") and not w.text.startswith("--") and "c" in w.text[1:] for w in command.args)
+            return script(script_word, f"{name} -c" if dash_c else f"{name} {script_word.text}")
         if judged_here:
             problems.append(f"{name} would read its commands from its input, which cannot be judged; use {name} -c")
         return []
