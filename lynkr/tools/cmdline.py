@@ -631,8 +631,8 @@ def _inner(command: Command, problems: list[str]) -> list[Command]:
     if name in SHELLS:
         script_word, judged_here = _shell_script(command)
         if script_word is not None:
-            dash_c = any(w.text.startswith("-") and not w.text.startswith("--") and "c" in w.text[1:] for w in command.args)
-            return script(script_word, f"{name} -c" if dash_c else f"{name} {script_word.text}")
+            inline = any(w.text.startswith("-") and not w.text.startswith("--") and "c" in w.text[1:] for w in command.args)
+            return script(script_word, f"{name} -c" if inline else f"{name} {script_word.text}")
         if judged_here:
             problems.append(f"{name} would read its commands from its input, which cannot be judged; use {name} -c")
         return []
