@@ -396,6 +396,17 @@ async def test_escapes_and_symlinks_out_of_the_workspace_are_refused(sandbox: Sa
     assert sandbox.snapshot() == before
 
 
+async def test_bash_lines_are_judged_from_the_folder_they_run_in(sandbox: Sandbox) -> None:
+    tools = sandbox.tools
+    before = sandbox.outside.joinpath("keep.txt").read_text()
+    await tools.call("Bash", command="cd sub")
+    assert await tools.text("Bash", command="echo made > ../made.txt && cat ../made.txt") == "made"
+    assert (tools.workspace / "made.txt").read_text() == "made\n"
+    for line in ("echo x > ../../outside/keep.txt", "rm -rf ..", "rm -rf ../*", "cat ../.env"):
+        assert_refused(await tools.call("Bash", command=line), line)
+    assert sandbox.outside.joinpath("keep.txt").read_text() == before
+
+
 async def test_symlinks_that_stay_inside_the_workspace_work(sandbox: Sandbox) -> None:
     assert await sandbox.tools.text("Read", file_path="link_in/a.txt") == "1\tinside"
     await sandbox.tools.call("Write", file_path="link_in/b.txt", content="ok")

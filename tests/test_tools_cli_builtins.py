@@ -120,6 +120,18 @@ async def test_bash_results_are_shaped_like_the_cli(tools: Harness) -> None:
     assert (quiet.result.content, quiet.result.is_error) == ("(Bash completed with no output)", False)
 
 
+async def test_bash_keeps_its_working_folder_between_calls_like_the_cli(tools: Harness) -> None:
+    (tools.workspace / "sub" / "deeper").mkdir(parents=True)
+    assert await tools.text("Bash", command="cd sub && echo moved") == "moved"
+    assert await tools.text("Bash", command="pwd") == str(tools.workspace / "sub")
+    failed = await tools.call("Bash", command="cd deeper; exit 4")
+    assert failed.result.content == "Exit code 4", "the command's own exit status is kept"
+    assert await tools.text("Bash", command="cd deeper; false; pwd") == str(tools.workspace / "sub" / "deeper")
+    assert await tools.text("Bash", command="cd ../../.. && echo out") == f"out\nShell cwd was reset to {tools.workspace}"
+    assert await tools.text("Bash", command="pwd") == str(tools.workspace)
+    assert await tools.text("shell", command="pwd") == str(tools.workspace), "lynkr's shell starts at the root"
+
+
 async def test_bash_timeout_is_in_milliseconds(tools: Harness) -> None:
     outcome = await tools.call("Bash", command="sleep 30", timeout=300)
     assert str(outcome.result.content).startswith("Command timed out after 0.3s")

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shlex
+import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,7 +28,15 @@ from lynkr.tools import edits
 from lynkr.tools.base import Action, Tool, ToolContext, ToolInputError, ToolResult, ToolSpec
 from lynkr.tools.cmdline import shell_actions
 from lynkr.tools.edits import read_before, record_write
-from lynkr.tools.shell import MAX_TIMEOUT_MS, format_completed, run_command, timeout_of
+from lynkr.tools.shell import (
+    CWD_PROJECTION,
+    MAX_TIMEOUT_MS,
+    bash_cwd,
+    follow_cwd,
+    format_completed,
+    run_command,
+    timeout_of,
+)
 from lynkr.tools.text import IMAGE_TYPES, check_file, decode, describe_size, lines_of, numbered, read_text
 from lynkr.tools.workspace import target
 
@@ -76,18 +87,29 @@ class Bash:
                 "run_in_background is not available when lynkr runs the tools (server mode); "
                 "run the command in the foreground with a timeout"
             )
-        return shell_actions(str(arguments["command"]))
+        return shell_actions(str(arguments["command"]), session_cwd=True)
 
     async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
         timeout_s = timeout_of(arguments, "timeout", context.settings.shell_timeout_ms)
-        completed = await run_command(
-            str(arguments["command"]),
-            cwd=context.workspace,
-            environ=context.environ,
-            timeout_s=timeout_s,
-            limit_bytes=context.settings.output_limit_bytes,
-        )
-        return format_completed(completed, timeout_s=timeout_s)
+        start = bash_cwd(context)
+        handle, cwd_file = await trio.to_thread.run_sync(lambda: tempfile.mkstemp(prefix="lynkr-cwd-"))
+        os.close(handle)
+        try:
+            # The folder the command ends in is where the next call starts, as in the CLI: the trailer keeps
+            # the command's own exit status.
+            trailer = f"\n\n__lynkr_status=$?\npwd -P >| {shlex.quote(cwd_file)}\nexit $__lynkr_status\n"
+            completed = await run_command(
+                str(arguments["command"]) + trailer,
+                cwd=start,
+                environ=context.environ,
+                timeout_s=timeout_s,
+                limit_bytes=context.settings.output_limit_bytes,
+            )
+            ended_in = (await trio.to_thread.run_sync(Path(cwd_file).read_text)).strip()
+        finally:
+            await trio.to_thread.run_sync(lambda: Path(cwd_file).unlink(missing_ok=True))
+        result = format_completed(completed, timeout_s=timeout_s)
+        return follow_cwd(result, context, start, ended_in)
 
 
 # --- Read --------------------------------------------------------------------------------------------------------
@@ -346,4 +368,4 @@ def tools(config: Config) -> list[Tool]:
     ]
 
 
-PROJECTIONS = (edits.PROJECTION,)
+PROJECTIONS = (edits.PROJECTION, CWD_PROJECTION)

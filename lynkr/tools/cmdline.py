@@ -726,9 +726,15 @@ def _commit_message(args: Sequence[Word]) -> str | None:
     return None
 
 
-def shell_actions(command: str, *, cwd: object = None) -> list[Action]:
-    """The canonical actions of a shell call: one ``shell`` action, plus a git action per git push/pull/commit."""
-    detail = {} if cwd in (None, "") else {"cwd": str(cwd)}
+def shell_actions(command: str, *, cwd: object = None, session_cwd: bool = False) -> list[Action]:
+    """The canonical actions of a shell call: one ``shell`` action, plus a git action per git push/pull/commit.
+
+    ``cwd`` is the folder the call names; ``session_cwd`` says the line runs where the session's previous
+    ``Bash`` call ended (the policy looks that folder up in the tool state).
+    """
+    detail: dict[str, Any] = {} if cwd in (None, "") else {"cwd": str(cwd)}
+    if session_cwd:
+        detail["session_cwd"] = True
     actions = [Action(kind="shell", command=command, detail=detail)]
     for found in analyse(command).commands:
         sub = git_subcommand(found)

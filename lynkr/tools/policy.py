@@ -29,7 +29,8 @@ import trio
 
 from lynkr.tools.base import Action, ActionKind, PolicyRule, Refusal, Registry, ToolContext
 from lynkr.tools.cmdline import Command, Word, analyse, git_subcommand
-from lynkr.tools.workspace import PathPatterns, UnresolvablePath, is_inside, resolve
+from lynkr.tools.shell import bash_cwd
+from lynkr.tools.workspace import PathPatterns, UnresolvablePath, is_inside, relative, resolve
 
 if TYPE_CHECKING:
     from lynkr.config import Config
@@ -159,6 +160,8 @@ class CommandPolicy:
             return None
         # Resolving paths and expanding globs touches the disk: off the trio thread.
         command, cwd = action.command, action.detail.get("cwd")
+        if action.detail.get("session_cwd"):
+            cwd = relative(context.workspace, bash_cwd(context))
         reason = await trio.to_thread.run_sync(lambda: self.problem(command, context.workspace, cwd))
         return None if reason is None else Refusal(rule=self.name, reason=reason)
 
