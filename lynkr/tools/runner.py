@@ -56,7 +56,7 @@ class Toolbox:
     registry: Registry
     rules: tuple[PolicyRule, ...]
     projections: tuple[Projection, ...]
-    # Masks configured secret values in the arguments that go into tool events.
+    # Masks configured secret values in tool events' arguments and in what tools return.
     scrubber: Scrubber = attrs.field(factory=Scrubber)
     # Canonical names of the tools POLICY_DISALLOWED_TOOLS names: never offered, refused when called anyway.
     disallowed: frozenset[str] = frozenset()
