@@ -197,22 +197,29 @@ class PolicyConfig:
         False, env="POLICY_GIT_AUTOSTASH", doc="Stash local changes around git pull.", converter=BOOL
     )
     file_allowed_paths: tuple[str, ...] = setting(
-        (), env="POLICY_FILE_ALLOWED_PATHS", doc="If set, file tools may touch only these paths.", converter=STR_LIST
+        (),
+        env="POLICY_FILE_ALLOWED_PATHS",
+        doc="If set, file tools may touch only paths matching these globs (inside the workspace).",
+        converter=STR_LIST,
     )
     file_blocked_paths: tuple[str, ...] = setting(
-        ("/.env", ".env", "/etc/passwd", "/etc/shadow"),
+        (".env*", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*.pem", "*.key", "*.p12", "*.pfx", ".git/",
+         ".ssh/", ".gnupg/", ".aws/", ".netrc", ".pgpass", "/etc/shadow"),
         env="POLICY_FILE_BLOCKED_PATHS",
-        doc="Paths file tools never touch.",
+        doc="Path globs tools never read or write, shell commands included (name, folder/, /absolute).",
         converter=STR_LIST,
     )
     safe_commands_enabled: bool = setting(
         True,
         env="POLICY_SAFE_COMMANDS_ENABLED",
-        doc="Check shell commands against the safe-command rules.",
+        doc="Judge every shell command against the allow/deny lists (built-in deny: sudo, mkfs*, shutdown, ...).",
         converter=BOOL,
     )
     safe_commands_config: JsonTree | None = setting(
-        None, env="POLICY_SAFE_COMMANDS_CONFIG", doc="Safe-command rules as JSON.", converter=JSON
+        None,
+        env="POLICY_SAFE_COMMANDS_CONFIG",
+        doc='Command rules as JSON {"allow": [...], "deny": [...]}, each "name [arg...]" with globs.',
+        converter=JSON,
     )
 
 

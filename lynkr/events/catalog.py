@@ -194,3 +194,7 @@ class BetasUnsupported(Event):
 
     provider: str
     flags: tuple[str, ...] = attrs.field(converter=_string_tuple)
+
+
+# Tool events live beside the tools; imported here so every reader of the log knows them.
+import lynkr.tools.events  # noqa: E402,F401

@@ -70,6 +70,9 @@ class ToolSpec:
     # Which family of tools this belongs to, for the "which tools are offered" setting:
     # "workspace" (lynkr's own), "cli" (Claude Code's built-ins under their own names), "mcp", "index", "plugin".
     family: str = "workspace"
+    # The action kinds this tool's calls produce.  ``POLICY_DISALLOWED_TOOLS`` uses them: disallowing ``Bash``
+    # (kinds ``shell``) refuses every ``shell`` action, whichever tool or alias asks for it.
+    kinds: tuple[ActionKind, ...] = ()
 
     def as_anthropic(self) -> JsonObject:
         return {"name": self.name, "description": self.description, "input_schema": dict(self.input_schema)}
@@ -110,7 +113,7 @@ class ToolContext:
     workspace: Path
     environ: Mapping[str, str]
     state: ToolState
-    settings: Any  # lynkr.tools.settings.ToolsConfig; typed loosely so plugins need not import it
+    settings: Any  # lynkr.config.ToolsConfig; typed loosely so plugins need not import it
     session_id: str = ""
     summarize: Callable[[str], Awaitable[str]] | None = None
 
@@ -179,6 +182,14 @@ class Tool(Protocol):
         ...
 
     async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolResult: ...
+
+
+@attrs.frozen
+class Alias:
+    """Another name for a registered tool; a ``lynkr.tools`` plugin may return these beside its tools."""
+
+    name: str
+    target: str
 
 
 class Registry:
