@@ -154,3 +154,7 @@ class ResponseFailed(Event):
     status: int
     error_type: str
     message: str
+
+
+# Events of lynkr's own tools live beside the tools; importing them here registers their topics for readers.
+from lynkr.tools import task_events, test_events  # noqa: E402,F401
