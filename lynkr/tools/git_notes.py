@@ -133,7 +133,12 @@ class RangeSummary:
         return sum(change.deletions for change in self.files)
 
     def totals(self) -> str:
-        return f"{len(self.files)} files changed, {self.additions} insertions(+), {self.deletions} deletions(-)"
+        # Worded as git's --shortstat words it.
+        files, added, deleted = len(self.files), self.additions, self.deletions
+        return (
+            f"{files} file{'s' if files != 1 else ''} changed, {added} insertion{'s' if added != 1 else ''}(+), "
+            f"{deleted} deletion{'s' if deleted != 1 else ''}(-)"
+        )
 
     def counts(self) -> str:
         kinds = {kind: sum(1 for item in self.commits if item.kind == kind) for kind, _ in SECTIONS}

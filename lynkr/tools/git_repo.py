@@ -137,7 +137,7 @@ _CONFLICT_CODES = {
 
 
 def status_lines(repo: pygit2.Repository) -> list[str]:
-    """``git status --porcelain -uall`` entries: ``XY path``, sorted by path."""
+    """``git status --porcelain -uall`` entries: ``XY path``, in git's order (by path, untracked files last)."""
     conflicts = {}
     if repo.index.conflicts is not None:
         for ancestor, ours, theirs in repo.index.conflicts:
@@ -156,7 +156,7 @@ def status_lines(repo: pygit2.Repository) -> list[str]:
             y = next((letter for flag, letter in _WORKTREE_CODES if flags & flag), " ")
             code = x + y
         lines.append(f"{code} {path}")
-    return sorted(lines, key=lambda line: line[3:])
+    return sorted(lines, key=lambda line: (line.startswith("??"), line[3:]))
 
 
 def branch_line(repo: pygit2.Repository) -> str:
