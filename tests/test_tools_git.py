@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -372,7 +373,10 @@ async def test_commit_messages_must_match_the_pattern(tmp_path: Path) -> None:
 
 
 async def test_commit_with_failing_tests_is_refused_while_tests_are_required(tmp_path: Path) -> None:
-    b = _bench(tmp_path, {"POLICY_GIT_REQUIRE_TESTS": "true", "POLICY_GIT_TEST_COMMAND": "python3 -m pytest -q -p no:cacheprovider"})
+    b = _bench(tmp_path, {
+        "POLICY_GIT_REQUIRE_TESTS": "true",
+        "POLICY_GIT_TEST_COMMAND": f"{sys.executable} -m pytest -q -p no:cacheprovider",
+    })
     w = init(b.workspace)
     (w / "test_math.py").write_text("def test_adds():\n    assert 1 + 1 == 3\n")
     commit_action = Action(kind="git.commit", detail={"message": "feat: math"})
@@ -387,7 +391,8 @@ async def test_commit_with_failing_tests_is_refused_while_tests_are_required(tmp
 
 async def test_required_tests_with_no_test_command_refuse_with_the_setting_to_use(tmp_path: Path) -> None:
     b = _bench(tmp_path, {"POLICY_GIT_REQUIRE_TESTS": "true"})
-    assert "set POLICY_GIT_TEST_COMMAND" in " ".join(await _judge(b, Action(kind="git.commit", detail={"message": "x"})))
+    refusals = await _judge(b, Action(kind="git.commit", detail={"message": "x"}))
+    assert "set POLICY_GIT_TEST_COMMAND" in " ".join(refusals)
 
 
 # --- bad states ---------------------------------------------------------------------------------------------
@@ -472,7 +477,9 @@ async def test_summaries_ask_the_model_when_a_provider_is_configured(repo_bench:
 
     repo_bench.summarize = summarize
     notes = await repo_bench.ok("workspace_git_release_notes")
-    assert notes.startswith("Summary (written by the model):\nAdds a first file and fixes the core.\n\n## Release notes")
+    assert notes.startswith(
+        "Summary (written by the model):\nAdds a first file and fixes the core.\n\n## Release notes"
+    )
     assert len(prompts) == 1 and "fix(core): second" not in prompts[0] and "second" in prompts[0]
     assert "+print('b')" in prompts[0]
 

@@ -23,7 +23,8 @@ async def test_tasks_create_update_status_delete_fold_into_the_board(tmp_path: P
     assert (await b.ok("workspace_task_create", {"title": "write parsers"})).startswith("Created T1 [todo]")
     await b.ok("workspace_task_create", {"title": "ship", "description": "tag and push", "status": "blocked"})
     await b.ok("workspace_task_update", {"id": "T1", "description": "pytest and node"})
-    assert "now in_progress (was todo)" in await b.ok("workspace_task_set_status", {"id": "t1", "status": "in_progress"})
+    moved = await b.ok("workspace_task_set_status", {"id": "t1", "status": "in_progress"})
+    assert "now in_progress (was todo)" in moved
 
     shown = await b.ok("workspace_task_get", {"id": "T1"})
     assert shown.splitlines()[:2] == ["T1 [in_progress] write parsers", "pytest and node"]

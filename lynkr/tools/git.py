@@ -92,7 +92,8 @@ def tools(config: Config) -> list[Tool]:
         ),
         _tool(
             "workspace_git_stash",
-            "Stash local changes (operation push, the default), or list, pop, apply or drop a stash (index, default 0).",
+            "Stash local changes (operation push, the default), or list, pop, apply or drop a stash "
+            "(index, default 0).",
             schema({"operation": {"type": "string", "enum": ["push", "list", "pop", "apply", "drop"]},
                     "message": {"type": "string"}, "include_untracked": {"type": "boolean"},
                     "index": {"type": "integer", "minimum": 0}}),

@@ -191,7 +191,9 @@ def summary_prompt(summary: RangeSummary, purpose: str) -> str:
         f"Write {purpose} for the git range {summary.spec}: three to six sentences for a developer, plain text, "
         "saying what changed and why it matters; do not invent anything the commits and diff do not show.\n\n"
         f"Commits:\n{grouped(summary.commits)}\n\nFiles: {summary.totals()}\n"
-        + "\n".join(f"{change.status} {change.path} (+{change.additions} -{change.deletions})" for change in summary.files[:200])
+        + "\n".join(
+            f"{change.status} {change.path} (+{change.additions} -{change.deletions})" for change in summary.files[:200]
+        )
         + f"\n\nStart of the patch:\n{summary.patch_excerpt}"
     )
 

@@ -126,7 +126,8 @@ async def push(
             return RemoteOutcome(text=text, used_git=False, reason=None)
         except _CredentialsOutOfReach:
             reason = "the remote asked for credentials, which only your git (its credential helper) can give"
-    argv = ["push", *(["--set-upstream"] if set_upstream else []), where.remote, f"{where.branch}:{where.remote_branch}"]
+    refspec = f"{where.branch}:{where.remote_branch}"
+    argv = ["push", *(["--set-upstream"] if set_upstream else []), where.remote, refspec]
     text = await _run_git(workspace, environ, timeout_s, argv, "push")
     return RemoteOutcome(text=text, used_git=True, reason=reason)
 
@@ -199,7 +200,9 @@ def _pull_with_libgit2(workspace: Path, where: RemotePlan) -> str:
         raise GitStateError(f"fetch from {where.remote} ({where.url}) failed: {exc}") from None
     fetched = repo.references.get(f"refs/remotes/{where.remote}/{where.remote_branch}")
     if fetched is None:
-        raise GitStateError(f"{where.remote} has no branch {where.remote_branch}; push it first, or name another branch")
+        raise GitStateError(
+            f"{where.remote} has no branch {where.remote_branch}; push it first, or name another branch"
+        )
     theirs = fetched.peel(pygit2.Commit)
     if repo.head_is_unborn:
         checkout_tree(repo, theirs)

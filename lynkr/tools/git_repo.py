@@ -171,7 +171,9 @@ def branch_line(repo: pygit2.Repository) -> str:
     if upstream is None:
         return name
     ahead, behind = repo.ahead_behind(branch.target, upstream.target)
-    apart = ", ".join(part for part in (f"ahead {ahead}" if ahead else "", f"behind {behind}" if behind else "") if part)
+    apart = ", ".join(
+        text for count, text in ((ahead, f"ahead {ahead}"), (behind, f"behind {behind}")) if count
+    )
     return f"{name}...{upstream.branch_name}" + (f" [{apart}]" if apart else "")
 
 
@@ -394,10 +396,14 @@ def log(workspace: Path, *, revision: str | None, limit: int, paths: Iterable[st
     for item in commits_in(repo, revision, None if wanted else limit):
         if wanted and not _touches(repo, item, wanted):
             continue
-        lines.append(f"{item.short_id} {when(item)} {item.author.name}: {item.message.splitlines()[0] if item.message else ''}")
+        lines.append(f"{item.short_id} {when(item)} {item.author.name}: {subject(item)}")
         if len(lines) >= limit:
             break
     return "\n".join(lines) if lines else "No commits match."
+
+
+def subject(commit_: pygit2.Commit) -> str:
+    return commit_.message.splitlines()[0] if commit_.message.strip() else ""
 
 
 def _touches(repo: pygit2.Repository, item: pygit2.Commit, specs: list[str]) -> bool:
@@ -419,7 +425,7 @@ def branches(workspace: Path, *, remote: bool) -> str:
     for name in sorted(repo.branches.local):
         branch = repo.branches.local[name]
         tip = branch.peel(pygit2.Commit)
-        line = f"{'*' if name == current else ' '} {name} {tip.short_id} {tip.message.splitlines()[0] if tip.message else ''}"
+        line = f"{'*' if name == current else ' '} {name} {tip.short_id} {subject(tip)}"
         upstream = branch.upstream
         if upstream is not None:
             ahead, behind = repo.ahead_behind(branch.target, upstream.target)

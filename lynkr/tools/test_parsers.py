@@ -50,7 +50,9 @@ _PYTEST_TOTALS = re.compile(
     re.MULTILINE,
 )
 _PYTEST_NO_TESTS = re.compile(r"^=*\s*no tests ran in [\d.]+s\s*=*\s*$", re.MULTILINE)
-_PYTEST_SUMMARY_LINE = re.compile(r"^(?P<outcome>PASSED|FAILED|ERROR|XFAIL|XPASS) (?P<name>\S+)(?: - .*)?$", re.MULTILINE)
+_PYTEST_SUMMARY_LINE = re.compile(
+    r"^(?P<outcome>PASSED|FAILED|ERROR|XFAIL|XPASS) (?P<name>\S+)(?: - .*)?$", re.MULTILINE
+)
 _PYTEST_DURATION = re.compile(r"^(?P<seconds>[\d.]+)s (?P<phase>call|setup|teardown)\s+(?P<name>\S+)$", re.MULTILINE)
 
 
@@ -91,7 +93,9 @@ _NODE_COUNT = re.compile(r"^[#ℹ] (?P<what>tests|pass|fail|cancelled|skipped|to
 _TAP_SUBTEST = re.compile(r"^(?P<indent> *)# Subtest: (?P<name>.+)$")
 _TAP_RESULT = re.compile(r"^(?P<indent> *)(?P<ok>ok|not ok) \d+ - (?P<name>.+?)(?: # (?P<directive>SKIP|TODO)\b.*)?$")
 _TAP_DURATION = re.compile(r"^ *duration_ms: (?P<ms>[\d.]+)")
-_SPEC_LINE = re.compile(r"^(?P<indent> *)(?P<mark>✔|✖|﹣|▶) (?P<name>.+?)(?: \((?P<ms>[\d.]+)ms\))?(?: # (?P<directive>SKIP|TODO)\b.*)?$")
+_SPEC_LINE = re.compile(
+    r"^(?P<indent> *)(?P<mark>✔|✖|﹣|▶) (?P<name>.+?)(?: \((?P<ms>[\d.]+)ms\))?(?: # (?P<directive>SKIP|TODO)\b.*)?$"
+)
 
 
 def _node(text: str) -> ParsedRun | None:
@@ -184,7 +188,11 @@ def _jest(text: str) -> ParsedRun | None:
     failures = [match["name"] for match in _JEST_FAILURE.finditer(text) if not match["name"].startswith("Console")]
     marks = {"✓": "passed", "√": "passed", "✕": "failed", "×": "failed", "○": "skipped"}
     tests: list[TestOutcome] = [
-        (match["name"].removeprefix("skipped ").strip(), marks[match["mark"]], float(match["ms"]) if match["ms"] else None)
+        (
+            match["name"].removeprefix("skipped ").strip(),
+            marks[match["mark"]],
+            float(match["ms"]) if match["ms"] else None,
+        )
         for match in _JEST_LINE.finditer(text)
     ]
     return ParsedRun(
@@ -199,7 +207,7 @@ def _jest(text: str) -> ParsedRun | None:
 
 def _vitest(text: str) -> ParsedRun | None:
     totals = list(_VITEST_TOTALS.finditer(text))
-    if not totals or "|" not in totals[-1]["body"] and not re.search(r"\d+ (passed|failed|skipped)", totals[-1]["body"]):
+    if not totals or not re.search(r"\d+ (passed|failed|skipped)", totals[-1]["body"]):
         return None
     counts = _count_words(totals[-1]["body"], "|")
     return ParsedRun(
@@ -251,7 +259,9 @@ def _cargo(text: str) -> ParsedRun | None:
     if not totals:
         return None
     outcomes = {"ok": "passed", "FAILED": "failed", "ignored": "skipped"}
-    tests: list[TestOutcome] = [(match["name"], outcomes[match["outcome"]], None) for match in _CARGO_LINE.finditer(text)]
+    tests: list[TestOutcome] = [
+        (match["name"], outcomes[match["outcome"]], None) for match in _CARGO_LINE.finditer(text)
+    ]
     return ParsedRun(
         framework="cargo",
         passed=sum(int(match["passed"]) for match in totals),

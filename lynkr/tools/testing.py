@@ -36,8 +36,10 @@ _NPM_PLACEHOLDER = 'echo "Error: no test specified" && exit 1'
 
 def detect_test_command(workspace: Path) -> str | None:
     """The test command a developer would type in this workspace, from the files it has; None if nothing fits."""
-    if any((workspace / name).is_file() for name in ("pyproject.toml", "setup.cfg", "setup.py", "pytest.ini", "tox.ini")) or (
-        (workspace / "tests").is_dir() and any((workspace / "tests").glob("*.py"))
+    python_markers = ("pyproject.toml", "setup.cfg", "setup.py", "pytest.ini", "tox.ini")
+    tests_folder = workspace / "tests"
+    if any((workspace / name).is_file() for name in python_markers) or (
+        tests_folder.is_dir() and any(tests_folder.glob("*.py"))
     ):
         venv_python = workspace / ".venv" / "bin" / "python"
         python = str(venv_python) if venv_python.is_file() else "python3"
@@ -198,7 +200,9 @@ async def _run(arguments: Arguments, context: ToolContext) -> ToolResult:
         lines.append(f"The whole process group was killed at the {timeout_ms} ms timeout (WORKSPACE_TEST_TIMEOUT_MS).")
     # The end of the output holds the failures' details and the summary; the runner cuts what is too long.
     lines.extend(["", "Output (end):", _tail(finished.output, int(context.settings.output_limit_bytes) // 2)])
-    return ToolResult(content="\n".join(lines), is_error=finished.timed_out, exit_code=finished.exit_code, events=(ran,))
+    return ToolResult(
+        content="\n".join(lines), is_error=finished.timed_out, exit_code=finished.exit_code, events=(ran,)
+    )
 
 
 def _tail(text: str, limit: int) -> str:
@@ -260,13 +264,17 @@ def summarize(runs: Sequence[TestRan], top: int = 10) -> Summary:
             by_revision: dict[str | None, set[str]] = {}
             for outcome, revision in seen:
                 by_revision.setdefault(revision, set()).add(outcome)
-            same = any(revision is not None and {"passed", "failed"} <= found for revision, found in by_revision.items())
+            same = any(
+                revision is not None and {"passed", "failed"} <= found for revision, found in by_revision.items()
+            )
             flaky.append((name, passes, failures, same))
     flaky.sort(key=lambda item: (not item[3], -min(item[1], item[2]), item[0]))
     means = sorted(((name, sum(values) / len(values)) for name, values in durations.items()), key=lambda item: -item[1])
     latest = runs[-1].failures if runs else ()
     recent = sorted(failing.items(), key=lambda item: (item[0] not in latest, -item[1], item[0]))
-    return Summary(runs=len(runs), flaky=tuple(flaky), slowest=tuple(means[:top]), recent_failures=tuple(recent[:top * 2]))
+    return Summary(
+        runs=len(runs), flaky=tuple(flaky), slowest=tuple(means[:top]), recent_failures=tuple(recent[: top * 2])
+    )
 
 
 async def _summary(arguments: Arguments, context: ToolContext) -> ToolResult:
