@@ -212,7 +212,9 @@ async def test_push_and_pull_with_a_local_bare_remote(repo_bench: Bench, tmp_pat
     sh(other, "config", "user.email", "bob@example.com")
     commit_file(other, "from_bob.txt", "bob\n", "feat: bob's work")
     sh(other, "push", "-q", "origin", "main")
-    assert "## main...origin/main" in await repo_bench.ok("workspace_git_status")
+    sh(w, "fetch", "-q")
+    header = (await repo_bench.ok("workspace_git_status")).splitlines()[0]
+    assert header == sh(w, "status", "--porcelain", "-b").splitlines()[0] == "## main...origin/main [behind 1]"
     pulled = await repo_bench.ok("workspace_git_pull")
     assert "Fast-forwarded" in pulled
     assert (w / "from_bob.txt").read_text() == "bob\n"
@@ -317,6 +319,27 @@ async def test_push_and_pull_fall_back_to_git_when_the_server_wants_a_credential
         pulled = await repo_bench.ok("workspace_git_pull")
         assert "ran your `git` command instead of libgit2" in pulled
         assert (w / "bob.txt").read_text() == "bob\n"
+
+
+async def test_the_fallback_git_gets_no_secrets(repo_bench: Bench, tmp_path: Path) -> None:
+    w = repo_bench.workspace
+    served = tmp_path / "served"
+    served.mkdir()
+    bare_remote(served, "project.git")
+    seen = tmp_path / "helper-environment.txt"
+    helper = (
+        f"!f() {{ env > {seen}; echo username={git_http_server.USER}; "
+        f"echo password={git_http_server.PASSWORD}; }}; f"
+    )
+    sh(w, "config", "credential.helper", helper)
+    repo_bench.environ = {**repo_bench.environ, "GITHUB_TOKEN": "ghp-leak", "OPENAI_API_KEY": "sk-leak",
+                          "ANTHROPIC_BASE_URL": "http://leak", "LYNKR_PORT": "1"}
+    with git_http_server.serving(served) as (base, _):
+        sh(w, "remote", "add", "origin", f"{base}/project.git")
+        await repo_bench.ok("workspace_git_push")
+    environment = seen.read_text()
+    assert "PATH=" in environment
+    assert "leak" not in environment and "LYNKR_" not in environment
 
 
 async def test_git_fallback_failure_is_a_clear_error_without_prompting(repo_bench: Bench, tmp_path: Path) -> None:

@@ -232,6 +232,14 @@ async def test_output_is_bounded_in_memory_with_the_cut_marked(tmp_path: Path) -
     assert finished.output.endswith("END\n")
 
 
+async def test_the_test_command_gets_no_secrets(tmp_path: Path) -> None:
+    b = _bench(tmp_path, {"WORKSPACE_TEST_COMMAND": "env"})
+    b.environ = {**b.environ, "DEPLOY_TOKEN": "tok-leak", "DB_PASSWORD": "pw-leak", "ANTHROPIC_API_KEY": "sk-leak"}
+    shown = await b.ok("workspace_test_run")
+    assert "PATH=" in shown
+    assert "leak" not in shown
+
+
 async def test_no_test_command_is_a_clear_error(tmp_path: Path) -> None:
     b = _bench(tmp_path)
     assert "set WORKSPACE_TEST_COMMAND" in await b.fails("workspace_test_run")

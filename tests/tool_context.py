@@ -26,11 +26,13 @@ class Bench:
     state: ToolState
     summarize: Callable[[str], Awaitable[str]] | None = None
     events: list[Event] = attrs.field(factory=list)
+    # What the tool worker hands tools; a test may put secrets in it to prove the tools scrub them again.
+    environ: dict[str, str] = attrs.field(factory=lambda: scrubbed_environ(os.environ))
 
     def context(self) -> ToolContext:
         return ToolContext(
             workspace=self.workspace,
-            environ=scrubbed_environ(os.environ),
+            environ=self.environ,
             state=self.state,
             settings=self.config.tools,
             session_id="test-session",
