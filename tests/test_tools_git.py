@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pygit2
 import pytest
+from pygit2.enums import ConfigLevel
 
 from lynkr.tools import git
 from lynkr.tools.base import Action, ToolState
@@ -152,6 +155,31 @@ async def test_stage_unstage_and_commit_as_git_sees_them(repo_bench: Bench) -> N
     assert sh(w, "show", "--name-status", "--format=", "HEAD").split() == ["D", "src/b.py"]
 
 
+@pytest.fixture
+def no_global_git_config(tmp_path: Path) -> Iterator[None]:
+    """libgit2 looks for no global config (it reads ~/.gitconfig otherwise); restored afterwards."""
+    saved = pygit2.settings.search_path[ConfigLevel.GLOBAL]
+    empty = tmp_path / "empty-home"
+    empty.mkdir()
+    pygit2.settings.search_path[ConfigLevel.GLOBAL] = str(empty)
+    try:
+        yield
+    finally:
+        pygit2.settings.search_path[ConfigLevel.GLOBAL] = saved
+
+
+@pytest.mark.usefixtures("no_global_git_config")
+async def test_commits_without_a_configured_user_are_signed_by_lynkr(tmp_path: Path) -> None:
+    b = _bench(tmp_path)
+    sh(b.workspace, "init", "-q", "-b", "main")
+    (b.workspace / "f.txt").write_text("f\n")
+    await b.ok("workspace_git_stage", {"all": True})
+    await b.ok("workspace_git_commit", {"message": "feat: f"})
+    assert sh(b.workspace, "log", "-1", "--format=%an <%ae>|%cn <%ce>").strip() == (
+        "lynkr <lynkr@localhost>|lynkr <lynkr@localhost>"
+    )
+
+
 async def test_stash_push_list_pop_as_git_sees_them(repo_bench: Bench) -> None:
     w = repo_bench.workspace
     (w / "a.txt").write_text("work in progress\n")
@@ -248,6 +276,33 @@ async def test_push_of_a_diverged_branch_is_refused_with_what_to_do(repo_bench: 
     refused = await repo_bench.fails("workspace_git_push")
     assert "pull first" in refused
     assert sh(remote, "log", "-1", "--format=%s", "main").strip() == "feat: x"
+
+
+@pytest.mark.parametrize("autostash", [False, True])
+async def test_pull_over_local_changes_to_the_same_file_needs_autostash(tmp_path: Path, autostash: bool) -> None:
+    b = _bench(tmp_path, {"POLICY_GIT_AUTOSTASH": str(autostash).lower()})
+    w = init(b.workspace)
+    commit_file(w, "a.txt", "one\ntwo\nthree\n", "feat: a")
+    remote = bare_remote(tmp_path)
+    sh(w, "remote", "add", "origin", str(remote))
+    await b.ok("workspace_git_push", {"set_upstream": True})
+    other = tmp_path / "other"
+    sh(tmp_path, "clone", "-q", str(remote), str(other))
+    sh(other, "config", "user.name", "Bob")
+    sh(other, "config", "user.email", "bob@example.com")
+    commit_file(other, "a.txt", "ONE\ntwo\nthree\n", "fix: one")
+    sh(other, "push", "-q", "origin", "main")
+    (w / "a.txt").write_text("one\ntwo\nTHREE\n")
+
+    if not autostash:
+        assert "stash" in await b.fails("workspace_git_pull")
+        assert (w / "a.txt").read_text() == "one\ntwo\nTHREE\n"
+        return
+    pulled = await b.ok("workspace_git_pull")
+    assert "stashed around the pull and are back in place" in pulled
+    assert (w / "a.txt").read_text() == "ONE\ntwo\nTHREE\n"
+    assert sh(w, "stash", "list") == ""
+    assert sh(w, "log", "-1", "--format=%s").strip() == "fix: one"
 
 
 async def test_pull_with_conflicts_leaves_them_for_resolution_like_git(repo_bench: Bench, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ keeps its own state, so these tools return no events; the policy rules live in :
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 import trio
@@ -77,7 +78,7 @@ def tools(config: Config) -> list[Tool]:
             "Fetch and merge a remote branch (default: the current branch's upstream) into the current branch.",
             schema({"remote": {"type": "string"}, "branch": {"type": "string"}}),
             "git.pull",
-            _pull,
+            partial(_pull, autostash=config.policy.git_autostash),
         ),
         _tool("workspace_git_branches", "Local branches (remote: also remote-tracking ones), with upstream distance.",
               schema({"remote": {"type": "boolean"}}), "git.read", _branches),
@@ -212,10 +213,10 @@ async def _push(arguments: Arguments, context: ToolContext) -> ToolResult:
     return ToolResult(content=outcome.report())
 
 
-async def _pull(arguments: Arguments, context: ToolContext) -> ToolResult:
+async def _pull(arguments: Arguments, context: ToolContext, *, autostash: bool) -> ToolResult:
     outcome = await git_remote.pull(
         context.workspace, scrubbed_environ(context.environ), _timeout_s(context),
-        remote=text_argument(arguments, "remote"), branch=text_argument(arguments, "branch"),
+        remote=text_argument(arguments, "remote"), branch=text_argument(arguments, "branch"), autostash=autostash,
     )
     return ToolResult(content=outcome.report())
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import attrs
 import pygit2
 import trio
-from pygit2.enums import MergeAnalysis
+from pygit2.enums import FileStatus, MergeAnalysis
 
 from lynkr.tools.git_repo import (
     checkout_tree,
@@ -165,21 +165,34 @@ def _push_failure(message: str) -> str:
 
 
 async def pull(
-    workspace: Path, environ: Mapping[str, str], timeout_s: float, *, remote: str | None, branch: str | None
+    workspace: Path, environ: Mapping[str, str], timeout_s: float, *, remote: str | None, branch: str | None,
+    autostash: bool,
 ) -> RemoteOutcome:
+    """Fetch and merge; with ``autostash`` (POLICY_GIT_AUTOSTASH), local changes are stashed around the merge."""
     where = await trio.to_thread.run_sync(plan, workspace, remote, branch)
     await trio.to_thread.run_sync(_refuse_pull_states, workspace)
     reason = why_libgit2_cannot(where.url)
     if reason is None:
+        stashed = autostash and await trio.to_thread.run_sync(_stash_local_changes, workspace)
+        text = ""
         try:
             text = await trio.to_thread.run_sync(_pull_with_libgit2, workspace, where)
-            return RemoteOutcome(text=text, used_git=False, reason=None)
         except _CredentialsOutOfReach:
+            # Put the changes back: the user's git stashes them itself (--autostash).
             reason = "the remote asked for credentials, which only your git (its credential helper) can give"
+        except GitStateError as exc:
+            if stashed:
+                raise GitStateError(f"{exc}\n{await trio.to_thread.run_sync(_restore_stash, workspace)}") from None
+            raise
+        if stashed:
+            text += "\n" + await trio.to_thread.run_sync(_restore_stash, workspace)
+        if reason is None:
+            return RemoteOutcome(text=text, used_git=False, reason=None)
     who = await trio.to_thread.run_sync(lambda: signature(open_repository(workspace)))
     argv = [
         "-c", f"user.name={who.name}", "-c", f"user.email={who.email}",
-        "pull", "--no-rebase", "--no-edit", where.remote, where.remote_branch,
+        "pull", "--no-rebase", "--no-edit", *(["--autostash"] if autostash else []),
+        where.remote, where.remote_branch,
     ]
     text = await _run_git(workspace, environ, timeout_s, argv, "pull")
     return RemoteOutcome(text=text, used_git=True, reason=reason)
@@ -189,6 +202,29 @@ def _refuse_pull_states(workspace: Path) -> None:
     repo = open_repository(workspace)
     current_branch_name(repo)
     refuse_conflicts(repo)
+
+
+def _stash_local_changes(workspace: Path) -> bool:
+    """Stash changes to tracked files, as ``git pull --autostash`` does; True when there were any."""
+    repo = open_repository(workspace)
+    untracked = FileStatus.WT_NEW | FileStatus.IGNORED
+    tracked_changes = [path for path, flags in repo.status().items() if flags & ~untracked]
+    if not tracked_changes or repo.head_is_unborn:
+        return False
+    repo.stash(signature(repo), "autostash before pull")
+    return True
+
+
+def _restore_stash(workspace: Path) -> str:
+    repo = open_repository(workspace)
+    try:
+        repo.stash_pop(0, reinstate_index=True)
+    except pygit2.GitError as exc:
+        return (
+            f"Your local changes did not apply cleanly after the pull ({exc}); they are kept as stash@{{0}} "
+            "(workspace_git_stash with operation apply or pop)."
+        )
+    return "Your local changes were stashed around the pull and are back in place."
 
 
 def _pull_with_libgit2(workspace: Path, where: RemotePlan) -> str:
