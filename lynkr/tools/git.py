@@ -178,8 +178,9 @@ async def _diff(arguments: Arguments, context: ToolContext) -> ToolResult:
     context_lines = count_argument(arguments, "context_lines", 3, low=0, high=100)
 
     def patch() -> str:
-        text, _ = git_repo.diff(context.workspace, revision=revision, staged=staged, paths=paths,
-                                context_lines=context_lines)
+        text = git_repo.diff(
+            context.workspace, revision=revision, staged=staged, paths=paths, context_lines=context_lines
+        )
         return text or "No differences."
 
     return await _in_thread(patch)

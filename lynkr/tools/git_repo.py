@@ -227,8 +227,8 @@ def diff_between(repo: pygit2.Repository, spec: str, context_lines: int) -> pygi
 
 def diff(
     workspace: Path, *, revision: str | None, staged: bool, paths: Iterable[str], context_lines: int
-) -> tuple[str, pygit2.Diff]:
-    """The patch and the diff object: of a commit or range, of the index against HEAD, or of the working tree."""
+) -> str:
+    """The patch of a commit or range, of the index against HEAD, or of the working tree against the index."""
     repo = open_repository(workspace)
     if revision is not None:
         found = diff_between(repo, revision, context_lines)
@@ -239,10 +239,10 @@ def diff(
         found = repo.index.diff_to_workdir(context_lines=context_lines)
     wanted = pathspecs(repo, workspace, paths)
     if not wanted:
-        return found.patch or "", found
+        return found.patch or ""
     kept = [patch for patch in patches(found) if _matches(patch.delta.new_file.path, wanted) or _matches(
         patch.delta.old_file.path, wanted)]
-    return "".join(patch.text or "" for patch in kept), found
+    return "".join(patch.text or "" for patch in kept)
 
 
 def patches(found: pygit2.Diff) -> Iterator[pygit2.Patch]:
