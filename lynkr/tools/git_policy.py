@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import attrs
+import trio
 
 from lynkr.config import Config, PolicyConfig
 from lynkr.tools.base import Action, PolicyRule, Refusal, ToolContext
@@ -76,14 +77,17 @@ class TestsMustPass:
     async def judge(self, action: Action, context: ToolContext) -> Refusal | None:
         if action.kind not in ("git.commit", "git.push"):
             return None
-        command = chosen_command(context.workspace, self.command)
+        command = await trio.to_thread.run_sync(chosen_command, context.workspace, self.command)
         if command is None:
             return Refusal(
                 rule=self.name,
                 reason="tests must pass before a commit or push (POLICY_GIT_REQUIRE_TESTS), but there is no test "
                 "command; set POLICY_GIT_TEST_COMMAND or WORKSPACE_TEST_COMMAND",
             )
-        outcome = await run_tests(context.workspace, scrubbed_environ(context.environ), command, self.timeout_ms)
+        try:
+            outcome = await run_tests(context.workspace, scrubbed_environ(context.environ), command, self.timeout_ms)
+        except OSError as exc:
+            return Refusal(rule=self.name, reason=f"tests must pass first, but `{command}` could not start: {exc}")
         if outcome.passed:
             return None
         failing = f" Failing: {', '.join(outcome.parsed.failures[:10])}." if outcome.parsed.failures else ""

@@ -282,7 +282,10 @@ async def _run_git(workspace: Path, environ: Mapping[str, str], timeout_s: float
     # command runs in a new session without one.)
     env["GIT_TERMINAL_PROMPT"] = "0"
     cwd = await trio.to_thread.run_sync(lambda: workdir(open_repository(workspace)))
-    finished = await run_in_group(["git", *argv], cwd=cwd, environ=env, timeout_s=timeout_s)
+    try:
+        finished = await run_in_group(["git", *argv], cwd=cwd, environ=env, timeout_s=timeout_s)
+    except OSError as exc:
+        raise GitStateError(f"git {what} needs the `git` command, which could not run ({exc}); install git") from None
     output = finished.output.strip()
     if finished.timed_out:
         raise GitStateError(f"git {what} did not finish in {timeout_s:g} s and was stopped. Output so far:\n{output}")

@@ -94,7 +94,8 @@ _TAP_SUBTEST = re.compile(r"^(?P<indent> *)# Subtest: (?P<name>.+)$")
 _TAP_RESULT = re.compile(r"^(?P<indent> *)(?P<ok>ok|not ok) \d+ - (?P<name>.+?)(?: # (?P<directive>SKIP|TODO)\b.*)?$")
 _TAP_DURATION = re.compile(r"^ *duration_ms: (?P<ms>[\d.]+)")
 _SPEC_LINE = re.compile(
-    r"^(?P<indent> *)(?P<mark>✔|✖|﹣|▶) (?P<name>.+?)(?: \((?P<ms>[\d.]+)ms\))?(?: # (?P<directive>SKIP|TODO)\b.*)?$"
+    r"^(?P<indent> *)(?P<mark>✔|✖|﹣|▶) (?P<name>.+?)"
+    r"(?: \((?P<ms>[\d.]+)ms\))?(?: # (?P<directive>SKIP|TODO)\b.*)?$"
 )
 
 

@@ -95,11 +95,15 @@ async def run_tests(workspace: Path, environ: Mapping[str, str], command: str, t
 
 
 def _revision(workspace: Path) -> str | None:
-    found = pygit2.discover_repository(str(workspace))
-    if found is None:
+    """The commit the workspace is at, so the summary can tell a flaky test from one that changed."""
+    try:
+        found = pygit2.discover_repository(str(workspace))
+        if found is None:
+            return None
+        repo = pygit2.Repository(found)
+        return None if repo.head_is_unborn or repo.is_bare else str(repo.head.target)
+    except pygit2.GitError:
         return None
-    repo = pygit2.Repository(found)
-    return None if repo.head_is_unborn else str(repo.head.target)
 
 
 # --- history ------------------------------------------------------------------------------------------------
@@ -170,13 +174,16 @@ def _read_action(arguments: Arguments) -> Sequence[Action]:
 async def _run(arguments: Arguments, context: ToolContext) -> ToolResult:
     limit_ms = int(context.settings.test_timeout_ms)
     timeout_ms = min(count_argument(arguments, "timeout_ms", limit_ms, low=1, high=10**9), limit_ms)
-    command = chosen_command(context.workspace, context.settings.test_command)
+    command = await trio.to_thread.run_sync(chosen_command, context.workspace, context.settings.test_command)
     if command is None:
         return error(
             "no test command: set WORKSPACE_TEST_COMMAND, or add what a test runner needs (pyproject.toml or a "
             "tests/ folder for pytest, package.json, go.mod, Cargo.toml)"
         )
-    outcome = await run_tests(context.workspace, scrubbed_environ(context.environ), command, timeout_ms)
+    try:
+        outcome = await run_tests(context.workspace, scrubbed_environ(context.environ), command, timeout_ms)
+    except OSError as exc:
+        return error(f"the test command could not start in {context.workspace}: {exc}")
     revision = await trio.to_thread.run_sync(_revision, context.workspace)
     parsed, finished = outcome.parsed, outcome.finished
     ran = TestRan(
