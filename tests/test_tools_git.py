@@ -14,7 +14,7 @@ from pygit2.enums import ConfigLevel
 
 from lynkr.tools import git
 from lynkr.tools.base import Action, ToolState
-from lynkr.tools.git_remote import why_libgit2_cannot
+from lynkr.tools.git_remote import why_libgit2_cannot, without_passwords
 from tests import git_http_server
 from tests.conftest import make_config
 from tests.tool_context import Bench, bench
@@ -335,6 +335,13 @@ async def test_pull_with_conflicts_leaves_them_for_resolution_like_git(repo_benc
 
 
 # --- the fallback to the user's git -------------------------------------------------------------------------
+
+
+def test_passwords_in_remote_urls_never_reach_the_model() -> None:
+    text = "To https://alice:ghp-s3cret@example.com/repo.git\nfrom http://bob@host/x and ssh://git@host:22/y"
+    assert without_passwords(text) == (
+        "To https://alice:***@example.com/repo.git\nfrom http://bob@host/x and ssh://git@host:22/y"
+    )
 
 
 def test_urls_libgit2_cannot_serve_go_to_git(tmp_path: Path) -> None:

@@ -24,8 +24,8 @@ import trio
 from pygit2.enums import FileStatus, MergeAnalysis
 
 from lynkr.tools.git_repo import (
-    checkout_tree,
     GitStateError,
+    checkout_tree,
     current_branch_name,
     head_commit,
     open_repository,
@@ -35,6 +35,7 @@ from lynkr.tools.git_repo import (
 )
 from lynkr.tools.subprocess_group import run_in_group
 
+_URL_PASSWORD = re.compile(r"(?P<start>[A-Za-z][\w+.-]*://[^/\s:@]*):[^/\s@]*@")
 _SCP_LIKE = re.compile(r"^(?:[\w.+-]+@)?[\w.-]+:(?!//)")
 _REMOTE_HELPER = re.compile(r"^[A-Za-z][\w+.-]*::")
 
@@ -61,8 +62,13 @@ class RemoteOutcome:
 
     def report(self) -> str:
         if not self.used_git:
-            return self.text
-        return f"{self.text}\n(ran your `git` command instead of libgit2: {self.reason})"
+            return without_passwords(self.text)
+        return without_passwords(f"{self.text}\n(ran your `git` command instead of libgit2: {self.reason})")
+
+
+def without_passwords(text: str) -> str:
+    """``https://user:token@host`` becomes ``https://user:***@host``: a URL's password never reaches the model."""
+    return _URL_PASSWORD.sub(r"\g<start>:***@", text)
 
 
 def why_libgit2_cannot(url: str) -> str | None:
@@ -142,10 +148,13 @@ def _push_with_libgit2(workspace: Path, where: RemotePlan, set_upstream: bool) -
     try:
         repo.remotes[where.remote].push([refspec], callbacks=callbacks)
     except pygit2.GitError as exc:
-        raise GitStateError(_push_failure(str(exc))) from None
+        raise GitStateError(without_passwords(_push_failure(str(exc)))) from None
     if callbacks.rejected:
         reasons = "; ".join(f"{ref}: {why}" for ref, why in callbacks.rejected.items())
-        raise GitStateError(f"the remote rejected the push ({reasons}); pull first (workspace_git_pull)")
+        raise GitStateError(
+            f"the remote rejected the push ({reasons}); if it has commits this branch lacks, pull first "
+            "(workspace_git_pull), else the remote's rules refused it"
+        )
     # Keep the remote-tracking branch in step, as git does after a push.
     tip = repo.branches.local[where.branch].target
     tracking = f"refs/remotes/{where.remote}/{where.remote_branch}"
@@ -233,7 +242,7 @@ def _pull_with_libgit2(workspace: Path, where: RemotePlan) -> str:
     try:
         repo.remotes[where.remote].fetch(callbacks=callbacks)
     except pygit2.GitError as exc:
-        raise GitStateError(f"fetch from {where.remote} ({where.url}) failed: {exc}") from None
+        raise GitStateError(without_passwords(f"fetch from {where.remote} ({where.url}) failed: {exc}")) from None
     fetched = repo.references.get(f"refs/remotes/{where.remote}/{where.remote_branch}")
     if fetched is None:
         raise GitStateError(
@@ -267,7 +276,7 @@ def _pull_with_libgit2(workspace: Path, where: RemotePlan) -> str:
         )
     who = signature(repo)
     tree = repo.index.write_tree()
-    message = f"Merge branch '{where.remote_branch}' of {where.url}\n"
+    message = f"Merge branch '{where.remote_branch}' of {without_passwords(where.url)}\n"
     merged = repo.create_commit("HEAD", who, who, message, tree, [ours.id, theirs.id])
     repo.state_cleanup()
     return f"Merged {where.remote}/{where.remote_branch} into {where.branch}: {str(merged)[:7]}"
@@ -286,7 +295,7 @@ async def _run_git(workspace: Path, environ: Mapping[str, str], timeout_s: float
         finished = await run_in_group(["git", *argv], cwd=cwd, environ=env, timeout_s=timeout_s)
     except OSError as exc:
         raise GitStateError(f"git {what} needs the `git` command, which could not run ({exc}); install git") from None
-    output = finished.output.strip()
+    output = without_passwords(finished.output.strip())
     if finished.timed_out:
         raise GitStateError(f"git {what} did not finish in {timeout_s:g} s and was stopped. Output so far:\n{output}")
     if finished.exit_code != 0:
