@@ -179,6 +179,20 @@ async def test_history_and_summary_find_flaky_slow_and_failing_tests(tmp_path: P
     assert rebuilt.part("tests") == b.state.part("tests")
 
 
+def _ran(failures: tuple[str, ...], revision: str, tests: tuple[tuple[str, str, float | None], ...] = ()) -> TestRan:
+    return TestRan(
+        command="pytest", framework="pytest", exit_code=1 if failures else 0, timed_out=False, passed=3,
+        failed=len(failures), skipped=0, duration_ms=10.0, failures=failures, tests=tests, revision=revision, at=0.0,
+    )
+
+
+def test_a_test_only_named_when_failing_is_flaky_when_it_fails_in_some_runs_only() -> None:
+    runs = [_ran(("t::a",), "r1"), _ran((), "r1"), _ran(("t::a", "t::b"), "r2"), _ran(("t::b",), "r3")]
+    summary = testing.summarize(runs)
+    assert summary.flaky == (("t::a", 2, 2, True), ("t::b", 2, 2, False))
+    assert summary.recent_failures[0] == ("t::b", 2)
+
+
 async def test_a_real_node_test_run(tmp_path: Path) -> None:
     if shutil.which("node") is None:
         pytest.skip("node is not installed on this machine")

@@ -256,13 +256,22 @@ def summarize(runs: Sequence[TestRan], top: int = 10) -> Summary:
     outcomes: dict[str, list[tuple[str, str | None]]] = {}
     durations: dict[str, list[float]] = {}
     failing: dict[str, int] = {}
+    ever_failed = {name for run in runs for name in run.failures}
     for run in runs:
+        named = {name for name, _, _ in run.tests}
         for name, outcome, duration_ms in run.tests:
             outcomes.setdefault(name, []).append((outcome, run.revision))
             if duration_ms is not None:
                 durations.setdefault(name, []).append(duration_ms)
         for name in run.failures:
             failing[name] = failing.get(name, 0) + 1
+            if name not in named:
+                outcomes.setdefault(name, []).append(("failed", run.revision))
+        # A plain `pytest` (or go test without -v) names only failing tests.  A run that finished and was
+        # understood, but did not list a test that failed elsewhere, passed it.
+        if not run.timed_out and run.framework != "unknown":
+            for name in ever_failed - named - set(run.failures):
+                outcomes.setdefault(name, []).append(("passed", run.revision))
     flaky = []
     for name, seen in outcomes.items():
         passes = sum(1 for outcome, _ in seen if outcome == "passed")
