@@ -383,6 +383,45 @@ async def test_push_and_pull_fall_back_to_git_when_the_server_wants_a_credential
         assert (w / "bob.txt").read_text() == "bob\n"
 
 
+FAKE_SSH = """#!/bin/sh
+# Stands in for ssh, as a user's core.sshCommand might: runs the remote command (the last argument) here.
+for last; do :; done
+exec sh -c "$last"
+"""
+
+
+@pytest.mark.parametrize("transport", ["ssh", "remote-helper"])
+async def test_ssh_and_remote_helper_urls_go_straight_to_the_users_git(
+    repo_bench: Bench, tmp_path: Path, transport: str
+) -> None:
+    w = repo_bench.workspace
+    remote = bare_remote(tmp_path)
+    if transport == "ssh":
+        fake_ssh = tmp_path / "fake-ssh"
+        fake_ssh.write_text(FAKE_SSH)
+        fake_ssh.chmod(0o755)
+        sh(w, "config", "core.sshCommand", str(fake_ssh))
+        url, reason = f"ssh://git.example.invalid{remote}", "SSH agent"
+    else:
+        sh(w, "config", "protocol.ext.allow", "always")
+        url, reason = f"ext::git %s {remote}", "remote helper git-remote-ext"
+    sh(w, "remote", "add", "origin", url)
+
+    pushed = await repo_bench.ok("workspace_git_push", {"set_upstream": True})
+    assert "ran your `git` command instead of libgit2" in pushed and reason in pushed
+    assert sh(remote, "log", "--format=%s", "main").splitlines() == ["fix(core): second", "feat: first"]
+
+    other = tmp_path / "other"
+    sh(tmp_path, "clone", "-q", str(remote), str(other))
+    sh(other, "config", "user.name", "Bob")
+    sh(other, "config", "user.email", "bob@example.com")
+    commit_file(other, "bob.txt", "bob\n", "feat: bob")
+    sh(other, "push", "-q", "origin", "main")
+    pulled = await repo_bench.ok("workspace_git_pull")
+    assert reason in pulled
+    assert (w / "bob.txt").read_text() == "bob\n"
+
+
 async def test_the_fallback_git_gets_no_secrets(repo_bench: Bench, tmp_path: Path) -> None:
     w = repo_bench.workspace
     served = tmp_path / "served"
