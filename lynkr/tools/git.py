@@ -1,8 +1,9 @@
 """The git tools: ``workspace_git_{status,diff,stage,unstage,commit,push,pull,branches,checkout,stash,log}``,
 and release notes, a diff summary and a changelog for a commit range.
 
-Each tool is one declared function.  Local work goes through pygit2 in a worker thread (:mod:`git_repo`,
-:mod:`git_notes`); push and pull may fall back to the user's ``git`` (:mod:`git_remote`).  A repository in a
+Each tool is one declared function.  Local work goes through pygit2 in a worker thread (:mod:`git_read`,
+:mod:`git_write`, :mod:`git_notes`, over :mod:`git_repo`); push and pull may fall back to the user's ``git``
+(:mod:`git_remote`).  A repository in a
 state the operation cannot handle gives an error result that says what to do, never an exception.  Git
 keeps its own state, so these tools return no events; the policy rules live in :mod:`git_policy`.
 """
@@ -16,7 +17,7 @@ from typing import Any
 import trio
 
 from lynkr.config import Config
-from lynkr.tools import git_notes, git_remote, git_repo
+from lynkr.tools import git_notes, git_read, git_remote, git_repo, git_write
 from lynkr.tools.base import Action, ActionKind, PolicyRule, Projection, Tool, ToolContext, ToolResult, ToolSpec
 from lynkr.tools.declared import (
     Arguments,
@@ -168,7 +169,7 @@ async def _in_thread(function: Callable[..., str], *args: Any, **kwargs: Any) ->
 
 
 async def _status(arguments: Arguments, context: ToolContext) -> ToolResult:
-    return await _in_thread(git_repo.status, context.workspace)
+    return await _in_thread(git_read.status, context.workspace)
 
 
 async def _diff(arguments: Arguments, context: ToolContext) -> ToolResult:
@@ -178,7 +179,7 @@ async def _diff(arguments: Arguments, context: ToolContext) -> ToolResult:
     context_lines = count_argument(arguments, "context_lines", 3, low=0, high=100)
 
     def patch() -> str:
-        text = git_repo.diff(
+        text = git_read.diff(
             context.workspace, revision=revision, staged=staged, paths=paths, context_lines=context_lines
         )
         return text or "No differences."
@@ -187,17 +188,17 @@ async def _diff(arguments: Arguments, context: ToolContext) -> ToolResult:
 
 
 async def _stage(arguments: Arguments, context: ToolContext) -> ToolResult:
-    return await _in_thread(git_repo.stage, context.workspace, texts_argument(arguments, "paths"),
+    return await _in_thread(git_write.stage, context.workspace, texts_argument(arguments, "paths"),
                             flag_argument(arguments, "all"))
 
 
 async def _unstage(arguments: Arguments, context: ToolContext) -> ToolResult:
-    return await _in_thread(git_repo.unstage, context.workspace, texts_argument(arguments, "paths"),
+    return await _in_thread(git_write.unstage, context.workspace, texts_argument(arguments, "paths"),
                             flag_argument(arguments, "all"))
 
 
 async def _commit(arguments: Arguments, context: ToolContext) -> ToolResult:
-    return await _in_thread(git_repo.commit, context.workspace, required_text(arguments, "message"),
+    return await _in_thread(git_write.commit, context.workspace, required_text(arguments, "message"),
                             all_tracked=flag_argument(arguments, "all"))
 
 
@@ -223,7 +224,7 @@ async def _pull(arguments: Arguments, context: ToolContext, *, autostash: bool) 
 
 
 async def _branches(arguments: Arguments, context: ToolContext) -> ToolResult:
-    return await _in_thread(git_repo.branches, context.workspace, remote=flag_argument(arguments, "remote"))
+    return await _in_thread(git_read.branches, context.workspace, remote=flag_argument(arguments, "remote"))
 
 
 async def _checkout(arguments: Arguments, context: ToolContext) -> ToolResult:
@@ -232,7 +233,7 @@ async def _checkout(arguments: Arguments, context: ToolContext) -> ToolResult:
     if (branch is None) == (detach is None):
         return error("give exactly one of branch (to switch to a branch) or detach (a commit to detach HEAD at)")
     return await _in_thread(
-        git_repo.checkout, context.workspace, branch=branch, create=flag_argument(arguments, "create"),
+        git_write.checkout, context.workspace, branch=branch, create=flag_argument(arguments, "create"),
         start_point=text_argument(arguments, "start_point"), detach=detach,
     )
 
@@ -242,7 +243,7 @@ async def _stash(arguments: Arguments, context: ToolContext) -> ToolResult:
     if operation not in ("push", "list", "pop", "apply", "drop"):
         return error(f"operation must be push, list, pop, apply or drop, not {operation!r}")
     return await _in_thread(
-        git_repo.stash, context.workspace, operation=operation, message=text_argument(arguments, "message"),
+        git_write.stash, context.workspace, operation=operation, message=text_argument(arguments, "message"),
         include_untracked=flag_argument(arguments, "include_untracked"),
         index=count_argument(arguments, "index", 0, low=0, high=10_000),
     )
@@ -250,7 +251,7 @@ async def _stash(arguments: Arguments, context: ToolContext) -> ToolResult:
 
 async def _log(arguments: Arguments, context: ToolContext) -> ToolResult:
     return await _in_thread(
-        git_repo.log, context.workspace, revision=text_argument(arguments, "revision"),
+        git_read.log, context.workspace, revision=text_argument(arguments, "revision"),
         limit=count_argument(arguments, "max_count", 20, low=1, high=1000), paths=texts_argument(arguments, "paths"),
     )
 

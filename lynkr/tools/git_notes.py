@@ -15,7 +15,15 @@ import attrs
 import pygit2
 from pygit2.enums import DeltaStatus
 
-from lynkr.tools.git_repo import commits_in, diff_between, empty_tree, open_repository, patches, resolve_commit, when
+from lynkr.tools.git_repo import (
+    commits_in,
+    diff_between,
+    empty_tree,
+    open_repository,
+    patches,
+    resolve_commit,
+    when,
+)
 
 # Conventional-commit types in the order notes show them, with their headings.
 SECTIONS = (

@@ -1,9 +1,8 @@
-"""Local git operations over pygit2, as plain blocking functions.
+"""The repository underneath every git tool: finding it, naming its state, and the small pygit2 helpers the
+git modules share.  Blocking code: the tools call it through ``trio.to_thread.run_sync``.
 
-The tools call these through ``trio.to_thread.run_sync``; nothing here knows about trio.  Each function opens
-the repository that contains the workspace, does one thing, and returns text shaped like git's own output so
-a model (and a test) can read it the way it reads git.  A state git itself would stop at (conflicts, a
-detached HEAD, no commits yet, no repository at all) raises :class:`GitStateError` with what to do next.
+A state git itself would stop at (conflicts, a detached HEAD, no commits yet, no repository at all) raises
+:class:`GitStateError`, whose message says what to do next; the tools turn it into an error result.
 """
 
 from __future__ import annotations
@@ -13,9 +12,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import CheckoutStrategy, FileMode, FileStatus, RepositoryState, SortMode
+from pygit2.enums import CheckoutStrategy, SortMode
+
 
 DEFAULT_NAME = "lynkr"
+
+
 DEFAULT_EMAIL = "lynkr@localhost"
 
 
@@ -109,91 +111,6 @@ def resolve_commit(repo: pygit2.Repository, revision: str) -> pygit2.Commit:
     return commit
 
 
-# --- status -------------------------------------------------------------------------------------------------
-
-_INDEX_CODES = (
-    (FileStatus.INDEX_NEW, "A"),
-    (FileStatus.INDEX_MODIFIED, "M"),
-    (FileStatus.INDEX_DELETED, "D"),
-    (FileStatus.INDEX_RENAMED, "R"),
-    (FileStatus.INDEX_TYPECHANGE, "T"),
-)
-_WORKTREE_CODES = (
-    (FileStatus.WT_MODIFIED, "M"),
-    (FileStatus.WT_DELETED, "D"),
-    (FileStatus.WT_RENAMED, "R"),
-    (FileStatus.WT_TYPECHANGE, "T"),
-)
-# git's two-letter codes for a conflict, by which of (ancestor, ours, theirs) exist.
-_CONFLICT_CODES = {
-    (True, True, True): "UU",
-    (False, True, True): "AA",
-    (True, False, True): "DU",
-    (True, True, False): "UD",
-    (False, True, False): "AU",
-    (False, False, True): "UA",
-    (True, False, False): "DD",
-}
-
-
-def status_lines(repo: pygit2.Repository) -> list[str]:
-    """``git status --porcelain -uall`` entries: ``XY path``, in git's order (by path, untracked files last)."""
-    conflicts = {}
-    if repo.index.conflicts is not None:
-        for ancestor, ours, theirs in repo.index.conflicts:
-            entry = ours or theirs or ancestor
-            conflicts[entry.path] = _CONFLICT_CODES[(ancestor is not None, ours is not None, theirs is not None)]
-    lines = []
-    for path, flags in repo.status(untracked_files="all").items():
-        if flags & FileStatus.IGNORED:
-            continue
-        if path in conflicts:
-            code = conflicts[path]
-        elif flags & FileStatus.WT_NEW and not flags & ~FileStatus.WT_NEW:
-            code = "??"
-        else:
-            x = next((letter for flag, letter in _INDEX_CODES if flags & flag), " ")
-            y = next((letter for flag, letter in _WORKTREE_CODES if flags & flag), " ")
-            code = x + y
-        lines.append(f"{code} {path}")
-    return sorted(lines, key=lambda line: (line.startswith("??"), line[3:]))
-
-
-def branch_line(repo: pygit2.Repository) -> str:
-    """What git's ``## ...`` header says: the branch, its upstream and how far apart they are."""
-    if repo.head_is_detached:
-        return f"HEAD (detached at {str(repo.head.target)[:7]})"
-    name = current_branch_name(repo)
-    if repo.head_is_unborn:
-        return f"No commits yet on {name}"
-    branch = repo.branches.local[name]
-    upstream = branch.upstream
-    if upstream is None:
-        return name
-    ahead, behind = repo.ahead_behind(branch.target, upstream.target)
-    apart = ", ".join(
-        text for count, text in ((ahead, f"ahead {ahead}"), (behind, f"behind {behind}")) if count
-    )
-    return f"{name}...{upstream.branch_name}" + (f" [{apart}]" if apart else "")
-
-
-def status(workspace: Path) -> str:
-    repo = open_repository(workspace)
-    lines = [f"## {branch_line(repo)}"]
-    state = repo.state()
-    if state != RepositoryState.NONE:
-        lines.append(f"# in the middle of a {state.name.lower().replace('_', ' ')}")
-    conflicted = conflicted_paths(repo)
-    if conflicted:
-        lines.append(f"# unresolved conflicts: {', '.join(conflicted)}")
-    entries = status_lines(repo)
-    lines.extend(entries or ["nothing to commit, working tree clean"])
-    return "\n".join(lines)
-
-
-# --- diff ---------------------------------------------------------------------------------------------------
-
-
 def empty_tree(repo: pygit2.Repository) -> pygit2.Tree:
     tree = repo.get(repo.TreeBuilder().write())
     assert isinstance(tree, pygit2.Tree)
@@ -225,26 +142,6 @@ def diff_between(repo: pygit2.Repository, spec: str, context_lines: int) -> pygi
     return old_tree.diff_to_tree(end.tree, context_lines=context_lines)
 
 
-def diff(
-    workspace: Path, *, revision: str | None, staged: bool, paths: Iterable[str], context_lines: int
-) -> str:
-    """The patch of a commit or range, of the index against HEAD, or of the working tree against the index."""
-    repo = open_repository(workspace)
-    if revision is not None:
-        found = diff_between(repo, revision, context_lines)
-    elif staged:
-        tree = empty_tree(repo) if repo.head_is_unborn else head_commit(repo).tree
-        found = repo.index.diff_to_tree(tree, context_lines=context_lines)
-    else:
-        found = repo.index.diff_to_workdir(context_lines=context_lines)
-    wanted = pathspecs(repo, workspace, paths)
-    if not wanted:
-        return found.patch or ""
-    kept = [patch for patch in patches(found) if _matches(patch.delta.new_file.path, wanted) or _matches(
-        patch.delta.old_file.path, wanted)]
-    return "".join(patch.text or "" for patch in kept)
-
-
 def patches(found: pygit2.Diff) -> Iterator[pygit2.Patch]:
     """The diff's patches (pygit2 types its iteration as possibly None, which it never is for a real diff)."""
     for patch in found:
@@ -257,113 +154,8 @@ def checkout_tree(repo: pygit2.Repository, commit_: pygit2.Commit) -> None:
     repo.checkout_tree(commit_, strategy=CheckoutStrategy.SAFE)  # type: ignore[no-untyped-call]
 
 
-def _matches(path: str, specs: Iterable[str]) -> bool:
+def matches(path: str, specs: Iterable[str]) -> bool:
     return any(spec == "." or path == spec or path.startswith(spec.rstrip("/") + "/") for spec in specs)
-
-
-# --- stage and unstage --------------------------------------------------------------------------------------
-
-
-def stage(workspace: Path, paths: Iterable[str], everything: bool) -> str:
-    """``git add`` of the paths (new, changed and deleted files alike), or of everything with ``everything``."""
-    repo = open_repository(workspace)
-    specs = ["."] if everything else pathspecs(repo, workspace, paths)
-    if not specs:
-        raise GitStateError("name the paths to stage, or pass all: true")
-    index = repo.index
-    before = {entry.path: entry.id for entry in index}
-    spec_list = [] if specs == ["."] else specs
-    index.add_all(spec_list)
-    _stage_tracked_changes(repo, index, specs)
-    index.write()
-    after = {entry.path: entry.id for entry in index}
-    changed = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
-    if not changed:
-        return "Nothing new to stage in " + ", ".join(specs)
-    return "Staged:\n" + "\n".join(f"  {path}" for path in changed)
-
-
-_TRACKED_CHANGES = FileStatus.WT_MODIFIED | FileStatus.WT_DELETED | FileStatus.WT_TYPECHANGE
-
-
-def _stage_tracked_changes(repo: pygit2.Repository, index: pygit2.Index, specs: list[str]) -> None:
-    """What ``add_all`` leaves out: tracked files that changed or were deleted (``git add -u``)."""
-    for path, flags in repo.status().items():
-        if not flags & _TRACKED_CHANGES or not _matches(path, specs):
-            continue
-        if flags & FileStatus.WT_DELETED:
-            index.remove(path)
-        else:
-            index.add(path)
-
-
-def unstage(workspace: Path, paths: Iterable[str], everything: bool) -> str:
-    """``git restore --staged``: the index entries for the paths go back to HEAD's (or away, with no commits)."""
-    repo = open_repository(workspace)
-    specs = ["."] if everything else pathspecs(repo, workspace, paths)
-    if not specs:
-        raise GitStateError("name the paths to unstage, or pass all: true")
-    head_files = {} if repo.head_is_unborn else dict(_tree_files(head_commit(repo).tree, ""))
-    index = repo.index
-    in_index = {entry.path: entry for entry in index}
-    candidates = sorted(path for path in in_index.keys() | head_files.keys() if _matches(path, specs))
-    changed = []
-    for path in candidates:
-        original = head_files.get(path)
-        current = in_index.get(path)
-        if original is None:
-            if current is not None:
-                index.remove(path)
-                changed.append(path)
-        elif current is None or current.id != original[0] or current.mode != original[1]:
-            index.add(pygit2.IndexEntry(path, original[0], FileMode(original[1])))
-            changed.append(path)
-    index.write()
-    if not changed:
-        return "Nothing staged in " + ", ".join(specs)
-    return "Unstaged:\n" + "\n".join(f"  {path}" for path in changed)
-
-
-def _tree_files(tree: pygit2.Tree, prefix: str) -> Iterator[tuple[str, tuple[pygit2.Oid, int]]]:
-    for entry in tree:
-        path = f"{prefix}{entry.name}"
-        if isinstance(entry, pygit2.Tree):
-            yield from _tree_files(entry, path + "/")
-        else:
-            yield path, (entry.id, entry.filemode)
-
-
-# --- commit -------------------------------------------------------------------------------------------------
-
-
-def commit(workspace: Path, message: str, *, all_tracked: bool) -> str:
-    """Commit the index (after staging every tracked change with ``all_tracked``), finishing a merge if one is open."""
-    repo = open_repository(workspace)
-    branch = current_branch_name(repo)
-    refuse_conflicts(repo)
-    index = repo.index
-    if all_tracked:
-        _stage_tracked_changes(repo, index, ["."])
-        index.write()
-    tree_id = index.write_tree()
-    parents = [] if repo.head_is_unborn else [head_commit(repo).id]
-    merging = repo.state() == RepositoryState.MERGE
-    if merging:
-        parents.extend(repo.listall_mergeheads())
-    elif parents and head_commit(repo).tree_id == tree_id:
-        raise GitStateError("nothing to commit: stage changes with workspace_git_stage first (or pass all: true)")
-    elif not parents and len(index) == 0:
-        raise GitStateError("nothing to commit: this repository has no commits and nothing is staged")
-    who = signature(repo)
-    text = message if message.endswith("\n") else message + "\n"
-    new_id = repo.create_commit("HEAD", who, who, text, tree_id, parents)
-    if merging:
-        repo.state_cleanup()
-    summary = message.strip().splitlines()[0]
-    return f"[{branch} {str(new_id)[:7]}] {summary}"
-
-
-# --- log and branches ---------------------------------------------------------------------------------------
 
 
 def commits_in(repo: pygit2.Repository, spec: str | None, limit: int | None) -> list[pygit2.Commit]:
@@ -389,131 +181,5 @@ def when(commit_: pygit2.Commit) -> str:
     return datetime.fromtimestamp(commit_.commit_time, zone).strftime("%Y-%m-%d %H:%M:%S %z")
 
 
-def log(workspace: Path, *, revision: str | None, limit: int, paths: Iterable[str]) -> str:
-    repo = open_repository(workspace)
-    wanted = pathspecs(repo, workspace, paths)
-    lines = []
-    for item in commits_in(repo, revision, None if wanted else limit):
-        if wanted and not _touches(repo, item, wanted):
-            continue
-        lines.append(f"{item.short_id} {when(item)} {item.author.name}: {subject(item)}")
-        if len(lines) >= limit:
-            break
-    return "\n".join(lines) if lines else "No commits match."
-
-
 def subject(commit_: pygit2.Commit) -> str:
     return commit_.message.splitlines()[0] if commit_.message.strip() else ""
-
-
-def _touches(repo: pygit2.Repository, item: pygit2.Commit, specs: list[str]) -> bool:
-    old = item.parents[0].tree if item.parents else empty_tree(repo)
-    return any(
-        _matches(patch.delta.new_file.path, specs) or _matches(patch.delta.old_file.path, specs)
-        for patch in patches(old.diff_to_tree(item.tree))
-    )
-
-
-def branches(workspace: Path, *, remote: bool) -> str:
-    repo = open_repository(workspace)
-    current = None if repo.head_is_detached else current_branch_name(repo)
-    lines = []
-    if repo.head_is_detached:
-        lines.append(f"* (HEAD detached at {str(repo.head.target)[:7]})")
-    elif repo.head_is_unborn:
-        lines.append(f"* {current} (no commits yet)")
-    for name in sorted(repo.branches.local):
-        branch = repo.branches.local[name]
-        tip = branch.peel(pygit2.Commit)
-        line = f"{'*' if name == current else ' '} {name} {tip.short_id} {subject(tip)}"
-        upstream = branch.upstream
-        if upstream is not None:
-            ahead, behind = repo.ahead_behind(branch.target, upstream.target)
-            line += f" [{upstream.branch_name}: ahead {ahead}, behind {behind}]"
-        lines.append(line)
-    if remote:
-        for name in sorted(repo.branches.remote):
-            if name.endswith("/HEAD"):
-                continue
-            tip = repo.branches.remote[name].peel(pygit2.Commit)
-            lines.append(f"  remotes/{name} {tip.short_id}")
-    return "\n".join(lines) if lines else "No branches."
-
-
-# --- checkout and stash -------------------------------------------------------------------------------------
-
-
-def checkout(workspace: Path, *, branch: str | None, create: bool, start_point: str | None, detach: str | None) -> str:
-    """Switch to ``branch`` (creating it from ``start_point`` with ``create``), or detach HEAD at ``detach``."""
-    repo = open_repository(workspace)
-    refuse_conflicts(repo)
-    try:
-        if detach is not None:
-            target = resolve_commit(repo, detach)
-            checkout_tree(repo, target)
-            repo.set_head(target.id)
-            return f"HEAD is now detached at {target.short_id}"
-        assert branch is not None
-        existing = repo.branches.local.get(branch)
-        if create:
-            if existing is not None:
-                raise GitStateError(f"branch {branch} already exists; check it out without create")
-            base = head_commit(repo) if start_point is None else resolve_commit(repo, start_point)
-            created = repo.branches.local.create(branch, base)
-            try:
-                repo.checkout(created, strategy=CheckoutStrategy.SAFE)
-            except pygit2.GitError:
-                created.delete()
-                raise
-            return f"Switched to a new branch '{branch}' at {base.short_id}"
-        if existing is None:
-            remote_branch = _remote_branch_named(repo, branch)
-            if remote_branch is None:
-                raise GitStateError(f"no branch {branch}; workspace_git_branches lists them, or pass create: true")
-            created = repo.branches.local.create(branch, remote_branch.peel(pygit2.Commit))
-            created.upstream = remote_branch
-            repo.checkout(created, strategy=CheckoutStrategy.SAFE)
-            return f"Switched to a new branch '{branch}' tracking {remote_branch.branch_name}"
-        repo.checkout(existing, strategy=CheckoutStrategy.SAFE)
-        return f"Switched to branch '{branch}'"
-    except pygit2.GitError as exc:
-        raise GitStateError(
-            f"checkout stopped: {exc}. Your local changes would be overwritten; commit them or stash them "
-            "(workspace_git_stash) first"
-        ) from None
-
-
-def _remote_branch_named(repo: pygit2.Repository, name: str) -> pygit2.Branch | None:
-    matches = [repo.branches.remote[full] for full in repo.branches.remote if full.split("/", 1)[-1] == name]
-    return matches[0] if len(matches) == 1 else None
-
-
-def stash(workspace: Path, *, operation: str, message: str | None, include_untracked: bool, index: int) -> str:
-    repo = open_repository(workspace)
-    if operation == "list":
-        stashes = repo.listall_stashes()
-        return "\n".join(f"stash@{{{n}}}: {item.message}" for n, item in enumerate(stashes)) or "No stashes."
-    if operation == "push":
-        head_commit(repo)
-        refuse_conflicts(repo)
-        try:
-            repo.stash(signature(repo), message, include_untracked=include_untracked)
-        except (KeyError, pygit2.GitError):
-            raise GitStateError("no local changes to stash") from None
-        return f"Saved working directory and index state: {repo.listall_stashes()[0].message}"
-    count = len(repo.listall_stashes())
-    if index >= count:
-        raise GitStateError(f"there is no stash@{{{index}}}; there are {count} stashes (operation list shows them)")
-    if operation == "drop":
-        repo.stash_drop(index)
-        return f"Dropped stash@{{{index}}}"
-    try:
-        if operation == "pop":
-            repo.stash_pop(index, reinstate_index=True)
-        else:
-            repo.stash_apply(index, reinstate_index=True)
-    except pygit2.GitError as exc:
-        raise GitStateError(
-            f"the stash does not apply cleanly ({exc}); commit or stash your current changes first"
-        ) from None
-    return f"Applied stash@{{{index}}}" + (" and dropped it" if operation == "pop" else "")
