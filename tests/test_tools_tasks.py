@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from lynkr.tools import tasks
@@ -62,6 +63,9 @@ async def test_bad_task_input_is_a_clear_error(tmp_path: Path) -> None:
     b = _bench(tmp_path)
     assert "workspace_tasks_list shows the ids" in await b.fails("workspace_task_get", {"id": "T9"})
     await b.ok("workspace_task_create", {"title": "x"})
-    with pytest.raises(ToolInputError, match="todo, in_progress, done, blocked"):
-        await b.run("workspace_task_set_status", {"id": "T1", "status": "finished"})
+    bad = {"id": "T1", "status": "finished"}
+    with pytest.raises(jsonschema.ValidationError):  # the worker's schema check stops it first ...
+        await b.run("workspace_task_set_status", bad)
+    with pytest.raises(ToolInputError, match="todo, in_progress, done, blocked"):  # ... and the tool itself too
+        await b.tools["workspace_task_set_status"].run(bad, b.context())
     assert b.state.part("tasks").tasks["T1"].status == "todo"

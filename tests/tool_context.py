@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import jsonschema
 
 from lynkr.config import Config
 from lynkr.events.records import Event
@@ -40,7 +41,11 @@ class Bench:
         )
 
     async def run(self, name: str, arguments: Mapping[str, Any] | None = None) -> ToolResult:
-        result = await self.tools[name].run(dict(arguments or {}), self.context())
+        tool = self.tools[name]
+        # The tool worker validates every input against the tool's schema first; so do the tests, which keeps
+        # each schema honest about the arguments its tool takes.
+        jsonschema.validate(dict(arguments or {}), dict(tool.spec.input_schema))
+        result = await tool.run(dict(arguments or {}), self.context())
         for event in result.events:
             self.events.append(event)
             self.state = self.state.apply(event)
@@ -60,6 +65,10 @@ class Bench:
 
 
 def bench(config: Config, tools: Iterable[Tool], projections: Sequence[Projection]) -> Bench:
+    tools = list(tools)
+    for tool in tools:
+        jsonschema.Draft202012Validator.check_schema(dict(tool.spec.input_schema))
+        assert tool.spec.family == "workspace" and tool.spec.name.startswith("workspace_")
     return Bench(
         config=config,
         workspace=config.workspace_root,
