@@ -507,10 +507,22 @@ async def test_commit_with_failing_tests_is_refused_while_tests_are_required(tmp
     refused = " ".join(await _judge(b, commit_action))
     assert "tests must pass before a git commit" in refused
     assert "1 failed" in refused and "test_math.py::test_adds" in refused
-    assert "tests must pass before a git push" in " ".join(await _judge(b, Action(kind="git.push")))
+    # Pushes are off by default: refused for that alone, without running the tests again.
+    assert await _judge(b, Action(kind="git.push")) == [
+        "git push is not allowed here (POLICY_GIT_ALLOW_PUSH is off); leave the push to the user, or ask them to "
+        "set POLICY_GIT_ALLOW_PUSH=true"
+    ]
+
+    pushes_allowed = _bench(tmp_path, {
+        "POLICY_GIT_REQUIRE_TESTS": "true",
+        "POLICY_GIT_TEST_COMMAND": f"{sys.executable} -m pytest -q -p no:cacheprovider",
+        "POLICY_GIT_ALLOW_PUSH": "true",
+    })
+    assert "tests must pass before a git push" in " ".join(await _judge(pushes_allowed, Action(kind="git.push")))
 
     (w / "test_math.py").write_text("def test_adds():\n    assert 1 + 1 == 2\n")
     assert await _judge(b, commit_action) == []
+    assert await _judge(pushes_allowed, Action(kind="git.push")) == []
 
 
 async def test_required_tests_with_no_test_command_refuse_with_the_setting_to_use(tmp_path: Path) -> None:

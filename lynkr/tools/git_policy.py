@@ -72,10 +72,12 @@ class TestsMustPass:
 
     command: str | None  # POLICY_GIT_TEST_COMMAND, else WORKSPACE_TEST_COMMAND, else detected per workspace
     timeout_ms: int
+    # Commit and/or push, those of them the policy allows at all: a refused push needs no test run.
+    guarded: frozenset[str] = frozenset({"git.commit", "git.push"})
     name: str = "git-tests-must-pass"
 
     async def judge(self, action: Action, context: ToolContext) -> Refusal | None:
-        if action.kind not in ("git.commit", "git.push"):
+        if action.kind not in self.guarded:
             return None
         command = await trio.to_thread.run_sync(chosen_command, context.workspace, self.command)
         if command is None:
@@ -105,7 +107,12 @@ def git_rules(config: Config) -> list[PolicyRule]:
     if policy.git_commit_regex:
         rules.append(CommitMessagePattern(re.compile(policy.git_commit_regex)))
     if policy.git_require_tests:
+        allowed = {kind for kind, switch in _SWITCHES.items() if getattr(policy, switch[0])}
         rules.append(
-            TestsMustPass(policy.git_test_command or config.tools.test_command, config.tools.test_timeout_ms)
+            TestsMustPass(
+                policy.git_test_command or config.tools.test_command,
+                config.tools.test_timeout_ms,
+                frozenset({"git.commit", "git.push"} & allowed),
+            )
         )
     return rules
