@@ -260,6 +260,16 @@ async def test_push_and_pull_with_a_local_bare_remote(repo_bench: Bench, tmp_pat
     assert sh(remote, "rev-parse", "main") == sh(w, "rev-parse", "HEAD")
     assert "Already up to date" in await repo_bench.ok("workspace_git_pull")
 
+    # A branch that exists only on the remote is checked out as a new branch tracking it.
+    sh(other, "push", "-q", "origin", "main:feature")
+    await repo_bench.ok("workspace_git_pull")
+    remote_branches = await repo_bench.ok("workspace_git_branches", {"remote": True})
+    assert [line.split()[0] for line in remote_branches.splitlines() if line.startswith("  remotes/")] == [
+        f"remotes/{name}" for name in sh(w, "branch", "-r", "--format=%(refname:short)").split()
+    ] == ["remotes/origin/feature", "remotes/origin/main"]
+    assert "tracking origin/feature" in await repo_bench.ok("workspace_git_checkout", {"branch": "feature"})
+    assert sh(w, "rev-parse", "--abbrev-ref", "feature@{upstream}").strip() == "origin/feature"
+
 
 async def test_push_of_a_diverged_branch_is_refused_with_what_to_do(repo_bench: Bench, tmp_path: Path) -> None:
     w = repo_bench.workspace
