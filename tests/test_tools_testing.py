@@ -80,6 +80,15 @@ def test_go_test_output_verbose_and_quiet() -> None:
     assert (quiet.framework, quiet.failed) == ("go", 0)
 
 
+def test_a_huge_suite_records_a_bounded_number_of_outcomes_failures_first() -> None:
+    output = "\n".join(f"PASSED t.py::test_{i}" for i in range(5000)) + "\nFAILED t.py::test_bad - x\n"
+    run = parse(output + "1 failed, 5000 passed in 9.00s\n")
+    assert (run.passed, run.failed, len(run.tests)) == (5000, 1, 5001)
+    kept = testing.recorded_tests(run.tests)
+    assert len(kept) == testing.RECORDED_TESTS
+    assert kept[0] == ("t.py::test_bad", "failed", None)
+
+
 def test_unrecognized_output_is_unknown_not_a_crash() -> None:
     assert parse("make: *** [all] Error 2\n").framework == "unknown"
     assert parse("\x1b[32m2 passed\x1b[0m in 0.01s\n").passed == 2

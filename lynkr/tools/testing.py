@@ -23,11 +23,14 @@ from lynkr.tools.base import Action, Projection, Tool, ToolContext, ToolResult, 
 from lynkr.tools.declared import Arguments, DeclaredTool, count_argument, error, schema
 from lynkr.tools.interim_environ import scrubbed_environ
 from lynkr.tools.subprocess_group import Finished, run_in_group
-from lynkr.tools.test_events import TestRan
+from lynkr.tools.test_events import TestOutcome, TestRan
 from lynkr.tools.test_parsers import ParsedRun, parse
 
 PART = "tests"
 KEPT_RUNS = 200  # the history keeps this many newest runs
+# Per-test outcomes kept in one run's event, so a suite of 50,000 tests does not put megabytes in the log.
+# Failures are kept first: they are what flaky-test detection and recent failures are about.
+RECORDED_TESTS = 2000
 _NPM_PLACEHOLDER = 'echo "Error: no test specified" && exit 1'
 
 
@@ -92,6 +95,14 @@ class Outcome:
 async def run_tests(workspace: Path, environ: Mapping[str, str], command: str, timeout_ms: int) -> Outcome:
     finished = await run_in_group(command, cwd=workspace, environ=environ, timeout_s=timeout_ms / 1000)
     return Outcome(command=command, finished=finished, parsed=parse(finished.output))
+
+
+def recorded_tests(tests: Sequence[TestOutcome]) -> tuple[TestOutcome, ...]:
+    if len(tests) <= RECORDED_TESTS:
+        return tuple(tests)
+    failed = [test for test in tests if test[1] == "failed"]
+    others = [test for test in tests if test[1] != "failed"]
+    return tuple((failed + others)[:RECORDED_TESTS])
 
 
 def _revision(workspace: Path) -> str | None:
@@ -195,8 +206,8 @@ async def _run(arguments: Arguments, context: ToolContext) -> ToolResult:
         failed=parsed.failed,
         skipped=parsed.skipped,
         duration_ms=round(finished.duration_ms, 3),
-        failures=parsed.failures,
-        tests=parsed.tests,
+        failures=parsed.failures[:RECORDED_TESTS],
+        tests=recorded_tests(parsed.tests),
         revision=revision,
         at=time.time(),
     )
