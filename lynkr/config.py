@@ -62,11 +62,8 @@ from lynkr.layers import ENV_FILE_NAME, TOML_FILE_NAME, Source, read_toml
 from lynkr.provider_tables import build_providers, field_of
 from lynkr.settings import (
     BOOL,
-    HEADER_OPTION_PREFIX,
     JSON,
     MASK,
-    MAX_TOKENS,
-    NAME_LIST,
     PATH,
     PATH_LIST,
     PORT,
@@ -74,7 +71,6 @@ from lynkr.settings import (
     SECRET,
     STR,
     STR_LIST,
-    STRING_TABLE,
     ConfigError,
     Context,
     Converter,
@@ -82,7 +78,6 @@ from lynkr.settings import (
     JsonTree,
     ProviderConfig,
     ProviderSettings,
-    ProviderVar,
     Secret,
     SettingInfo,
     default_text,

@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lynkr.tools.base import Action, Refusal, ToolContext
 from lynkr.tools.cmdline import analyse, shell_actions
 from lynkr.tools.events import ToolRan, ToolRefused
 from lynkr.tools.policy import CommandPolicy, FilePolicy, file_policy
@@ -300,18 +299,6 @@ def test_rm_outside_is_refused_under_any_stack_of_disguises(
     assert rules.problem(line, workspace) is not None, line
 
 
-@attrs.frozen
-class NoPushes:
-    """Stands in for the git helper's POLICY_GIT_ALLOW_PUSH rule: refuses every git.push action."""
-
-    name: str = "git_push"
-
-    async def judge(self, action: Action, context: ToolContext) -> Refusal | None:
-        if action.kind == "git.push":
-            return Refusal(rule=self.name, reason="pushes are disallowed (POLICY_GIT_ALLOW_PUSH is false)")
-        return None
-
-
 def repo_with_remote(workspace: Path, tmp_path: Path) -> Path:
     remote = tmp_path / "remote.git"
     pygit2.init_repository(str(remote), bare=True)
@@ -329,14 +316,14 @@ def repo_with_remote(workspace: Path, tmp_path: Path) -> Path:
 async def test_git_push_is_refused_directly_and_inside_bash_c_and_nothing_is_pushed(sandbox: Sandbox, tmp_path: Path) -> None:
     tools = sandbox.tools
     remote = repo_with_remote(tools.workspace, tmp_path)
-    guarded = attrs.evolve(tools, toolbox=attrs.evolve(tools.toolbox, rules=(NoPushes(), *tools.toolbox.rules)))
     for line in ("git push origin HEAD:refs/heads/main", "bash -c 'git push origin HEAD:refs/heads/main'"):
-        outcome = await guarded.call("Bash", command=line)
+        outcome = await tools.call("Bash", command=line)
         assert_refused(outcome, line)
         assert "POLICY_GIT_ALLOW_PUSH" in str(outcome.result.content)
     assert list(pygit2.Repository(str(remote)).references) == []
-    # The same command without the rule does push: the refusal above is what stopped it.
-    allowed = await tools.call("Bash", command="git push -q origin HEAD:refs/heads/main")
+    # The same command with pushes allowed does push: the refusal above is what stopped it.
+    permissive = harness(tmp_path / "permissive", {"POLICY_GIT_ALLOW_PUSH": "true", "WORKSPACE_ROOT": str(tools.workspace)})
+    allowed = await permissive.call("Bash", command="git push -q origin HEAD:refs/heads/main")
     assert not allowed.result.is_error, allowed.result.content
     assert "refs/heads/main" in list(pygit2.Repository(str(remote)).references)
 

@@ -14,7 +14,7 @@ import jsonschema
 from lynkr.config import Config
 from lynkr.events.records import Event
 from lynkr.tools.base import Projection, Tool, ToolContext, ToolResult, ToolState
-from lynkr.tools.interim_environ import scrubbed_environ
+from lynkr.tools.environ import without_credentials
 
 
 @attrs.define
@@ -28,7 +28,7 @@ class Bench:
     summarize: Callable[[str], Awaitable[str]] | None = None
     events: list[Event] = attrs.field(factory=list)
     # What the tool worker hands tools; a test may put secrets in it to prove the tools scrub them again.
-    environ: dict[str, str] = attrs.field(factory=lambda: scrubbed_environ(os.environ))
+    environ: dict[str, str] = attrs.field(factory=lambda: without_credentials(os.environ))
 
     def context(self) -> ToolContext:
         return ToolContext(

@@ -30,6 +30,7 @@ ActionKind = Literal[
     "fs.write",  # create, change, delete or revert a file
     "shell",  # run a command line (``command``)
     "test.run",  # run the workspace's test command
+    "test.read",  # read the history of test runs
     "git.read",  # status, diff, log, branches
     "git.write",  # stage, unstage, checkout, stash
     "git.commit",

@@ -48,6 +48,19 @@ def is_credential_name(name: str) -> bool:
     return name not in _KEPT_NAMES and _CREDENTIAL_NAME.search(name) is not None
 
 
+def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` less every lynkr-owned or credential-looking name.
+
+    A second net, applied where a tool starts a subprocess itself (git, test runs): the context's environment is
+    already the scrubbed one, but a tool must stay safe when a caller hands it something else.
+    """
+    return {
+        name: value
+        for name, value in environ.items()
+        if not name.upper().startswith(_DROPPED_PREFIXES) and name not in _STARTUP_FILES and not is_credential_name(name)
+    }
+
+
 def tool_environ(config: Config, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The scrubbed copy of ``base`` (the daemon's environment by default) that tool subprocesses run with."""
     source = os.environ if base is None else base

@@ -31,7 +31,7 @@ from lynkr.tools.declared import (
     texts_argument,
 )
 from lynkr.tools.git_policy import git_rules
-from lynkr.tools.interim_environ import scrubbed_environ
+from lynkr.tools.environ import without_credentials
 
 PROJECTIONS: tuple[Projection, ...] = ()
 
@@ -147,7 +147,7 @@ def _tool(name: str, description: str, input_schema: dict[str, Any], kind: Actio
         return [Action(kind=kind, paths=texts_argument(arguments, "paths"), detail=detail)]
 
     return DeclaredTool(
-        spec=ToolSpec(name=name, description=description, input_schema=input_schema),
+        spec=ToolSpec(name=name, description=description, input_schema=input_schema, kinds=(kind,)),
         describe=describe,
         implementation=_answering_state_errors(run),
     )
@@ -208,7 +208,7 @@ def _timeout_s(context: ToolContext) -> float:
 
 async def _push(arguments: Arguments, context: ToolContext) -> ToolResult:
     outcome = await git_remote.push(
-        context.workspace, scrubbed_environ(context.environ), _timeout_s(context),
+        context.workspace, without_credentials(context.environ), _timeout_s(context),
         remote=text_argument(arguments, "remote"), branch=text_argument(arguments, "branch"),
         set_upstream=flag_argument(arguments, "set_upstream"),
     )
@@ -217,7 +217,7 @@ async def _push(arguments: Arguments, context: ToolContext) -> ToolResult:
 
 async def _pull(arguments: Arguments, context: ToolContext, *, autostash: bool) -> ToolResult:
     outcome = await git_remote.pull(
-        context.workspace, scrubbed_environ(context.environ), _timeout_s(context),
+        context.workspace, without_credentials(context.environ), _timeout_s(context),
         remote=text_argument(arguments, "remote"), branch=text_argument(arguments, "branch"), autostash=autostash,
     )
     return ToolResult(content=outcome.report())

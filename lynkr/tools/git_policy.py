@@ -15,7 +15,7 @@ import trio
 
 from lynkr.config import Config, PolicyConfig
 from lynkr.tools.base import Action, PolicyRule, Refusal, ToolContext
-from lynkr.tools.interim_environ import scrubbed_environ
+from lynkr.tools.environ import without_credentials
 from lynkr.tools.testing import chosen_command, run_tests
 
 _SWITCHES = {
@@ -87,7 +87,7 @@ class TestsMustPass:
                 "command; set POLICY_GIT_TEST_COMMAND or WORKSPACE_TEST_COMMAND",
             )
         try:
-            outcome = await run_tests(context.workspace, scrubbed_environ(context.environ), command, self.timeout_ms)
+            outcome = await run_tests(context.workspace, without_credentials(context.environ), command, self.timeout_ms)
         except OSError as exc:
             return Refusal(rule=self.name, reason=f"tests must pass first, but `{command}` could not start: {exc}")
         if outcome.passed:

@@ -122,7 +122,7 @@ _ID_SCHEMA = {"type": "string", "description": "A task id such as T3."}
 
 def _tool(name: str, description: str, input_schema: dict[str, Any], run: Any) -> DeclaredTool:
     return DeclaredTool(
-        spec=ToolSpec(name=name, description=description, input_schema=input_schema),
+        spec=ToolSpec(name=name, description=description, input_schema=input_schema, kinds=("task",)),
         describe=_task_action,
         implementation=run,
     )

@@ -21,7 +21,7 @@ from lynkr.config import Config
 from lynkr.events.records import Event
 from lynkr.tools.base import Action, Projection, Tool, ToolContext, ToolResult, ToolSpec
 from lynkr.tools.declared import Arguments, DeclaredTool, count_argument, error, schema
-from lynkr.tools.interim_environ import scrubbed_environ
+from lynkr.tools.environ import without_credentials
 from lynkr.tools.subprocess_group import Finished, run_in_group
 from lynkr.tools.test_events import TestOutcome, TestRan
 from lynkr.tools.test_parsers import ParsedRun, parse
@@ -148,6 +148,7 @@ def tools(config: Config) -> list[Tool]:
                 description="Run the workspace's tests (WORKSPACE_TEST_COMMAND, else detected: pytest, npm test / "
                 "node --test, go test, cargo test) and report pass/fail/skip counts and failing tests.",
                 input_schema=schema({"timeout_ms": {"type": "integer", "minimum": 1}}),
+                kinds=("test.run",),
             ),
             describe=_test_action,
             implementation=_run,
@@ -157,6 +158,7 @@ def tools(config: Config) -> list[Tool]:
                 name="workspace_test_history",
                 description="The most recent test runs, newest first, with their counts and failing tests.",
                 input_schema=schema({"limit": {"type": "integer", "minimum": 1, "maximum": 200}}),
+                kinds=("test.read",),
             ),
             describe=_read_action,
             implementation=_history,
@@ -167,6 +169,7 @@ def tools(config: Config) -> list[Tool]:
                 description="Across recent test runs: flaky tests (both passed and failed), the slowest tests, and "
                 "recent failures.",
                 input_schema=schema({"runs": {"type": "integer", "minimum": 1, "maximum": 200}}),
+                kinds=("test.read",),
             ),
             describe=_read_action,
             implementation=_summary,
@@ -179,7 +182,7 @@ def _test_action(arguments: Arguments) -> Sequence[Action]:
 
 
 def _read_action(arguments: Arguments) -> Sequence[Action]:
-    return [Action(kind="test.run", detail={"read_only": True})]
+    return [Action(kind="test.read")]
 
 
 async def _run(arguments: Arguments, context: ToolContext) -> ToolResult:
@@ -192,7 +195,7 @@ async def _run(arguments: Arguments, context: ToolContext) -> ToolResult:
             "tests/ folder for pytest, package.json, go.mod, Cargo.toml)"
         )
     try:
-        outcome = await run_tests(context.workspace, scrubbed_environ(context.environ), command, timeout_ms)
+        outcome = await run_tests(context.workspace, without_credentials(context.environ), command, timeout_ms)
     except OSError as exc:
         return error(f"the test command could not start in {context.workspace}: {exc}")
     revision = await trio.to_thread.run_sync(_revision, context.workspace)

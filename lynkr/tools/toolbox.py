@@ -43,6 +43,9 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "lynkr.tools.cli_builtins",
     "lynkr.tools.cli_search",
     "lynkr.tools.cli_web",
+    "lynkr.tools.git",
+    "lynkr.tools.testing",
+    "lynkr.tools.tasks",
     "lynkr.tools.policy",
 )
 
