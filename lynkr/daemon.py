@@ -22,7 +22,7 @@ import attrs
 import trio
 
 from lynkr import __version__
-from lynkr.actors import edge, providers, recorder, session
+from lynkr.actors import edge, mcp, providers, recorder, session
 from lynkr.actors.messages import Turn
 from lynkr.actors.providers import breakers_for
 from lynkr.actors.recorder import Recorder
@@ -35,6 +35,10 @@ from lynkr.events.scrub import Scrubber
 from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
 from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import Sample
+from lynkr.mcp.endpoint import TOOLS_STREAM, McpEndpoint
+from lynkr.mcp.manifest import discover
+from lynkr.tools.runner import Toolbox
+from lynkr.tools.toolbox import build_toolbox, tool_context
 from lynkr.upstream.fitting import InvalidProviderOption, limits_for
 from lynkr.upstream.learned import LimitsBook
 
@@ -51,6 +55,9 @@ class Running:
     stop: trio.Event
     # Each actor's mailbox by actor name, to look at (statistics) or, in tests, to put a message in.
     mailboxes: Mapping[str, Mailbox[Any]] = attrs.field(factory=dict)
+    # Every tool the daemon runs (MCP servers' tools appear in its registry as they come up), and the MCP bridge.
+    toolbox: Toolbox | None = None
+    bridge: mcp.Bridge | None = None
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -136,6 +143,20 @@ class _Daemon:
         self.learned_limits = LimitsBook.from_log(store)
         self.ready = False
         self._nursery: trio.Nursery | None = None
+        self.toolbox = build_toolbox(config)
+        workspace = config.workspace_root.resolve()
+        self.bridge = mcp.Bridge(
+            config.mcp,
+            discovered=discover(config.mcp, workspace),
+            registry=self.toolbox.registry,
+            recorder=self.recorder,
+            workspace=workspace,
+        )
+        self.mcp_endpoint = McpEndpoint(
+            toolbox=self.toolbox,
+            context=lambda: tool_context(config, self.toolbox, session_id="mcp"),
+            record=partial(self.recorder.record, TOOLS_STREAM),
+        )
 
     async def serve(self, *, install_signal_handlers: bool, task_status: trio.TaskStatus[Running]) -> None:
         async with trio.open_nursery() as core:
@@ -182,6 +203,8 @@ class _Daemon:
                     bound=self.listening.getsockname()[:2],
                     record=partial(self.recorder.record, DAEMON_STREAM),
                 ),
+                mcp=self.mcp_endpoint,
+                mcp_servers=lambda: {"servers": self.bridge.snapshot()},
             )
         )
         async with trio.open_nursery() as actors:
@@ -202,6 +225,9 @@ class _Daemon:
                 providers=self.provider_mailbox,
                 recorder=self.recorder,
             )
+            # Reports ready at once: MCP servers come up in the background and never delay /health.
+            await supervisor.start("mcp", mcp.run, self.bridge)
+            await supervisor.start("mcp_endpoint", self.mcp_endpoint.run)
             await supervisor.start(
                 "edge", edge.run, app, self.listening, graceful_timeout_s=config.shutdown_grace_s, stop=edge_stop
             )
@@ -216,6 +242,8 @@ class _Daemon:
                         "providers": self.provider_mailbox,
                         "session": self.session_mailbox,
                     },
+                    toolbox=self.toolbox,
+                    bridge=self.bridge,
                 )
             )
             if install_signal_handlers:

@@ -217,6 +217,12 @@ class Registry:
             raise ValueError(f"tool {alias!r} is registered twice")
         self._aliases[alias] = self.resolve(target).spec.name
 
+    def remove(self, name: str) -> None:
+        """Take ``name`` and the aliases to it out: tools that come and go (a bridged MCP server's) use this."""
+        self._tools.pop(name, None)
+        for alias in [alias for alias, target in self._aliases.items() if target == name]:
+            del self._aliases[alias]
+
     def resolve(self, name: str) -> Tool:
         tool = self._tools.get(self._aliases.get(name, name))
         if tool is None:

@@ -47,6 +47,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "lynkr.tools.testing",
     "lynkr.tools.tasks",
     "lynkr.tools.policy",
+    "lynkr.mcp.tools",  # the mcp.call policy rule; the MCP tools themselves come and go with the bridge
 )
 
 
