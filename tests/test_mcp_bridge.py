@@ -42,6 +42,7 @@ async def wait_state(running: Running, name: str, *states: str) -> ServerHandle:
     handle = running.bridge.servers[name]
     with trio.fail_after(60):
         while handle.state not in states:
+            assert handle.state != "gave_up", handle.last_error
             await handle.changed.wait()
     return handle
 

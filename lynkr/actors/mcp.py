@@ -283,7 +283,7 @@ class Bridge:
             session = await stack.enter_async_context(
                 ClientSession(read, write, message_handler=on_message, read_timeout_seconds=None)
             )
-            with trio.fail_after(self.timeout_s):
+            with trio.fail_after(self.config.start_timeout_ms / 1000):
                 await session.initialize()
                 tools = await _list_tools(session)
             live = Incarnation(session=session, gone=gone)
@@ -466,7 +466,7 @@ def _describe(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     if isinstance(exc, trio.TooSlowError):
-        return "it did not finish starting within MCP_TIMEOUT_MS"
+        return "it did not finish starting within MCP_START_TIMEOUT_MS"
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if str(exc) else text
 

@@ -65,7 +65,13 @@ class McpConfig:
     timeout_ms: int = setting(
         30_000,
         env="MCP_TIMEOUT_MS",
-        doc="Longest an MCP call (or a server's start) may take before it fails.",
+        doc="Longest an MCP tool call may take before it fails.",
+        converter=count(1, 30000, "ms"),
+    )
+    start_timeout_ms: int = setting(
+        30_000,
+        env="MCP_START_TIMEOUT_MS",
+        doc="Longest an MCP server may take to start and list its tools.",
         converter=count(1, 30000, "ms"),
     )
     max_restarts: int = setting(
