@@ -106,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("--table", action="store_true",
                         help="print every setting as a Markdown table (variable, default, meaning) instead")
     config.set_defaults(command=_config)
+
+    mcp = commands.add_parser("mcp", parents=[common], help="list MCP servers: state, tools, last error",
+                              description="List the MCP servers lynkr bridges, as the running daemon sees them "
+                              "(or as configured, when no daemon answers): state, tools and the last error of each.")
+    mcp.add_argument("--json", action="store_true", help="print as JSON")
+    mcp.set_defaults(command=_mcp)
     return parser
 
 
@@ -244,6 +250,17 @@ def _type_filter(types: list[str] | None) -> Callable[[Recorded], bool]:
 
 def _print_event(recorded: Recorded, as_json: bool) -> None:
     print(render_event_line(recorded, as_json=as_json))
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    from lynkr.mcp import report
+
+    servers, note = report.fetch(_load(args))
+    if args.json:
+        print(json.dumps({"servers": servers, "note": note}, indent=2))
+    else:
+        print(report.render(servers, note))
+    return 0
 
 
 def _config(args: argparse.Namespace) -> int:
