@@ -5,7 +5,7 @@
 Tools: ``echo`` (text), ``picture`` (a PNG image), ``weather`` (structured content), ``resource`` (an embedded
 text resource and a binary one), ``fail`` (an error result), ``grow`` (adds the tool ``extra`` and announces
 ``tools/list_changed``), ``crash`` (the process exits mid-call), ``hang`` (never answers) and ``env`` (what the
-server's environment holds, by name).
+server's environment holds, by name) and ``reach`` (network and file access, for the sandbox).
 
 ``--garbage`` prints non-JSON lines on stdout first and between calls; ``--slow-start S`` sleeps before serving;
 ``--stderr N`` writes N lines to stderr at start.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import socket
 import sys
 import time
 from typing import Any
@@ -85,6 +86,23 @@ def build(name: str, garbage: bool) -> MCPServer:
     @server.tool(description="The names of this server's environment variables.")
     def env() -> str:
         return "\n".join(sorted(os.environ))
+
+    @server.tool(description="What this process may do: reach a TCP port, write the working folder, write /usr.")
+    def reach(port: int) -> dict[str, str]:
+        found: dict[str, str] = {}
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            found["network"] = "reached"
+        except OSError as exc:
+            found["network"] = f"refused: {exc}"
+        for key, path in (("workspace", os.path.join(os.getcwd(), "written-by-mcp.txt")), ("root", "/usr/lynkr-probe")):
+            try:
+                with open(path, "w") as file:
+                    file.write("x")
+                found[key] = "written"
+            except OSError as exc:
+                found[key] = f"refused: {exc}"
+        return found
 
     return server
 
