@@ -155,5 +155,6 @@ class ResponseFailed(Event):
     error_type: str
     message: str
 
-# Tool events live beside the tools; imported here so every reader of the log knows them.
+# Events of lynkr's own tools live beside the tools; importing them here registers their topics for readers.
 import lynkr.tools.events  # noqa: E402,F401
+from lynkr.tools import task_events, test_events  # noqa: E402,F401
