@@ -38,6 +38,9 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "lynkr.tools.files",
     "lynkr.tools.shell",
     "lynkr.tools.cli_builtins",
+    "lynkr.tools.git",
+    "lynkr.tools.tasks",
+    "lynkr.tools.testing",
     "lynkr.tools.policy",
 )
 
