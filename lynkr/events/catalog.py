@@ -156,5 +156,6 @@ class ResponseFailed(Event):
     message: str
 
 # Events of lynkr's own tools live beside the tools; importing them here registers their topics for readers.
+import lynkr.agent.events  # noqa: E402,F401
 import lynkr.tools.events  # noqa: E402,F401
 from lynkr.tools import task_events, test_events  # noqa: E402,F401
