@@ -118,3 +118,198 @@ async def test_server_mode_runs_the_tools_in_the_workspace_and_streams_one_messa
     assert [(r.step, r.tools) for r in rounds] == [(1, ["Bash"]), (2, ["Write"]), (3, ["Edit"]), (4, [])]
     ended = [e for e in events_logged if isinstance(e, LoopEnded)]
     assert [(e.steps, e.tool_calls, e.reason) for e in ended] == [(4, 3, "end_turn")]
+
+
+async def test_a_non_streaming_client_gets_the_assembled_message_with_lynkr_tool_notes(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    fake.push(Reply.tool_call(name="Bash", arguments={"command": "echo noted"}, id="call_1"), Reply.text("Done."))
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, _env(upstream, TOOL_EXECUTION_MODE="server", LYNKR_TOOL_NOTES="1"))
+        async with _lynkr(config) as (_, client):
+            response = await client.post("/v1/messages", json=_request([FIRST_USER], stream=False))
+    assert response.status_code == 200, response.text
+    message = response.json()
+    assert [block["type"] for block in message["content"]] == ["text", "text"]
+    note, answer = (block["text"] for block in message["content"])
+    assert note.startswith("[lynkr ran Bash: done") and note.endswith("]\n")
+    assert answer == "Done."
+    assert message["stop_reason"] == "end_turn"
+    assert message["usage"]["output_tokens"] == 10
+    tool_message = _tool_results(_openai_messages(1, fake))
+    assert tool_message[0][0] == "call_1" and "noted" in tool_message[0][1]
+
+
+async def test_a_call_lynkr_cannot_run_goes_back_to_the_client_and_the_server_rounds_are_spliced_back(
+    tmp_path: Path,
+) -> None:
+    fake = FakeUpstream()
+    fake.push(
+        Reply.tool_call(name="Bash", arguments={"command": "echo server > s.txt"}, id="call_bash"),
+        Reply.tool_call(name="Agent", arguments={"prompt": "look around"}, id="call_agent", text="Asking a helper."),
+        Reply.text("Thanks."),
+    )
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, _env(upstream, TOOL_EXECUTION_MODE="server"))
+        async with _lynkr(config) as (_, client):
+            first = await client.post("/v1/messages", json=_request([FIRST_USER], stream=False))
+            assert first.status_code == 200, first.text
+            received = first.json()
+            assert received["stop_reason"] == "tool_use"
+            assert [(b["type"], b.get("name")) for b in received["content"]] == [("text", None), ("tool_use", "Agent")]
+            # The client answers its call, echoing the message it received (with the CLI's cache marker).
+            echoed = [*received["content"][:-1], {**received["content"][-1], "cache_control": {"type": "ephemeral"}}]
+            follow_up = [
+                FIRST_USER,
+                {"role": "assistant", "content": echoed},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_agent", "content": "helped"}]},
+            ]
+            second = await client.post("/v1/messages", json=_request(follow_up, stream=False))
+    assert second.json()["content"] == [{"type": "text", "text": "Thanks."}]
+    assert (config.workspace_root / "s.txt").read_text() == "server\n"
+    upstream_saw = _openai_messages(2, fake)
+    assistants = [m for m in upstream_saw if m["role"] == "assistant"]
+    assert [[call["id"] for call in m["tool_calls"]] for m in assistants] == [["call_bash"], ["call_agent"]]
+    assert [tool_id for tool_id, _ in _tool_results(upstream_saw)] == ["call_bash", "call_agent"]
+    assert [m["role"] for m in upstream_saw if m["role"] != "system"] == ["user", "assistant", "tool", "assistant", "tool"]
+
+
+async def test_a_hybrid_round_is_spliced_back_after_a_daemon_restart(tmp_path: Path) -> None:
+    workspace = tmp_path / "workspace"
+    init_git_repo(workspace)
+    (workspace / "README.md").write_text("changed\n")
+    fake = FakeUpstream()
+    fake.push(
+        Reply.tool_calls(
+            ToolCall(name="Bash", arguments={"command": "echo client"}, id="call_client"),
+            ToolCall(name="workspace_git_status", arguments={}, id="call_server"),
+            text="Looking.",
+        ),
+        Reply.text("Both seen."),
+    )
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, _env(upstream, LYNKR_CLIENT_MODE_TOOLS="workspace"))
+        async with _lynkr(config) as (_, client):
+            first = await client.post("/v1/messages", json=_request([FIRST_USER]))
+        events = sse_events(first.text)
+        assert [d["content_block"]["type"] for n, d in events if n == "content_block_start"] == ["text", "tool_use"]
+        [tool_start] = [d["content_block"] for n, d in events if n == "content_block_start" and d["index"] == 1]
+        assert tool_start["name"] == "Bash" and tool_start["id"] == "call_client"
+        assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
+        # A new daemon on the same data folder: the splice comes back from the log.
+        async with _lynkr(config) as (_, client):
+            follow_up = [
+                FIRST_USER,
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "Looking."},
+                    {"type": "tool_use", "id": "call_client", "name": "Bash", "input": {"command": "echo client"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "call_client", "content": "client"},
+                    {"type": "text", "text": "and go on"},
+                ]},
+            ]
+            second = await client.post("/v1/messages", json=_request(follow_up, stream=False))
+    assert second.json()["content"] == [{"type": "text", "text": "Both seen."}]
+    upstream_saw = _openai_messages(1, fake)
+    [assistant] = [m for m in upstream_saw if m["role"] == "assistant"]
+    assert [call["id"] for call in assistant["tool_calls"]] == ["call_client", "call_server"]
+    position = upstream_saw.index(assistant)
+    results = upstream_saw[position + 1 : position + 3]
+    assert [m["tool_call_id"] for m in results] == ["call_client", "call_server"]
+    assert "README.md" in results[1]["content"]
+    assert upstream_saw[position + 3]["role"] == "user"  # the client's own text follows the results
+    kept = [r for r in recorded(config.data_dir) if isinstance(r.event, RoundsKept)]
+    assert len(kept) == 1 and kept[0].stream == "agent"
+
+
+async def test_the_step_limit_ends_the_turn_with_a_message_and_the_results_wait_for_the_next_request(
+    tmp_path: Path,
+) -> None:
+    fake = FakeUpstream()
+    fake.push(
+        Reply.tool_call(name="Bash", arguments={"command": "echo one"}, id="call_1"),
+        Reply.tool_call(name="Bash", arguments={"command": "echo two"}, id="call_2"),
+        Reply.text("Continuing."),
+    )
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, _env(upstream, TOOL_EXECUTION_MODE="server", POLICY_MAX_STEPS="2"))
+        async with _lynkr(config) as (_, client):
+            first = await client.post("/v1/messages", json=_request([FIRST_USER], stream=False))
+            received = first.json()
+            assert received["stop_reason"] == "end_turn"
+            assert "POLICY_MAX_STEPS is 2" in received["content"][-1]["text"]
+            assert len(fake.model_calls) == 2
+            follow_up = [FIRST_USER, {"role": "assistant", "content": received["content"]},
+                         {"role": "user", "content": "continue"}]
+            second = await client.post("/v1/messages", json=_request(follow_up, stream=False))
+    assert second.json()["content"][0]["text"] == "Continuing."
+    upstream_saw = _openai_messages(2, fake)
+    assert [tool_id for tool_id, _ in _tool_results(upstream_saw)] == ["call_1", "call_2"]
+    assert "two" in _tool_results(upstream_saw)[1][1]
+    assert upstream_saw[-1] == {"role": "user", "content": "continue"}
+    ended = [e for e in recorded_events(config.data_dir) if isinstance(e, LoopEnded)]
+    assert [(e.steps, e.tool_calls, e.reason) for e in ended] == [(2, 2, "max_steps"), (1, 0, "end_turn")]
+
+
+async def test_the_tool_call_limit_ends_the_turn_without_running_the_call_over_it(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    fake.push(
+        Reply.tool_call(name="Bash", arguments={"command": "echo one > one.txt"}, id="call_1"),
+        Reply.tool_call(name="Bash", arguments={"command": "echo two > two.txt"}, id="call_2"),
+    )
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, _env(upstream, TOOL_EXECUTION_MODE="server", POLICY_MAX_TOOL_CALLS="1"))
+        async with _lynkr(config) as (_, client):
+            response = await client.post("/v1/messages", json=_request([FIRST_USER]))
+    events = sse_events(response.text)
+    text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")
+    assert "POLICY_MAX_TOOL_CALLS (1)" in text and "1 ran" in text
+    assert events[-2][1]["delta"]["stop_reason"] == "end_turn"
+    assert (config.workspace_root / "one.txt").exists()
+    assert not (config.workspace_root / "two.txt").exists()
+    assert len(fake.model_calls) == 2
+    ended = [e for e in recorded_events(config.data_dir) if isinstance(e, LoopEnded)]
+    assert [(e.steps, e.tool_calls, e.reason) for e in ended] == [(2, 1, "max_tool_calls")]
+
+
+async def test_a_tool_worker_crash_gives_the_waiting_turn_an_error_result_and_lynkr_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    fake = FakeUpstream()
+    fake.push(
+        Reply.tool_call(name="Bash", arguments={"command": "touch started.txt; sleep 30"}, id="call_slow"),
+        Reply.text("Recovered."),
+        Reply.tool_call(name="Bash", arguments={"command": "echo after > after.txt"}, id="call_after"),
+        Reply.text("Still here."),
+    )
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, _env(upstream, TOOL_EXECUTION_MODE="server"))
+        workspace = config.workspace_root
+        async with _lynkr(config) as (lynkr, client):
+            answers: list[httpx.Response] = []
+
+            async def ask() -> None:
+                answers.append(await client.post("/v1/messages", json=_request([FIRST_USER], stream=False)))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask)
+                with trio.fail_after(20):
+                    while not (workspace / "started.txt").exists():
+                        await trio.sleep(0.02)
+                # A message the worker cannot handle: it fails the way any bug in it would, mid-call.
+                lynkr.mailboxes["tools"].send_nowait("not a tool call")
+            [crashed] = answers
+            assert crashed.status_code == 200, crashed.text
+            assert crashed.json()["content"] == [{"type": "text", "text": "Recovered."}]
+            with trio.fail_after(5):  # the answer need not wait for the restart's backoff
+                while not ((tools := (await client.get("/health")).json()["actors"]["tools"])["running"]
+                           and tools["restarts"]):
+                    await trio.sleep(0.01)
+            assert tools["restarts"] == 1
+            after = await client.post("/v1/messages", json=_request([FIRST_USER], stream=False))
+            assert after.json()["content"] == [{"type": "text", "text": "Still here."}]
+    [(tool_id, content)] = _tool_results(_openai_messages(1, fake))
+    assert tool_id == "call_slow" and "tool worker stopped" in content
+    assert (workspace / "after.txt").read_text() == "after\n"
+    crashes = [r for r in recorded(config.data_dir) if r.event.TYPE == "actor.crashed"]
+    assert [r.event.actor for r in crashes] == ["tools"]  # type: ignore[attr-defined]
