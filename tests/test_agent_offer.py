@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lynkr.agent.offer import NO_OFFER, offer_for, offered_request
+from lynkr.agent.offer import NO_OFFER, OfferBook, offer_for, offered_request
 from lynkr.tools.base import ToolSpec
 
 SCHEMA = {"type": "object", "properties": {}}
@@ -39,3 +39,14 @@ def test_the_offered_request_keeps_the_client_tools_first_and_leaves_the_origina
     assert [tool["name"] for tool in offered["tools"]] == ["Bash", "Agent", "fs_read", "workspace_git_status"]
     assert len(request["tools"]) == 2
     assert offered_request({"model": "m"}, offer)["tools"][0]["name"] == "fs_read"
+
+
+def test_the_offer_book_builds_an_offer_once_per_set_of_client_tools_and_forgets_the_oldest() -> None:
+    book = OfferBook(SPECS, families=("workspace",), server_mode=False, size=2)
+    first = book.offer(CLIENT_TOOLS)
+    assert book.offer(list(CLIENT_TOOLS)) is first
+    assert book.offer([{"name": "fs_read"}]).owned == {"workspace_git_status"}
+    book.offer([])
+    book.offer([{"name": "other"}])  # the third distinct set: the least recently used one goes
+    assert book.offer(CLIENT_TOOLS) is not first
+    assert book.offer(CLIENT_TOOLS).owned == first.owned

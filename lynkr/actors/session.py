@@ -40,7 +40,7 @@ from lynkr.agent.loop import (
     tool_note,
     tool_result_block,
 )
-from lynkr.agent.offer import Offer, offer_for, offered_request
+from lynkr.agent.offer import Offer, OfferBook, offered_request
 from lynkr.agent.relay import TurnRelay
 from lynkr.agent.splice import SpliceTable, apply_splice_event, message_key, splice
 from lynkr.config import Config
@@ -108,6 +108,7 @@ class _Sessions:
             self.families = tools_config.server_mode_families if self.server_mode else tools_config.client_mode_families
         # The tools this mode may offer, chosen once: when there are none, every turn takes the hot path.
         self.mode_specs = tuple(s for s in agent.specs if s.family in self.families) if agent is not None else ()
+        self.offers = OfferBook(self.mode_specs, families=self.families, server_mode=self.server_mode)
 
     async def take(self, turn: Turn, loops: trio.Nursery) -> None:
         await self.recorder.record(
@@ -128,7 +129,7 @@ class _Sessions:
         spliced = splice(request.get("messages") or (), self.splices)
         if spliced is not None:
             request = {**request, "messages": spliced}
-        offer = offer_for(request.get("tools") or (), self.mode_specs, families=self.families, server_mode=self.server_mode)
+        offer = self.offers.offer(request.get("tools") or ())
         if offer.empty or self.agent is None:
             await self.providers.send(turn if spliced is None else attrs.evolve(turn, request=request))
             return

@@ -9,6 +9,7 @@ names the client does not use.  Either way a tool is never offered twice, and a 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,30 @@ def offer_for(
     else:
         owned = frozenset(spec.name for spec in chosen if spec.name not in client_names)
     return Offer(owned=owned, added=added) if owned else NO_OFFER
+
+
+class OfferBook:
+    """The offers of one mode, remembered by the client's tool names: a CLI sends the same tools every turn,
+    so the offer (and lynkr's tool definitions in it) is built once, not per round."""
+
+    def __init__(self, specs: Sequence[ToolSpec], *, families: Iterable[str], server_mode: bool, size: int = 64) -> None:
+        self._specs = tuple(specs)
+        self._families = tuple(families)
+        self._server_mode = server_mode
+        self._size = size
+        self._offers: OrderedDict[tuple[str, ...], Offer] = OrderedDict()
+
+    def offer(self, client_tools: Sequence[Mapping[str, Any]]) -> Offer:
+        names = tuple(str(tool.get("name", "")) for tool in client_tools)
+        found = self._offers.get(names)
+        if found is None:
+            found = offer_for(client_tools, self._specs, families=self._families, server_mode=self._server_mode)
+            self._offers[names] = found
+            if len(self._offers) > self._size:
+                self._offers.popitem(last=False)
+        else:
+            self._offers.move_to_end(names)
+        return found
 
 
 def offered_request(request: Mapping[str, Any], offer: Offer) -> dict[str, Any]:
