@@ -46,10 +46,8 @@ from lynkr.actors.recorder import Append, Hub, Recorder  # noqa: E402
 from lynkr.actors.runtime import Mailbox, ReplyTo, ask  # noqa: E402
 from lynkr.datadir import open_store  # noqa: E402
 from lynkr.events.scrub import Scrubber  # noqa: E402
-from lynkr.tools.base import ToolContext, ToolState  # noqa: E402
-from lynkr.tools.environ import tool_environ  # noqa: E402
 from lynkr.tools.runner import Outcome, run_call  # noqa: E402
-from lynkr.tools.toolbox import build_toolbox  # noqa: E402
+from lynkr.tools.toolbox import build_toolbox, tool_context  # noqa: E402
 from lynkr.tools.events import ToolRan  # noqa: E402
 from tests.conftest import make_config, recorded_events, running_lynkr  # noqa: E402
 from tests.fakes import FakeUpstream, Reply, serve_fake  # noqa: E402
@@ -73,13 +71,7 @@ async def bench_dispatch(root: Path, calls: int) -> dict[str, float]:
     (config.workspace_root / "small.txt").write_text(SMALL_FILE)
     store = open_store(config.data_dir, map_size=config.log_map_size_bytes)
     toolbox = build_toolbox(config)
-    context = ToolContext(
-        workspace=config.workspace_root.resolve(),
-        environ=tool_environ(config),
-        state=ToolState.empty(toolbox.projections),
-        settings=config.tools,
-        session_id="bench",
-    )
+    context = tool_context(config, toolbox, session_id="bench")
     arguments = {"path": "small.txt"}
     direct: list[float] = []
     through_worker: list[float] = []

@@ -66,6 +66,7 @@ def build_sandbox(tmp_path: Path, env: Mapping[str, str] | None = None, **kwargs
     (ws / "file_link").symlink_to(outside / "keep.txt")
     (ws / "env_link").symlink_to(ws / ".env")
     (ws / "link_in").symlink_to(ws / "sub")
+    (ws / "loop").symlink_to(ws / "loop")
     return Sandbox(tools=tools, outside=outside)
 
 
@@ -166,6 +167,14 @@ RM_VARIANTS = [
     "RM=rm; $RM -rf ../outside",
     "$(echo rm) -rf ../outside",
     "rm -rf " + "/tmp/../" + "outside",
+    "trap 'rm -rf ../outside' EXIT",
+    "su -c 'rm -rf ../outside' root",
+    "runuser -u nobody -- sh -c 'rm -rf ../outside'",
+    "runuser -u nobody -- rm -rf ../outside",
+    "flock /tmp/lock -c 'rm -rf ../outside'",
+    "bash <(echo 'rm -rf ../outside')",
+    "source <(echo 'rm -rf ../outside')",
+    ". <(echo 'rm -rf ../outside')",
 ]
 
 
@@ -223,6 +232,13 @@ PUSH_DISGUISES = [
     "watch -n 60 git push",
     "cat <<EOF\n$(git push)\nEOF",
     "diff <(git push) /dev/null",
+    "git -c alias.p=push p",
+    "git -c alias.sync='!git push' sync",
+    "git config alias.ship push",
+    "git config --local alias.ship '!git push origin'",
+    "git subtree push --prefix=x origin main",
+    "git lfs push origin",
+    "git send-pack ../remote.git main",
 ]
 
 
@@ -334,6 +350,9 @@ ESCAPES: list[tuple[str, dict[str, object]]] = [
     ("Read", {"file_path": "~/.bashrc"}),
     ("Read", {"file_path": "/etc/passwd"}),
     ("fs_read", {"path": "link_out/keep.txt"}),
+    ("Read", {"file_path": "loop//.."}),
+    ("Write", {"file_path": "loop/x.txt", "content": "x"}),
+    ("Bash", {"command": "rm -rf loop/.."}),
     ("Write", {"file_path": "../outside/new.txt", "content": "x"}),
     ("Write", {"file_path": "link_out/new.txt", "content": "x"}),
     ("Write", {"file_path": "OUTSIDE/new.txt", "content": "x"}),
@@ -354,6 +373,7 @@ ESCAPES: list[tuple[str, dict[str, object]]] = [
     ("Bash", {"command": "echo x | tee ../outside/new.txt"}),
     ("Bash", {"command": "cp sub/a.txt ../outside/"}),
     ("Bash", {"command": "mv sub/a.txt link_out/a.txt"}),
+    ("Bash", {"command": "mv ../outside/keep.txt sub/"}),
     ("Bash", {"command": "touch ../outside/new.txt"}),
     ("Bash", {"command": "mkdir link_out/newdir"}),
     ("Bash", {"command": "dd if=sub/a.txt of=../outside/keep.txt"}),
@@ -374,6 +394,17 @@ async def test_escapes_and_symlinks_out_of_the_workspace_are_refused(sandbox: Sa
         assert_refused(outcome, (name, arguments))
         assert_nothing_leaked(outcome, (name, arguments))
     assert sandbox.snapshot() == before
+
+
+async def test_bash_lines_are_judged_from_the_folder_they_run_in(sandbox: Sandbox) -> None:
+    tools = sandbox.tools
+    before = sandbox.outside.joinpath("keep.txt").read_text()
+    await tools.call("Bash", command="cd sub")
+    assert await tools.text("Bash", command="echo made > ../made.txt && cat ../made.txt") == "made"
+    assert (tools.workspace / "made.txt").read_text() == "made\n"
+    for line in ("echo x > ../../outside/keep.txt", "rm -rf ..", "rm -rf ../*", "cat ../.env"):
+        assert_refused(await tools.call("Bash", command=line), line)
+    assert sandbox.outside.joinpath("keep.txt").read_text() == before
 
 
 async def test_symlinks_that_stay_inside_the_workspace_work(sandbox: Sandbox) -> None:
@@ -428,6 +459,13 @@ async def test_env_and_printenv_show_no_key(tmp_path: Path, name: str, command: 
         assert f"{variable}=" not in output, f"{variable} leaked through {command}"
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every process's /proc environ; sealing stops same-user reads")
+async def test_the_daemon_environment_cannot_be_read_through_proc(tmp_path: Path) -> None:
+    sandbox = build_sandbox(tmp_path)  # building the toolbox seals this process, the daemon of the test
+    outcome = await sandbox.tools.call("Bash", command="cat /proc/$PPID/environ")
+    assert outcome.result.is_error and "Permission denied" in str(outcome.result.content)
+
+
 async def test_printenv_of_a_provider_key_finds_nothing(tmp_path: Path) -> None:
     sandbox = build_sandbox(tmp_path, {"MODEL_PROVIDER": "openai", "OPENAI_API_KEY": PROVIDER_KEY}, base_environ=LEAKY_ENVIRONMENT)
     outcome = await sandbox.tools.call("shell", command="printenv OPENAI_API_KEY")
@@ -444,7 +482,8 @@ async def test_disallowing_bash_stops_shell_and_every_alias_too(tmp_path: Path) 
         outcome = await tools.call(name, command="echo hi")
         assert_refused(outcome, name)
         assert "POLICY_DISALLOWED_TOOLS" in str(outcome.result.content)
-    assert "Bash" not in [spec.name for spec in tools.toolbox.specs()]
+    offered = [spec.name for spec in tools.toolbox.specs()]
+    assert "Bash" not in offered and "shell" not in offered and "Write" in offered
     assert await tools.text("Write", file_path="ok.txt", content="still fine") == "File created successfully at: ok.txt"
 
 
@@ -482,6 +521,20 @@ def test_lines_that_cannot_be_judged_say_why() -> None:
         assert problems and reason in problems[0], (line, problems)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*"ab -/.$(){}`'\";&|<>\n*?#=~!", "git push", "bash -c ", "<<EOF\n", "EOF", "${", "for x in a; do "]),
+        max_size=25,
+    ).map("".join)
+)
+def test_any_line_is_split_or_said_to_be_unjudgeable_never_crashes(line: str) -> None:
+    analysis = analyse(line)
+    assert all(isinstance(command.words, tuple) for command in analysis.commands)
+    assert all(isinstance(problem, str) and problem for problem in analysis.problems)
+    assert shell_actions(line)[0].kind == "shell"
+
+
 # --- the property: nothing the policy allows leads outside ------------------------------------------------------
 
 SEGMENTS = ["..", ".", "sub", "link_out", "link_in", "file_link", "env_link", "loop", "x", "", "~", "keep.txt", "a.txt"]
@@ -491,12 +544,10 @@ SEGMENTS = ["..", ".", "sub", "link_out", "link_in", "file_link", "env_link", "l
 def property_workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, FilePolicy]:
     root = tmp_path_factory.mktemp("prop")
     sandbox = build_sandbox(root)
-    ws = sandbox.tools.workspace
-    (ws / "loop").symlink_to(ws / "loop")
-    return ws, sandbox.outside, file_policy(sandbox.tools.config)
+    return sandbox.tools.workspace, sandbox.outside, file_policy(sandbox.tools.config)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     parts=st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=7),
     anchor=st.sampled_from(["relative", "workspace", "outside", "root"]),

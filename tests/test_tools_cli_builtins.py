@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from lynkr.events.codec import decode, encode
-from lynkr.tools.base import Action, Registry, ToolContext, ToolResult, ToolSpec
+from lynkr.tools.base import Action, Refusal, Registry, ToolContext, ToolResult, ToolSpec
 from lynkr.tools.events import FileWritten, ToolRan, ToolRefused
 from lynkr.tools.runner import Toolbox, run_call
 from tests.tool_harness import Harness, harness
@@ -63,6 +63,25 @@ async def test_a_tool_that_raises_gives_an_error_result_not_a_crash(tools: Harne
     assert outcome.result.content == "Error: explode failed: RuntimeError: boom"
 
 
+@attrs.frozen
+class BrokenRule:
+    name: str = "broken"
+
+    async def judge(self, action: Action, context: ToolContext) -> Refusal | None:
+        raise ValueError("cannot decide")
+
+
+async def test_a_policy_rule_that_fails_refuses_the_call(tools: Harness) -> None:
+    toolbox = attrs.evolve(tools.toolbox, rules=(BrokenRule(), *tools.toolbox.rules))
+    outcome = await run_call(
+        name="Write", tool_use_id="t1", arguments={"file_path": "x.txt", "content": "x"}, toolbox=toolbox,
+        context=tools.context,
+    )
+    assert outcome.result.is_error and "could not judge it" in str(outcome.result.content)
+    assert isinstance(outcome.events[0], ToolRefused)
+    assert not (tools.workspace / "x.txt").exists()
+
+
 async def test_tool_event_arguments_are_scrubbed(tmp_path: Path) -> None:
     key = "sk-test-provider-key-123456"
     tools = harness(tmp_path, {"MODEL_PROVIDER": "openai", "OPENAI_API_KEY": key})
@@ -70,6 +89,14 @@ async def test_tool_event_arguments_are_scrubbed(tmp_path: Path) -> None:
     ran = outcome.events[0]
     assert isinstance(ran, ToolRan)
     assert key not in json.dumps(ran.arguments) and "***" in ran.arguments["command"]
+
+
+async def test_configured_secrets_are_masked_in_what_tools_return(tmp_path: Path) -> None:
+    key = "sk-test-provider-key-654321"
+    tools = harness(tmp_path, {"MODEL_PROVIDER": "openai", "OPENAI_API_KEY": key})
+    (tools.workspace / "config.txt").write_text(f"key = {key}\n")
+    assert await tools.text("Bash", command="X=config.txt; cat $X") == "key = ***"
+    assert await tools.text("Read", file_path="config.txt") == "1\tkey = ***"
 
 
 async def test_tool_events_survive_the_log_codec(tools: Harness) -> None:
@@ -91,6 +118,18 @@ async def test_bash_results_are_shaped_like_the_cli(tools: Harness) -> None:
     assert (failed.result.content, failed.result.is_error) == ("Exit code 3\nhello\nerr", True)
     quiet = await tools.call("Bash", command="true")
     assert (quiet.result.content, quiet.result.is_error) == ("(Bash completed with no output)", False)
+
+
+async def test_bash_keeps_its_working_folder_between_calls_like_the_cli(tools: Harness) -> None:
+    (tools.workspace / "sub" / "deeper").mkdir(parents=True)
+    assert await tools.text("Bash", command="cd sub && echo moved") == "moved"
+    assert await tools.text("Bash", command="pwd") == str(tools.workspace / "sub")
+    failed = await tools.call("Bash", command="cd deeper; exit 4")
+    assert failed.result.content == "Exit code 4", "the command's own exit status is kept"
+    assert await tools.text("Bash", command="cd deeper; false; pwd") == str(tools.workspace / "sub" / "deeper")
+    assert await tools.text("Bash", command="cd ../../.. && echo out") == f"out\nShell cwd was reset to {tools.workspace}"
+    assert await tools.text("Bash", command="pwd") == str(tools.workspace)
+    assert await tools.text("shell", command="pwd") == str(tools.workspace), "lynkr's shell starts at the root"
 
 
 async def test_bash_timeout_is_in_milliseconds(tools: Harness) -> None:

@@ -41,9 +41,9 @@ async def test_fs_read_of_binary_huge_line_and_invalid_utf8_files(tools: Harness
     (tools.workspace / "bad.txt").write_bytes(b"ok\n\xff\xfe broken\n")
     assert "b.bin is a binary file" in await tools.text("fs_read", path="b.bin")
     assert "is not valid UTF-8 text" in await tools.text("fs_read", path="bad.txt")
-    (tools.workspace / "long.txt").write_text("x" * 50_000 + "\n")
+    (tools.workspace / "long.txt").write_text("é" * 3_000_000 + "\nsecond\n")
     long_line = await tools.text("fs_read", path="long.txt")
-    assert len(long_line) < 2100, "a single huge line is cut like the CLI cuts it"
+    assert long_line == "long.txt: lines 1-2 (of 2)\n1\t" + "é" * 2000 + "\n2\tsecond", "a huge line is cut"
 
 
 async def test_fs_write_creates_parents_and_records_what_it_replaced(tools: Harness) -> None:
@@ -229,3 +229,15 @@ async def test_revert_works_from_the_recorded_events_alone(tmp_path: Path) -> No
     restarted.context = attrs.evolve(restarted.context, state=state, session_id="another-session")
     await restarted.call("workspace_edit_revert", edit_id=second_edit)
     assert (tmp_path / "workspace" / "a.txt").read_text() == "before"
+
+
+async def test_search_says_which_files_it_skipped_and_edits_refuse_huge_files(tools: Harness) -> None:
+    (tools.workspace / "latin1.txt").write_bytes(b"needle caf\xe9\n")
+    (tools.workspace / "ok.txt").write_text("needle\n")
+    found = await tools.text("workspace_search", pattern="needle")
+    assert found == "ok.txt:1: needle\n(skipped, too large or not text: latin1.txt)"
+    huge = tools.workspace / "huge.txt"
+    huge.write_text("needle\n" * 1_500_000)  # 10.5 MB
+    edit = await tools.text("Edit", file_path="huge.txt", old_string="needle", new_string="pin", replace_all=True)
+    assert "larger than the 8192 KB this tool handles in one piece" in edit
+    assert huge.stat().st_size == 10_500_000

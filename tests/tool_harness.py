@@ -11,10 +11,9 @@ import attrs
 
 from lynkr.config import Config
 from lynkr.events.records import Event
-from lynkr.tools.base import ToolContext, ToolState
-from lynkr.tools.environ import tool_environ
+from lynkr.tools.base import ToolContext
 from lynkr.tools.runner import Outcome, Toolbox, run_call
-from lynkr.tools.toolbox import build_toolbox
+from lynkr.tools.toolbox import build_toolbox, tool_context
 from tests.conftest import make_config
 
 
@@ -54,11 +53,5 @@ def harness(tmp_path: Path, env: Mapping[str, str] | None = None, *, base_enviro
     tmp_path.mkdir(parents=True, exist_ok=True)
     config = make_config(tmp_path, env)
     toolbox = build_toolbox(config)
-    context = ToolContext(
-        workspace=config.workspace_root.resolve(),
-        environ=tool_environ(config, {**os.environ, **(base_environ or {})}),
-        state=ToolState.empty(toolbox.projections),
-        settings=config.tools,
-        session_id="sess-tools",
-    )
+    context = tool_context(config, toolbox, session_id="sess-tools", environ={**os.environ, **(base_environ or {})})
     return Harness(config=config, toolbox=toolbox, context=context)

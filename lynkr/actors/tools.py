@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Mapping
 from functools import partial
 
 import attrs
@@ -31,9 +30,8 @@ from lynkr.agent.events import TOOLS_STREAM, ToolWorkerStarted
 from lynkr.config import Config
 from lynkr.events.store import EventStore
 from lynkr.tools.base import Projection, ToolContext, ToolSpec, ToolState
-from lynkr.tools.environ import tool_environ
 from lynkr.tools.runner import Outcome, Toolbox, run_call
-from lynkr.tools.toolbox import build_toolbox
+from lynkr.tools.toolbox import build_toolbox, tool_context
 from lynkr.wire.anthropic import MessageAssembler
 
 SUMMARY_STREAM = "tools.summaries"  # the provider pool records summary requests here, apart from any session
@@ -53,12 +51,13 @@ async def run(
     toolbox = build_toolbox(config)
     marker = await recorder.record_durably(TOOLS_STREAM, ToolWorkerStarted(tools=len(toolbox.specs())))
     state = await trio.to_thread.run_sync(fold_tool_state, store, toolbox.projections, marker)
+    # Built the one way tools-core builds it (workspace resolved, environment scrubbed) once per incarnation;
+    # each call gets a copy with its session, its summarizer and the state as of its start.
     worker = _Worker(
-        config=config,
+        base=tool_context(config, toolbox, state=state),
         toolbox=toolbox,
         recorder=recorder,
         providers=providers,
-        environ=tool_environ(config),
         state=state,
     )
     async with inbox, trio.open_nursery() as nursery:
@@ -81,22 +80,16 @@ def fold_tool_state(store: EventStore, projections: tuple[Projection, ...], up_t
 class _Worker:
     """What one incarnation owns."""
 
-    config: Config
+    base: ToolContext
     toolbox: Toolbox
     recorder: Recorder
     providers: Mailbox[ProviderMessage]
-    environ: Mapping[str, str]
     state: ToolState
     summaries: itertools.count[int] = attrs.field(factory=itertools.count)
 
     async def call(self, message: RunTool) -> Outcome:
-        context = ToolContext(
-            workspace=self.config.workspace_root.resolve(),
-            environ=self.environ,
-            state=self.state,
-            settings=self.config.tools,
-            session_id=message.session_id,
-            summarize=partial(self.summarize, message),
+        context = attrs.evolve(
+            self.base, state=self.state, session_id=message.session_id, summarize=partial(self.summarize, message)
         )
         outcome = await run_call(
             name=message.name,

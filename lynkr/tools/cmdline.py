@@ -7,10 +7,11 @@ command line the way bash would split it (sans-IO, no trio) and lists every simp
 * separated by ``;``, ``&``, ``&&``, ``||``, ``|``, ``|&`` and newlines;
 * inside ``$(...)``, backticks, ``<(...)`` / ``>(...)``, ``( subshells )``, ``{ groups; }``, ``${...}``, double
   quotes and here-documents whose delimiter is unquoted;
-* behind wrappers that run another command: ``sudo``, ``doas``, ``env``, ``nice``, ``nohup``, ``timeout``,
-  ``xargs``, ``command``, ``exec``, ``builtin``, ``time``, ``setsid``, ``stdbuf``, ``ionice``, ``flock``,
-  ``watch``, ``find -exec``; the wrapper and the wrapped command are both listed;
-* in the script of ``bash -c``/``sh -c`` (and zsh, dash, ksh) and in ``eval``'s words, parsed in turn.
+* behind wrappers that run another command: ``sudo``, ``doas``, ``runuser``, ``env``, ``nice``, ``nohup``,
+  ``timeout``, ``xargs``, ``command``, ``exec``, ``builtin``, ``time``, ``setsid``, ``stdbuf``, ``ionice``,
+  ``flock``, ``watch``, ``find -exec``; the wrapper and the wrapped command are both listed;
+* in the script of ``bash -c``/``sh -c`` (and zsh, dash, ksh), ``su -c``, ``flock -c``, ``trap``, git aliases
+  and in ``eval``'s words, parsed in turn.
 
 Each word knows whether its value is fixed by the text (``static``) or only known at run time (a ``$VAR``,
 ``$(...)``, backticks, brace expansion), and whether it holds glob characters.  Whatever cannot be judged is
@@ -30,7 +31,7 @@ from typing import Any
 
 import attrs
 
-from lynkr.tools.base import Action
+from lynkr.tools.base import Action, ActionKind
 
 _OPERATOR_CHARS = ";&|\n"
 _WORD_END = " \t\n;&|<>()"
@@ -457,11 +458,14 @@ _WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
         0,
     ),
     "unbuffer": (frozenset(), 0),
+    "runuser": (frozenset({"-u", "-g", "-G", "--user", "--group", "--supp-group"}), 0),
     "caffeinate": (frozenset({"-t", "-w"}), 0),
 }
 
 
 def _after_options(args: Sequence[Word], takes_value: frozenset[str], positional: int) -> tuple[Word, ...]:
+    """The wrapped command's words: options skipped (``-u root`` is two words, ``-n5`` and ``--user=root`` one),
+    then ``positional`` plain words (``timeout``'s duration)."""
     index = 0
     while index < len(args):
         text = args[index].text
@@ -472,7 +476,6 @@ def _after_options(args: Sequence[Word], takes_value: frozenset[str], positional
             break
         name = text.split("=", 1)[0]
         index += 2 if name in takes_value and "=" not in text else 1
-        # sudo -u root, nice -n 5: a short option glued to its value (-n5) takes one word.
     return tuple(args[index + positional :])
 
 
@@ -529,8 +532,21 @@ def _shell_script(command: Command) -> tuple[Word | None, bool]:
             index += 1
         else:
             break
+    if index < len(args) and args[index].text != "-s" and not args[index].static:
+        # bash <(curl ...), bash "$SCRIPT": the script file is only known when it runs.
+        return Word(text=args[index].text, static=False), True
     reads_stdin = index >= len(args) or args[index].text == "-s"
     return None, reads_stdin
+
+
+def _dash_c_script(args: Sequence[Word]) -> Word | None:
+    """The ``-c SCRIPT`` of ``su``, ``runuser`` and ``flock``, if it is there."""
+    for index, word in enumerate(args[:-1]):
+        if word.text in ("-c", "--command"):
+            return args[index + 1]
+        if word.text.startswith("--command="):
+            return Word(word.text.split("=", 1)[1], word.static, word.glob)
+    return None
 
 
 def analyse(line: str) -> Analysis:
@@ -585,6 +601,8 @@ def _inner(command: Command, problems: list[str]) -> list[Command]:
             problems.append(f"the script of {how} cannot be parsed ({exc})")
             return []
 
+    if name in ("flock", "runuser") and (dash_c := _dash_c_script(command.args)) is not None:
+        return script(dash_c, f"{name} -c")
     if name in _WRAPPERS:
         takes_value, positional = _WRAPPERS[name]
         rest = _after_options(command.args, takes_value, positional)
@@ -603,15 +621,25 @@ def _inner(command: Command, problems: list[str]) -> list[Command]:
         return inner
     if name == "eval":
         return script(Word(text=" ".join(w.text for w in command.args), static=all(w.static for w in command.args)), "eval")
+    if name == "trap" and command.args and not command.args[0].text.startswith("-"):
+        return script(command.args[0], "trap")  # the handler runs later, in this same shell
+    if name in ("source", ".") and command.args and not command.args[0].static:
+        problems.append(f"{name} {command.args[0].text} runs a script only known when it runs, which cannot be judged")
+        return []
+    if name == "su" and (dash_c := _dash_c_script(command.args)) is not None:
+        return script(dash_c, "su -c")
     if name in SHELLS:
         script_word, judged_here = _shell_script(command)
         if script_word is not None:
-            return script(script_word, f"{name} -c")
+            inline = any(w.text.startswith("-") and not w.text.startswith("--") and "c" in w.text[1:] for w in command.args)
+            return script(script_word, f"{name} -c" if inline else f"{name} {script_word.text}")
         if judged_here:
             problems.append(f"{name} would read its commands from its input, which cannot be judged; use {name} -c")
         return []
     if name == "find":
         return [Command(words=words, via=wrapped_via) for words in _find_exec(command.args)]
+    if name == "git":
+        return _git_alias_runs(command, problems)
     return []
 
 
@@ -620,7 +648,7 @@ def _inner(command: Command, problems: list[str]) -> list[Command]:
 _GIT_OPTIONS_WITH_VALUE = frozenset(
     {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env", "--super-prefix", "--exec-path"}
 )
-_GIT_ACTION_KINDS: dict[str, Any] = {"push": "git.push", "pull": "git.pull", "commit": "git.commit"}
+_GIT_ACTION_KINDS: dict[str, ActionKind] = {"push": "git.push", "pull": "git.pull", "commit": "git.commit"}
 
 
 def git_subcommand(command: Command) -> tuple[str, tuple[Word, ...]] | None:
@@ -637,6 +665,56 @@ def git_subcommand(command: Command) -> tuple[str, tuple[Word, ...]] | None:
     return None
 
 
+def _git_inline_aliases(command: Command) -> dict[str, str]:
+    """``git -c alias.NAME=VALUE ...``: the aliases defined for this one command."""
+    aliases = {}
+    words = [word.text for word in command.args]
+    for index, text in enumerate(words[:-1]):
+        if text == "-c" and words[index + 1].startswith("alias.") and "=" in words[index + 1]:
+            name, value = words[index + 1][len("alias.") :].split("=", 1)
+            aliases[name] = value
+    return aliases
+
+
+def _git_alias_runs(command: Command, problems: list[str]) -> list[Command]:
+    """What a git alias would run: used by ``git -c alias.x=... x`` and by ``git config alias.x ...``, which is
+    judged as if the alias ran (defining an alias for push is a way to push)."""
+    sub = git_subcommand(command)
+    if sub is None:
+        return []
+    name, rest = sub
+    value: str | None = _git_inline_aliases(command).get(name)
+    if value is None and name == "config":
+        plain = [word.text for word in rest if not word.text.startswith("-")]
+        if len(plain) >= 2 and plain[0].startswith("alias."):
+            value, rest = plain[1], ()
+    if value is None:
+        return []
+    via = (*command.via, "git alias")
+    try:
+        if value.startswith("!"):
+            return split(value[1:], via=via)
+        return [Command(words=(Word("git"), *(Word(part) for part in split_words(value)), *rest), via=via)]
+    except ParseError as exc:
+        problems.append(f"the git alias {value!r} cannot be parsed ({exc})")
+        return []
+
+
+def split_words(text: str) -> list[str]:
+    """The words of one simple command written in ``text`` (quotes removed)."""
+    commands = split(text)
+    return [word.text for command in commands[:1] for word in command.words]
+
+
+def _git_kind(sub: tuple[str, tuple[Word, ...]]) -> ActionKind | None:
+    name, rest = sub
+    if name in ("subtree", "lfs") and rest and rest[0].text == "push":
+        return "git.push"
+    if name == "send-pack":
+        return "git.push"
+    return _GIT_ACTION_KINDS.get(name)
+
+
 def _commit_message(args: Sequence[Word]) -> str | None:
     for index, word in enumerate(args):
         if word.text in ("-m", "--message") and index + 1 < len(args):
@@ -648,18 +726,25 @@ def _commit_message(args: Sequence[Word]) -> str | None:
     return None
 
 
-def shell_actions(command: str, *, cwd: object = None) -> list[Action]:
-    """The canonical actions of a shell call: one ``shell`` action, plus a git action per git push/pull/commit."""
-    detail = {} if cwd in (None, "") else {"cwd": str(cwd)}
+def shell_actions(command: str, *, cwd: object = None, session_cwd: bool = False) -> list[Action]:
+    """The canonical actions of a shell call: one ``shell`` action, plus a git action per git push/pull/commit.
+
+    ``cwd`` is the folder the call names; ``session_cwd`` says the line runs where the session's previous
+    ``Bash`` call ended (the policy looks that folder up in the tool state).
+    """
+    detail: dict[str, Any] = {} if cwd in (None, "") else {"cwd": str(cwd)}
+    if session_cwd:
+        detail["session_cwd"] = True
     actions = [Action(kind="shell", command=command, detail=detail)]
     for found in analyse(command).commands:
         sub = git_subcommand(found)
-        if sub is None or sub[0] not in _GIT_ACTION_KINDS:
+        kind = None if sub is None else _git_kind(sub)
+        if sub is None or kind is None:
             continue
         git_detail: dict[str, Any] = {"via": "shell", "command": found.line(), **detail}
-        if sub[0] == "commit":
+        if kind == "git.commit":
             message = _commit_message(sub[1])
             if message is not None:
                 git_detail["message"] = message
-        actions.append(Action(kind=_GIT_ACTION_KINDS[sub[0]], command=found.line(), detail=git_detail))
+        actions.append(Action(kind=kind, command=found.line(), detail=git_detail))
     return actions

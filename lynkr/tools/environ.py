@@ -9,12 +9,19 @@ A command the model runs must not be able to read a provider key with ``env``, `
   ``*PASSWORD*``, ``*PASSWD*``, ``*CREDENTIAL*``, ``*AUTH*`` but not ``*AUTHOR*``, and not the SSH agent socket);
 * every variable whose value contains a configured secret, whatever its name;
 * ``BASH_ENV`` and ``ENV``, which would make every shell run a file first.
+
+A child's environment is not the only copy: ``/proc/<daemon pid>/environ`` still holds the daemon's own, and any
+process of the same user can read it (``cat /proc/$PPID/environ``).  :func:`seal_daemon_environment` marks the
+daemon non-dumpable (``PR_SET_DUMPABLE``), which makes its ``/proc`` files readable by root only; tool
+subprocesses are dumpable again after their ``exec``, so nothing else changes for them.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -56,3 +63,18 @@ def tool_environ(config: Config, base: Mapping[str, str] | None = None) -> dict[
             continue
         kept[name] = value
     return kept
+
+
+_PR_SET_DUMPABLE = 4
+
+
+def seal_daemon_environment() -> bool:
+    """Keep same-user processes (tool subprocesses) from reading this process's environment and memory through
+    ``/proc``.  Linux only; returns whether it took effect.  Root still can, as root can read anything."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False

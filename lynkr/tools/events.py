@@ -1,6 +1,7 @@
 """The events tools record: every run, every refusal, and every file write (with what it takes to revert it).
 
 ``tool.ran`` and ``tool.refused`` are the audit trail: one per call, in the order calls happened.
+``tool.shell_cwd_changed`` keeps ``Bash``'s working folder from one call to the next, as the CLI's does.
 ``tool.file_written`` is the edit history: whichever tool wrote (``fs_write``, ``Edit``, ``Write``,
 ``edit_patch``, a revert), the event holds the file's bytes before the write (``None``: it did not exist), so
 ``workspace_edit_revert`` can put them back after a daemon restart, from the log alone.
@@ -55,3 +56,12 @@ class FileWritten(Event):
     before: bytes | None  # None: the file did not exist
     after_sha256: str | None  # None: the write deleted the file
     reverts: str | None = None  # the edit_id this write undid, when it is a revert
+
+
+@event("tool.shell_cwd_changed")
+@attrs.frozen(kw_only=True)
+class ShellCwdChanged(Event):
+    """A session's ``Bash`` calls now start in ``cwd`` (relative to the workspace root, ``.`` for the root)."""
+
+    session_id: str
+    cwd: str

@@ -29,7 +29,8 @@ import trio
 
 from lynkr.tools.base import Action, ActionKind, PolicyRule, Refusal, Registry, ToolContext
 from lynkr.tools.cmdline import Command, Word, analyse, git_subcommand
-from lynkr.tools.workspace import PathPatterns, is_inside, resolve
+from lynkr.tools.shell import bash_cwd
+from lynkr.tools.workspace import PathPatterns, UnresolvablePath, is_inside, relative, resolve
 
 if TYPE_CHECKING:
     from lynkr.config import Config
@@ -70,6 +71,8 @@ def disallowed(config: Config, registry: Registry) -> tuple[frozenset[str], Disa
             because.setdefault(name, name)
     if not because:
         return frozenset(names), None
+    # A tool that can do nothing but what is disallowed is not offered either (shell, when Bash is disallowed).
+    names.update(spec.name for spec in registry.specs() if spec.kinds and set(spec.kinds) <= set(because))
     return frozenset(names), DisallowedKinds(frozenset(because), because)
 
 
@@ -93,7 +96,10 @@ class FilePolicy:
 
     def path_problem(self, workspace: Path, raw: str, *, verb: str, cwd: Path | None = None) -> str | None:
         """Why ``raw`` may not be touched, or None."""
-        path = resolve(workspace, raw, cwd=cwd)
+        try:
+            path = resolve(workspace, raw, cwd=cwd)
+        except UnresolvablePath as exc:
+            return str(exc)
         if not is_inside(workspace, path):
             return (
                 f"{raw} leads to {path}, outside the workspace {workspace} (symlinks are followed); "
@@ -124,11 +130,12 @@ DEFAULT_DENY: tuple[str, ...] = (
 )
 REMOVERS = frozenset({"rm", "rmdir", "unlink", "shred"})
 # Commands whose plain arguments are places they write: checked against the workspace like redirections.
-# ln's source counts too: a link from inside to outside would be a door out for every later command.
-WRITERS_ALL_ARGS = frozenset({"tee", "touch", "mkdir", "truncate", "ln"})
-WRITERS_LAST_ARG = frozenset({"cp", "mv", "install", "rsync"})
+# mv's sources count too (they are removed), and so does ln's: a link from inside to outside would be a door out
+# for every later command.
+WRITERS_ALL_ARGS = frozenset({"tee", "touch", "mkdir", "truncate", "ln", "mv"})
+WRITERS_LAST_ARG = frozenset({"cp", "install", "rsync"})
 WRITERS_AFTER_FIRST = frozenset({"chmod", "chown", "chgrp"})
-# A glob that takes everything in its folder: refused as an rm target whatever the folder.
+# A glob that takes everything in its folder: as an rm target, refused alone (``*``) or in the workspace root.
 BROAD_GLOBS = frozenset({"*", ".*", "*/", "**", "*.*", ".[!.]*", "?*", "[!.]*", "..?*"})
 SAFE_DEVICES = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/dev/zero"})
 OUTPUT_REDIRECTS = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&"})
@@ -151,10 +158,21 @@ class CommandPolicy:
     async def judge(self, action: Action, context: ToolContext) -> Refusal | None:
         if action.kind != "shell" or action.command is None:
             return None
-        reason = self.problem(action.command, context.workspace, action.detail.get("cwd"))
+        # Resolving paths and expanding globs touches the disk: off the trio thread.
+        command, cwd = action.command, action.detail.get("cwd")
+        if action.detail.get("session_cwd"):
+            cwd = relative(context.workspace, bash_cwd(context))
+        reason = await trio.to_thread.run_sync(lambda: self.problem(command, context.workspace, cwd))
         return None if reason is None else Refusal(rule=self.name, reason=reason)
 
     def problem(self, line: str, workspace: Path, cwd_text: object = None) -> str | None:
+        """Why the command ``line`` may not run, or None."""
+        try:
+            return self._line(line, workspace, cwd_text)
+        except UnresolvablePath as exc:
+            return str(exc)
+
+    def _line(self, line: str, workspace: Path, cwd_text: object) -> str | None:
         cwd: Path | None = workspace
         if cwd_text not in (None, ""):
             cwd = resolve(workspace, str(cwd_text))
@@ -366,7 +384,7 @@ def _expanded(word: Word, workspace: Path, cwd: Path | None) -> list[Path] | Non
     if word.glob:
         matches = []
         for match in glob.iglob(text if os.path.isabs(text) else str(base / text), include_hidden=False):
-            matches.append(Path(match).resolve())
+            matches.append(resolve(workspace, match))
             if len(matches) >= GLOB_EXPANSION_LIMIT:
                 break
         # No match: bash passes the word through as written.

@@ -7,7 +7,8 @@
 3. the tool turns them into canonical :class:`~lynkr.tools.base.Action` records, and every policy rule judges
    every action; the first refusal ends the call (a rule that fails refuses: the policy fails closed);
 4. the tool runs; an exception becomes an error result, never a crash of the worker;
-5. output over ``config.tools.output_limit_bytes`` is cut, with a marker that says how to get the rest;
+5. output over ``config.tools.output_limit_bytes`` is cut, with a marker that says how to get the rest, and
+   every configured secret value in it is masked;
 6. a ``tool.ran`` (or ``tool.refused``) event describes the call, arguments scrubbed.
 
 Unknown tools, bad input and refusals are ordinary results with ``is_error``: the model reads them and tries
@@ -55,7 +56,7 @@ class Toolbox:
     registry: Registry
     rules: tuple[PolicyRule, ...]
     projections: tuple[Projection, ...]
-    # Masks configured secret values in the arguments that go into tool events.
+    # Masks configured secret values in tool events' arguments and in what tools return.
     scrubber: Scrubber = attrs.field(factory=Scrubber)
     # Canonical names of the tools POLICY_DISALLOWED_TOOLS names: never offered, refused when called anyway.
     disallowed: frozenset[str] = frozenset()
@@ -152,7 +153,17 @@ async def run_call(
     result = await _run(tool, name, arguments, context)
     output_bytes = result.size()
     limit = getattr(context.settings, "output_limit_bytes", DEFAULT_OUTPUT_LIMIT_BYTES)
-    return finished(canonical, cut_output(result, limit), output_bytes)
+    return finished(canonical, masked(cut_output(result, limit), toolbox.scrubber), output_bytes)
+
+
+def masked(result: ToolResult, scrubber: Scrubber) -> ToolResult:
+    """``result`` with every configured secret value masked: whatever a command manages to print (a key read
+    from a file the policy could not see through, say), the model never receives lynkr's own credentials."""
+    if isinstance(result.content, str):
+        content: str | list[dict[str, Any]] = scrubber.scrub_text(result.content)
+    else:
+        content = scrubber.scrub(result.content)
+    return result if content is result.content or content == result.content else attrs.evolve(result, content=content)
 
 
 async def judge(
@@ -183,10 +194,26 @@ async def _run(tool: Tool, name: str, arguments: Mapping[str, Any], context: Too
         return ToolResult(content=f"Error: {name} failed: {type(exc).__name__}: {exc}", is_error=True)
 
 
-def schema_problems(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> str:
-    """The schema violations of ``arguments``, one per line in the CLI's words; empty when valid."""
+# Building a validator costs more than using it; tool specs live as long as the daemon, so keep one per schema
+# (keyed by identity, the schema kept alongside so its id cannot be reused while cached).
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    cached = _VALIDATORS.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
     validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     validator = validator_class(schema)
+    if len(_VALIDATORS) > 4096:
+        _VALIDATORS.clear()
+    _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
+
+
+def schema_problems(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> str:
+    """The schema violations of ``arguments``, one per line in the CLI's words; empty when valid."""
+    validator = _validator(schema)
     lines = [_describe(error) for error in sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))]
     return "\n".join(lines)
 

@@ -5,6 +5,11 @@ process group: on timeout the whole group is killed, grandchildren included, and
 exited any background job it left behind is killed too, so nothing outlives the call.  Its environment is the
 scrubbed one of the :class:`~lynkr.tools.base.ToolContext`; its stdin is empty.
 
+``Bash`` keeps its working folder from one call to the next, as the CLI's does: the folder a command ends in is
+recorded (``tool.shell_cwd_changed``, folded per session) and the next call starts there, unless it left the
+workspace, in which case it starts at the root again and says so.  The policy judges a ``Bash`` line from that
+same folder.
+
 Output is limited *while it is read*: each stream keeps its first and last ``limit`` bytes and counts the
 rest, so a command printing gigabytes costs a fixed amount of memory and still ends at its timeout.
 """
@@ -23,9 +28,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from lynkr.tools.base import Action, ToolContext, ToolInputError, ToolResult, ToolSpec
+from lynkr.events.records import Event
+from lynkr.tools.base import Action, Projection, ToolContext, ToolInputError, ToolResult, ToolSpec
 from lynkr.tools.cmdline import shell_actions
-from lynkr.tools.workspace import OutsideWorkspace, inside
+from lynkr.tools.events import ShellCwdChanged
+from lynkr.tools.workspace import OutsideWorkspace, inside, relative
 
 if TYPE_CHECKING:
     from lynkr.config import Config
@@ -205,6 +212,43 @@ class ShellTool:
             limit_bytes=context.settings.output_limit_bytes,
         )
         return format_completed(completed, timeout_s=timeout_s)
+
+
+SHELL_CWD = "shell_cwd"
+
+
+def bash_cwd(context: ToolContext) -> Path:
+    """Where this session's next ``Bash`` call starts: its last folder, if that is still a folder inside."""
+    recorded = context.state.parts.get(SHELL_CWD, {}).get(context.session_id)
+    if recorded is None:
+        return context.workspace
+    folder = (context.workspace / recorded).resolve()
+    inside_workspace = folder == context.workspace or context.workspace in folder.parents
+    return folder if inside_workspace and folder.is_dir() else context.workspace
+
+
+def follow_cwd(result: ToolResult, context: ToolContext, start: Path, ended_in: str) -> ToolResult:
+    if not ended_in:  # the command exited before the trailer ran (exit, a timeout): the folder stays
+        return result
+    folder = Path(ended_in)
+    if folder != context.workspace and context.workspace not in folder.parents:
+        note = f"Shell cwd was reset to {context.workspace}"
+        content = f"{result.content}\n{note}" if isinstance(result.content, str) else result.content
+        event = ShellCwdChanged(session_id=context.session_id, cwd=".")
+        return attrs.evolve(result, content=content, events=(*result.events, event))
+    if folder == start:
+        return result
+    event = ShellCwdChanged(session_id=context.session_id, cwd=relative(context.workspace, folder))
+    return attrs.evolve(result, events=(*result.events, event))
+
+
+def _apply_cwd(cwds: Any, event: Event) -> Any:
+    if isinstance(event, ShellCwdChanged):
+        return {**cwds, event.session_id: event.cwd}
+    return cwds
+
+
+CWD_PROJECTION = Projection(name=SHELL_CWD, initial=dict, apply=_apply_cwd)
 
 
 def tools(config: Config) -> list[ShellTool]:

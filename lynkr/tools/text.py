@@ -62,7 +62,8 @@ def read_text(path: Path, shown: str, *, max_bytes: int = MAX_EDIT_BYTES) -> str
 def lines_of(path: Path, shown: str, start: int, count: int) -> tuple[list[str], int]:
     """Lines ``start`` (1-based) to ``start + count - 1`` of the file, and how many lines it has.
 
-    Reads the file as a stream, so a line range of a huge file costs the lines read, not the whole file.
+    Reads the file as a stream, a bounded piece at a time, so a line range of a huge file (or a file that is
+    one gigantic line) costs the lines kept, not the whole file.  Lines are cut at ``MAX_LINE_CHARS``.
     """
     with path.open("rb") as handle:
         head = handle.read(BINARY_SNIFF_BYTES)
@@ -70,10 +71,18 @@ def lines_of(path: Path, shown: str, start: int, count: int) -> tuple[list[str],
         handle.seek(0)
         chosen: list[str] = []
         total = 0
-        for number, raw in enumerate(handle, start=1):
-            total = number
-            if start <= number < start + count:
-                chosen.append(decode(raw, f"{shown} line {number}").rstrip("\r\n"))
+        piece_bytes = MAX_LINE_CHARS * 4  # enough for MAX_LINE_CHARS characters of any UTF-8 text
+        while piece := handle.readline(piece_bytes):
+            total += 1
+            ended = piece.endswith(b"\n")
+            while not ended:  # the rest of an over-long line: skipped, never held
+                rest = handle.readline(piece_bytes)
+                if not rest:
+                    break
+                ended = rest.endswith(b"\n")
+            if start <= total < start + count:
+                kept = piece if ended or len(piece) < piece_bytes else piece[: _utf8_boundary(piece)]
+                chosen.append(decode(kept, f"{shown} line {total}").rstrip("\r\n"))
         return chosen, total
 
 

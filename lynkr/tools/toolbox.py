@@ -20,11 +20,14 @@ skipped would weaken the policy without anyone noticing.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from lynkr.tools.base import Alias, PolicyRule, Projection, Registry, Tool
+from lynkr.events.scrub import Scrubber
+from lynkr.tools.base import Alias, PolicyRule, Projection, Registry, Tool, ToolContext, ToolState
+from lynkr.tools.environ import seal_daemon_environment, tool_environ
+from lynkr.tools.policy import disallowed
 from lynkr.tools.runner import Toolbox
 
 if TYPE_CHECKING:
@@ -38,6 +41,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "lynkr.tools.files",
     "lynkr.tools.shell",
     "lynkr.tools.cli_builtins",
+    "lynkr.tools.cli_search",
+    "lynkr.tools.cli_web",
     "lynkr.tools.git",
     "lynkr.tools.tasks",
     "lynkr.tools.testing",
@@ -50,6 +55,8 @@ class BrokenPlugin(RuntimeError):
 
 
 def build_toolbox(config: Config) -> Toolbox:
+    # Tools run commands as the daemon's user: they must not read its environment from /proc.
+    seal_daemon_environment()
     registry = Registry()
     rules: list[PolicyRule] = []
     projections: dict[str, Projection] = {}
@@ -78,13 +85,9 @@ def build_toolbox(config: Config) -> Toolbox:
                     f"policy plugin {entry_point.name!r} ({entry_point.value}) gave {item!r}, not a policy rule"
                 )
             rules.append(item)
-    from lynkr.tools.policy import disallowed
-
     names, kinds_rule = disallowed(config, registry)
     if kinds_rule is not None:
         rules.insert(0, kinds_rule)
-    from lynkr.events.scrub import Scrubber
-
     return Toolbox(
         registry=registry,
         rules=tuple(rules),
@@ -94,11 +97,32 @@ def build_toolbox(config: Config) -> Toolbox:
     )
 
 
+def tool_context(
+    config: Config,
+    toolbox: Toolbox,
+    *,
+    state: ToolState | None = None,
+    session_id: str = "",
+    summarize: Callable[[str], Awaitable[str]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ToolContext:
+    """The context tools run in: the resolved workspace, the scrubbed environment (from ``environ``, else the
+    daemon's), the folded tool state (empty when none is given) and the tool settings."""
+    return ToolContext(
+        workspace=config.workspace_root.resolve(),
+        environ=tool_environ(config, environ),
+        state=state if state is not None else ToolState.empty(toolbox.projections),
+        settings=config.tools,
+        session_id=session_id,
+        summarize=summarize,
+    )
+
+
 def _none(config: Config) -> list[Any]:
     return []
 
 
-def _is_tool(item: object) -> bool:
+def _is_tool(item: object) -> TypeGuard[Tool]:
     return hasattr(item, "spec") and callable(getattr(item, "actions", None)) and callable(getattr(item, "run", None))
 
 

@@ -164,7 +164,10 @@ def walk_files(
             if ignorer.ignored(rel, is_dir=False) or blocked.match(workspace, path):
                 continue
             if path.is_symlink():
-                real = path.resolve()
+                try:
+                    real = Path(os.path.realpath(path, strict=True))
+                except OSError:  # dangling, or a loop: nothing to read there
+                    continue
                 if not (real == workspace or workspace in real.parents) or blocked.match(workspace, real):
                     continue
             yield path

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
@@ -29,16 +30,40 @@ class OutsideWorkspace(ValueError):
     """A path leads outside the workspace root."""
 
 
+class UnresolvablePath(OutsideWorkspace):
+    """A path the operating system could not follow either (a symlink loop, a folder it may not enter)."""
+
+
 def resolve(workspace: Path, raw: str, *, cwd: Path | None = None) -> Path:
-    """The absolute, symlink-free place ``raw`` leads to (relative paths start at ``cwd``, else the workspace)."""
+    """The absolute, symlink-free place ``raw`` leads to (relative paths start at ``cwd``, else the workspace).
+
+    The existing part of the path is resolved by the operating system (every symlink followed, ``..`` taken
+    after the link it follows); the part that does not exist yet is added to it by name.  A path the system
+    cannot follow (a symlink loop) raises :class:`UnresolvablePath`: it is judged as leading nowhere allowed.
+    """
     text = os.path.expanduser(raw) if raw.startswith("~") else raw
     path = Path(text)
     if not path.is_absolute():
         path = (cwd or workspace) / path
+    return _real(path, raw)
+
+
+def _real(path: Path, raw: str) -> Path:
     try:
-        return path.resolve(strict=False)
-    except RuntimeError:  # a symlink loop: realpath stops where the loop starts, which is still judged
-        return Path(os.path.realpath(path))
+        return Path(os.path.realpath(path, strict=True))
+    except (FileNotFoundError, NotADirectoryError):
+        if path.parent == path:
+            return path
+        base = _real(path.parent, raw)
+        joined = base.parent if path.name == ".." else base / path.name
+        try:  # the joined path may exist after all ("missing/../link"): follow it too
+            return Path(os.path.realpath(joined, strict=True))
+        except (FileNotFoundError, NotADirectoryError):
+            return joined
+        except OSError as exc:
+            raise UnresolvablePath(f"{raw} cannot be followed ({exc.strerror}); use a plain path") from None
+    except OSError as exc:
+        raise UnresolvablePath(f"{raw} cannot be followed ({exc.strerror}); use a plain path inside the workspace") from None
 
 
 def is_inside(workspace: Path, path: Path) -> bool:
@@ -63,10 +88,40 @@ def relative(workspace: Path, path: Path) -> str:
 
 
 @attrs.frozen
+class _Pattern:
+    text: str
+    kind: str  # "absolute", "folder-name", "folder-path", "name", "path"
+    parts: tuple[str, ...]  # the glob's components (one for the name kinds)
+
+
+def _compile(pattern: str) -> _Pattern:
+    if pattern.startswith("/"):
+        return _Pattern(text=pattern, kind="absolute", parts=PurePosixPath(pattern).parts)
+    if pattern.endswith("/"):
+        folder = pattern.rstrip("/")
+        if "/" not in folder:
+            return _Pattern(text=pattern, kind="folder-name", parts=(folder,))
+        return _Pattern(text=pattern, kind="folder-path", parts=PurePosixPath(folder).parts)
+    if "/" not in pattern:
+        return _Pattern(text=pattern, kind="name", parts=(pattern,))
+    return _Pattern(text=pattern, kind="path", parts=PurePosixPath(pattern).parts)
+
+
+@attrs.frozen
 class PathPatterns:
     """A set of path patterns (see the module docstring); ``match`` says which one a path hits."""
 
     patterns: tuple[str, ...]
+    _compiled: tuple[_Pattern, ...] = attrs.field(init=False, repr=False, eq=False)
+    # Every name and folder-name glob as one regex: most paths hit none, and are then cleared in one pass.
+    _any_name: re.Pattern[str] | None = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        compiled = tuple(_compile(pattern) for pattern in self.patterns)
+        globs = [p.parts[0] for p in compiled if p.kind in ("name", "folder-name")]
+        any_name = re.compile("|".join(fnmatch.translate(glob) for glob in globs)) if globs else None
+        object.__setattr__(self, "_compiled", compiled)
+        object.__setattr__(self, "_any_name", any_name)
 
     @classmethod
     def of(cls, patterns: Iterable[str]) -> PathPatterns:
@@ -75,28 +130,29 @@ class PathPatterns:
     def match(self, workspace: Path, path: Path) -> str | None:
         """The first pattern the absolute ``path`` hits, or None."""
         inside_workspace = is_inside(workspace, path)
-        rel_parts = path.relative_to(workspace).parts if inside_workspace else ()
-        names = rel_parts if inside_workspace else path.parts[1:]
-        for pattern in self.patterns:
-            if _hits(pattern, path, names, rel_parts if inside_workspace else None):
-                return pattern
+        rel_parts = path.relative_to(workspace).parts if inside_workspace else None
+        names = rel_parts if rel_parts is not None else path.parts[1:]
+        named = self._any_name is not None and any(self._any_name.match(name) for name in names)
+        for pattern in self._compiled:
+            if pattern.kind in ("name", "folder-name") and not named:
+                continue
+            if _hits(pattern, path, names, rel_parts):
+                return pattern.text
         return None
 
 
-def _hits(pattern: str, path: Path, names: tuple[str, ...], rel_parts: tuple[str, ...] | None) -> bool:
-    if pattern.startswith("/"):
-        return _prefix_match(PurePosixPath(pattern).parts, path.parts)
-    if pattern.endswith("/"):
-        folder = pattern.rstrip("/")
-        if "/" not in folder:
-            # Inside such a folder: every component but the last one may be the folder.
-            return any(fnmatch.fnmatchcase(name, folder) for name in names[:-1]) or (
-                bool(names) and fnmatch.fnmatchcase(names[-1], folder) and path.is_dir()
-            )
-        return rel_parts is not None and _prefix_match(PurePosixPath(folder).parts, rel_parts)
-    if "/" not in pattern:
-        return any(fnmatch.fnmatchcase(name, pattern) for name in names)
-    return rel_parts is not None and _prefix_match(PurePosixPath(pattern).parts, rel_parts)
+def _hits(pattern: _Pattern, path: Path, names: tuple[str, ...], rel_parts: tuple[str, ...] | None) -> bool:
+    if pattern.kind == "absolute":
+        return _prefix_match(pattern.parts, path.parts)
+    if pattern.kind == "folder-name":
+        folder = pattern.parts[0]
+        # Inside such a folder: every component but the last one may be the folder; the last one if it is one.
+        return any(fnmatch.fnmatchcase(name, folder) for name in names[:-1]) or (
+            bool(names) and fnmatch.fnmatchcase(names[-1], folder) and path.is_dir()
+        )
+    if pattern.kind == "name":
+        return any(fnmatch.fnmatchcase(name, pattern.parts[0]) for name in names)
+    return rel_parts is not None and _prefix_match(pattern.parts, rel_parts)
 
 
 def _prefix_match(pattern_parts: tuple[str, ...], parts: tuple[str, ...]) -> bool:
