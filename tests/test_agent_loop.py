@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pygit2
 import trio
 
 from lynkr.agent.events import LoopEnded, RoundRan, RoundsKept
@@ -313,3 +312,28 @@ async def test_a_tool_worker_crash_gives_the_waiting_turn_an_error_result_and_ly
     assert (workspace / "after.txt").read_text() == "after\n"
     crashes = [r for r in recorded(config.data_dir) if r.event.TYPE == "actor.crashed"]
     assert [r.event.actor for r in crashes] == ["tools"]  # type: ignore[attr-defined]
+
+
+async def test_a_tool_that_wants_a_summary_gets_it_from_the_provider_pool_and_the_answer_is_recorded(
+    tmp_path: Path,
+) -> None:
+    init_git_repo(tmp_path / "workspace")
+    fake = FakeUpstream()
+    fake.push(
+        Reply.tool_call(name="workspace_git_release_notes", arguments={}, id="call_notes"),
+        Reply.text("One commit that starts the project."),  # the summary the tool asks for
+        Reply.text("Here are the notes."),
+    )
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, _env(upstream, TOOL_EXECUTION_MODE="server"))
+        async with _lynkr(config) as (_, client):
+            response = await client.post("/v1/messages", json=_request([FIRST_USER], stream=False))
+    assert response.json()["content"] == [{"type": "text", "text": "Here are the notes."}]
+    summary_request = fake.model_calls[1].request.json
+    assert "tools" not in summary_request and len(summary_request["messages"]) == 1
+    assert "initial" in summary_request["messages"][0]["content"]  # the range's commit, for the model to summarise
+    [(tool_id, content)] = _tool_results(_openai_messages(2, fake))
+    assert tool_id == "call_notes"
+    assert content.startswith("Summary (written by the model):\nOne commit that starts the project.")
+    summaries = [r for r in recorded(config.data_dir) if r.stream == "tools.summaries"]
+    assert [r.event.TYPE for r in summaries][-1] == "response.completed"
