@@ -14,11 +14,15 @@ SERVER_RESULT = {"type": "tool_result", "tool_use_id": "s1", "content": "clean"}
 CLIENT_RESULT = {"type": "tool_result", "tool_use_id": "c1", "content": "a.txt"}
 
 
-def _table(*kept: tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]) -> SpliceTable:
+Kept = tuple[object, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _table(*kept: Kept) -> SpliceTable:
+    """A table of (the user message before, the client's copy, the canonical messages, lynkr's results)."""
     table = SpliceTable()
-    for client_copy, messages, results in kept:
-        event = RoundsKept(session_id="s", request_id="r", key=message_key(client_copy), messages=messages,
-                           results=results)
+    for previous, client_copy, messages, results in kept:
+        event = RoundsKept(session_id="s", request_id="r", key=message_key(previous, client_copy),
+                           messages=messages, results=results)
         table = apply_splice_event(table, event)
     return table
 
@@ -27,20 +31,27 @@ def test_the_key_ignores_what_the_client_may_change_on_the_way_back() -> None:
     sent = [{"type": "thinking", "thinking": "hm", "signature": "sig"}, {"type": "text", "text": "hi"}, CLIENT_CALL]
     echoed = [{"type": "thinking", "thinking": "hm", "signature": ""}, {"type": "text", "text": ""},
               {"type": "text", "text": "hi"}, {**CLIENT_CALL, "cache_control": {"type": "ephemeral"}}]
-    assert message_key(sent) == message_key(echoed)
-    assert message_key("hi") == message_key([{"type": "text", "text": "hi"}])
-    assert message_key([{"type": "text", "text": "hi"}]) != message_key([{"type": "text", "text": "ho"}])
+    asked = [{"type": "tool_result", "tool_use_id": "c0", "content": "x", "cache_control": {"type": "ephemeral"}}]
+    asked_again = [{"type": "tool_result", "tool_use_id": "c0", "content": [{"type": "text", "text": "x"}]}]
+    assert message_key(asked, sent) == message_key(asked_again, echoed)
+    assert message_key("do", "hi") == message_key([{"type": "text", "text": "do"}], [{"type": "text", "text": "hi"}])
+    assert message_key("do", "hi") != message_key("do", "ho")
+
+
+def test_the_same_answer_to_different_questions_has_different_keys() -> None:
+    assert message_key("first question", "Done.") != message_key("second question", "Done.")
 
 
 def test_nothing_known_changes_nothing_and_copies_nothing() -> None:
     messages = [ASKED, {"role": "assistant", "content": "hello"}]
     assert splice(messages, SpliceTable()) is None
-    assert splice(messages, _table(([{"type": "text", "text": "other"}], [], []))) is None
+    assert splice(messages, _table(("do it", [{"type": "text", "text": "other"}], [], []))) is None
+    assert splice(messages, _table(("something else", "hello", [{"role": "assistant", "content": "x"}], []))) is None
 
 
 def test_a_hybrid_round_gets_lynkrs_results_beside_the_clients_in_tool_use_order() -> None:
     canonical = {"role": "assistant", "content": [SERVER_CALL, CLIENT_CALL]}
-    table = _table(([CLIENT_CALL], [canonical], [SERVER_RESULT]))
+    table = _table(("do it", [CLIENT_CALL], [canonical], [SERVER_RESULT]))
     client_next = {"role": "user", "content": [{**CLIENT_RESULT, "cache_control": {"type": "ephemeral"}},
                                                {"type": "text", "text": "more"}]}
     spliced = splice([ASKED, {"role": "assistant", "content": [CLIENT_CALL]}, client_next], table)
@@ -57,7 +68,7 @@ def test_server_rounds_come_back_before_the_final_text_and_pending_results_join_
         {"role": "assistant", "content": [{"type": "text", "text": "Done."}, {**SERVER_CALL, "id": "s2"}]},
     ]
     client_copy = [{"type": "text", "text": "Looking."}, {"type": "text", "text": "Done."}]
-    table = _table((client_copy, rounds, [{**SERVER_RESULT, "tool_use_id": "s2"}]))
+    table = _table(("do it", client_copy, rounds, [{**SERVER_RESULT, "tool_use_id": "s2"}]))
     spliced = splice([ASKED, {"role": "assistant", "content": client_copy}, {"role": "user", "content": "continue"}],
                      table)
     assert spliced is not None
@@ -71,8 +82,8 @@ def test_every_earlier_turn_is_spliced_and_a_trailing_assistant_gets_its_results
              {"role": "assistant", "content": "one"}]
     second_call = {**SERVER_CALL, "id": "s9"}
     second = [{"role": "assistant", "content": [{"type": "text", "text": "two"}, second_call]}]
-    table = _table(([{"type": "text", "text": "one"}], first, []),
-                   ([{"type": "text", "text": "two"}], second, [{**SERVER_RESULT, "tool_use_id": "s9"}]))
+    table = _table(("do it", [{"type": "text", "text": "one"}], first, []),
+                   ("next", [{"type": "text", "text": "two"}], second, [{**SERVER_RESULT, "tool_use_id": "s9"}]))
     messages = [ASKED, {"role": "assistant", "content": "one"}, {"role": "user", "content": "next"},
                 {"role": "assistant", "content": [{"type": "text", "text": "two"}]}]
     spliced = splice(messages, table)

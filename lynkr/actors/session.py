@@ -298,7 +298,7 @@ class _AgentTurn:
             kept = RoundsKept(
                 session_id=self.turn.session_id,
                 request_id=self.turn.request_id,
-                key=message_key(self.relay.client_message()["content"]),
+                key=message_key(self._client_last_message(), self.relay.client_message()["content"]),
                 messages=self.canonical,
                 results=self.pending,
             )
@@ -307,6 +307,11 @@ class _AgentTurn:
         if kept is not None:
             await self.sessions.recorder.record_durably(AGENT_STREAM, kept)
         return reason
+
+    def _client_last_message(self) -> object:
+        """The message the client's copy of this turn's answer follows, as the client sent it (not spliced)."""
+        messages = self.turn.request.get("messages") or [{}]
+        return messages[-1].get("content")
 
     async def _send(self, events: list[StreamEvent] | ErrorReply) -> None:
         await self.turn.reply.send(events)

@@ -1,12 +1,12 @@
 """Putting the rounds the client never saw back at their exact place in its next request.
 
 The client echoes back each assistant message as it received it.  :func:`message_key` hashes that message's
-content (normalised: what the client may change on the way back, ``cache_control``, a thinking signature, a
-string for a lone text block, an empty text block, does not count), and the table maps the key to the
-canonical messages that stand for it: the server-run rounds, ending with the last round's assistant message.
-lynkr's own tool results of that last round go at the head of the client's next user message, merged with the
-client's results in the order of the tool_use blocks, so every tool_use has its tool_result in the very next
-user message.  Nothing depends on timing or on the session id.
+content with the user message before it (normalised: what the client may change on the way back,
+``cache_control``, a thinking signature, a string for a lone text block, an empty text block, does not count),
+and the table maps the key to the canonical messages that stand for it: the server-run rounds, ending with the
+last round's assistant message.  lynkr's own tool results of that last round go at the head of the client's
+next user message, merged with the client's results in the order of the tool_use blocks, so every tool_use has
+its tool_result in the very next user message.  Nothing depends on timing or on the session id.
 """
 
 from __future__ import annotations
@@ -41,25 +41,34 @@ def apply_splice_event(table: SpliceTable, event: Event) -> SpliceTable:
     return table
 
 
-def message_key(content: object) -> str:
-    """The key of an assistant message's ``content`` (a string or a list of blocks)."""
-    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-    normal: list[tuple[Any, ...]] = []
-    if isinstance(blocks, list):
-        for block in blocks:
-            if not isinstance(block, Mapping):
-                continue
-            kind = block.get("type")
-            if kind == "text":
-                if block.get("text"):
-                    normal.append(("text", block.get("text")))
-            elif kind == "thinking":
-                normal.append(("thinking", block.get("thinking", "")))
-            elif kind == "tool_use":
-                normal.append(("tool_use", block.get("id"), block.get("name"), block.get("input")))
-            else:
-                normal.append((kind, block.get("data") or block.get("id")))
+def message_key(previous: object, content: object) -> str:
+    """The key of an assistant message's ``content`` (a string or a list of blocks), in its place: after the
+    message ``previous`` (the user message it answers, as the client sent it), so that two turns that happen to
+    end with the same words ("Done.") are told apart."""
+    normal = [_normal_content(previous), _normal_content(content)]
     return hashlib.blake2b(orjson.dumps(normal, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+# What a client may change in a block it echoes back: the cache marker it moves to the newest message, and a
+# thinking block's signature (sent back as received, or as "" when none came).
+_VOLATILE = frozenset({"cache_control", "signature"})
+
+
+def _normal_content(content: object) -> list[Any]:
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    if not isinstance(blocks, list):
+        return []
+    normal: list[Any] = []
+    for block in blocks:
+        if not isinstance(block, Mapping):
+            continue
+        if block.get("type") == "text" and not block.get("text"):
+            continue  # an empty text block is dropped on the way (the API refuses them)
+        kept = {key: value for key, value in block.items() if key not in _VOLATILE}
+        if block.get("type") == "tool_result" and "content" in kept:
+            kept["content"] = _normal_content(kept["content"])
+        normal.append(kept)
+    return normal
 
 
 def splice(messages: Sequence[Mapping[str, Any]], table: SpliceTable) -> list[JsonMessage] | None:
@@ -70,7 +79,10 @@ def splice(messages: Sequence[Mapping[str, Any]], table: SpliceTable) -> list[Js
     pending: tuple[JsonMessage, ...] = ()
     pending_order: list[str] = []
     for position, message in enumerate(messages):
-        found = table.get(message_key(message.get("content"))) if message.get("role") == "assistant" else None
+        found = None
+        if message.get("role") == "assistant":
+            previous = messages[position - 1].get("content") if position else None
+            found = table.get(message_key(previous, message.get("content")))
         if found is None and not pending:
             if out is not None:
                 out.append(dict(message))
