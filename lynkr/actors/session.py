@@ -28,7 +28,7 @@ import trio
 from lynkr.actors.messages import ErrorReply, RunTool, StreamItem, Turn
 from lynkr.actors.providers import Message as ProviderMessage
 from lynkr.actors.recorder import Recorder
-from lynkr.actors.runtime import Mailbox, ask
+from lynkr.actors.runtime import Mailbox, ReplyTo, ask
 from lynkr.agent.events import AGENT_STREAM, LoopEnded, RoundRan, RoundsKept
 from lynkr.agent.loop import (
     Call,
@@ -246,7 +246,7 @@ class _AgentTurn:
     async def _ask_tool(self, call: Call) -> ToolResult:
         turn = self.turn
 
-        def message(reply_to: Any) -> RunTool:
+        def message(reply_to: ReplyTo[Outcome]) -> RunTool:
             return RunTool(
                 session_id=turn.session_id,
                 request_id=turn.request_id,
