@@ -9,8 +9,8 @@
    no actor hop, nothing recorded).  Calls alternate between the two paths so drift hits both alike.
    Added = worker percentile minus direct percentile.  Target: p50 <= 0.5 ms, p99 <= 2 ms added.
 
-2. One server-loop step beyond the upstream call.  A real daemon in server mode (in this process, on loopback)
-   in front of a scripted fake upstream (OpenAI wire, ``tests/fakes``, also in this process): each turn the
+2. One server-loop step beyond the upstream call.  A real daemon in server mode (``python -m lynkr``, a process
+   of its own) in front of a scripted fake upstream (OpenAI wire, ``tests/fakes``, in this process): each turn the
    model first calls ``fs_read``, then answers.  The step's cost is the gap, seen by the fake, between the end
    of its first response and the arrival of the next request: in that gap lynkr finishes the round's stream,
    runs the tool through the worker, builds the next request and sends it.  Against it: the same gap for a
@@ -49,7 +49,7 @@ from lynkr.events.scrub import Scrubber  # noqa: E402
 from lynkr.tools.runner import Outcome, run_call  # noqa: E402
 from lynkr.tools.toolbox import build_toolbox, tool_context  # noqa: E402
 from lynkr.tools.events import ToolRan  # noqa: E402
-from tests.conftest import make_config, recorded_events, running_lynkr  # noqa: E402
+from tests.conftest import make_config, recorded_events  # noqa: E402
 from tests.fakes import FakeUpstream, Reply, serve_fake  # noqa: E402
 
 SMALL_FILE = "".join(f"line {n} of a small file\n" for n in range(1, 21))
@@ -138,45 +138,67 @@ async def bench_step(root: Path, turns: int) -> dict[str, float]:
     lynkr_gaps: list[float] = []
     client_gaps: list[float] = []
     turn_ms: list[float] = []
+    workspace = root / "workspace"
+    workspace.mkdir()
+    (workspace / "small.txt").write_text(SMALL_FILE)
     async with serve_fake(fake) as upstream:
         env = {
+            **{name: value for name, value in os.environ.items() if not name.startswith(("LYNKR_", "OPENAI_"))},
+            "PYTHONPATH": str(REPO),
+            "PORT": "0",
+            "LYNKR_HOST": "127.0.0.1",
+            "WORKSPACE_ROOT": str(workspace),
+            "LYNKR_DATA_DIR": str(root / "data"),
             "MODEL_PROVIDER": "openai",
             "OPENAI_ENDPOINT": f"{upstream}/v1/chat/completions",
             "OPENAI_API_KEY": "sk-bench-upstream-0123456789",
             "OPENAI_MODEL": "gpt-bench",
             "TOOL_EXECUTION_MODE": "server",
-            "LOG_LEVEL": "warning",
         }
-        config = make_config(root, env)
-        (config.workspace_root / "small.txt").write_text(SMALL_FILE)
-        async with running_lynkr(config) as lynkr, httpx.AsyncClient(base_url=lynkr.base_url, timeout=30) as client, \
-                httpx.AsyncClient(timeout=30) as direct:
-            for turn in range(turns + 20):
-                fake.push(Reply.tool_call(name="fs_read", arguments={"path": "small.txt"}, id=f"call_{turn}"),
-                          Reply.text("The file has 20 lines."))
-                started = time.perf_counter()
-                response = await client.post("/v1/messages", json=REQUEST)
-                elapsed = (time.perf_counter() - started) * 1000
-                assert response.status_code == 200, response.text
-                first, second = fake.model_calls[-2:]
-                assert first.finished_at is not None
-                # The same two requests from a plain client, the second sent as soon as the first has ended.
-                fake.push(Reply.tool_call(name="fs_read", arguments={"path": "small.txt"}, id=f"call_{turn}"),
-                          Reply.text("The file has 20 lines."))
-                url = f"{upstream}/v1/chat/completions"
-                headers = {"content-type": "application/json"}
-                await direct.post(url, content=first.request.body, headers=headers)
-                await direct.post(url, content=second.request.body, headers=headers)
-                direct_first, direct_second = fake.model_calls[-2:]
-                assert direct_first.finished_at is not None
-                if turn < 20:
-                    continue  # warm-up
-                lynkr_gaps.append((second.request.received_at - first.finished_at) * 1000)
-                client_gaps.append((direct_second.request.received_at - direct_first.finished_at) * 1000)
-                turn_ms.append(elapsed)
+        stdout_path = root / "lynkr.out"
+        with stdout_path.open("w") as stdout, (root / "lynkr.err").open("w") as stderr:
+            # lynkr in a process of its own, as in use: the fake and the clients here do not share its trio loop.
+            process = subprocess.Popen([sys.executable, "-m", "lynkr"], stdout=stdout, stderr=stderr, env=env,
+                                       cwd=workspace)
+        try:
+            with trio.fail_after(30):
+                while "export ANTHROPIC_API_KEY=" not in stdout_path.read_text():
+                    if process.poll() is not None:
+                        raise RuntimeError(f"lynkr exited: {(root / 'lynkr.err').read_text()}")
+                    await trio.sleep(0.05)
+            base_url = stdout_path.read_text().splitlines()[0].rsplit(" ", 1)[1]
+            async with httpx.AsyncClient(base_url=base_url, timeout=30) as client, \
+                    httpx.AsyncClient(timeout=30) as direct:
+                for turn in range(turns + 20):
+                    fake.push(Reply.tool_call(name="fs_read", arguments={"path": "small.txt"}, id=f"call_{turn}"),
+                              Reply.text("The file has 20 lines."))
+                    started = time.perf_counter()
+                    response = await client.post("/v1/messages", json=REQUEST)
+                    elapsed = (time.perf_counter() - started) * 1000
+                    assert response.status_code == 200, response.text
+                    first, second = fake.model_calls[-2:]
+                    assert first.finished_at is not None
+                    # The same two requests from a plain client, the second sent as soon as the first has ended.
+                    fake.push(Reply.tool_call(name="fs_read", arguments={"path": "small.txt"}, id=f"call_{turn}"),
+                              Reply.text("The file has 20 lines."))
+                    url = f"{upstream}/v1/chat/completions"
+                    headers = {"content-type": "application/json"}
+                    await direct.post(url, content=first.request.body, headers=headers)
+                    await direct.post(url, content=second.request.body, headers=headers)
+                    direct_first, direct_second = fake.model_calls[-2:]
+                    assert direct_first.finished_at is not None
+                    if turn < 20:
+                        continue  # warm-up
+                    lynkr_gaps.append((second.request.received_at - first.finished_at) * 1000)
+                    client_gaps.append((direct_second.request.received_at - direct_first.finished_at) * 1000)
+                    turn_ms.append(elapsed)
+        finally:
+            process.terminate()
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(process.wait)
     # The tool's own run (ToolRan.duration_ms: resolve, validate, judge, read in a worker thread) is the tool's
     # cost, not the loop's: what is left of the gap is the loop's own work.
-    durations = [e.duration_ms for e in recorded_events(config.data_dir) if isinstance(e, ToolRan)][20:]
+    durations = [e.duration_ms for e in recorded_events(root / "data") if isinstance(e, ToolRan)][20:]
     loop_only = [gap - duration for gap, duration in zip(lynkr_gaps, durations, strict=True)]
     return {
         "tool_p50": statistics.median(durations),
@@ -200,8 +222,9 @@ def report(dispatch: dict[str, float], step: dict[str, float], command: str) -> 
         "## Tool dispatch and server-loop step",
         "",
         f"`{command}` ({time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, {os.cpu_count()} cores, "
-        f"lynkr {commit}, 1-minute load average {load[0]:.2f} at the end). Everything runs in one process on "
-        "loopback: the recorder writes a real LMDB log, the fake upstream is `tests/fakes` (OpenAI wire). "
+        f"lynkr {commit}, 1-minute load average {load[0]:.2f} at the end). The dispatch figures run in one process "
+        "with the recorder writing a real LMDB log; the loop step runs `python -m lynkr` as its own process against "
+        "the fake upstream of `tests/fakes` (OpenAI wire) in the bench process, on loopback. "
         "See the docstring of `bench/tools.py` for what each figure measures.",
         "",
         f"### fs_read of a 20-line file ({dispatch['calls']:.0f} calls per path, alternating)",
