@@ -72,12 +72,11 @@ async def run(
     *,
     providers: Mailbox[ProviderMessage],
     recorder: Recorder,
-    agent: AgentSetup | None = None,
+    agent: AgentSetup,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     sessions = _Sessions(providers=providers, recorder=recorder, agent=agent)
-    if agent is not None:
-        sessions.splices = await trio.to_thread.run_sync(load_splices, agent.store)
+    sessions.splices = await trio.to_thread.run_sync(load_splices, agent.store)
     async with inbox, trio.open_nursery() as loops:
         task_status.started()
         async for turn in inbox:
@@ -96,19 +95,17 @@ def load_splices(store: EventStore) -> SpliceTable:
 
 
 class _Sessions:
-    def __init__(self, *, providers: Mailbox[ProviderMessage], recorder: Recorder, agent: AgentSetup | None) -> None:
+    def __init__(self, *, providers: Mailbox[ProviderMessage], recorder: Recorder, agent: AgentSetup) -> None:
         self.providers = providers
         self.recorder = recorder
         self.agent = agent
         self.splices = SpliceTable()
-        self.server_mode = agent is not None and agent.config.tool_execution_mode == "server"
-        self.families: tuple[str, ...] = ()
-        if agent is not None:
-            tools_config = agent.config.tools
-            self.families = tools_config.server_mode_families if self.server_mode else tools_config.client_mode_families
+        server_mode = agent.config.tool_execution_mode == "server"
+        tools_config = agent.config.tools
+        families = tools_config.server_mode_families if server_mode else tools_config.client_mode_families
         # The tools this mode may offer, chosen once: when there are none, every turn takes the hot path.
-        self.mode_specs = tuple(s for s in agent.specs if s.family in self.families) if agent is not None else ()
-        self.offers = OfferBook(self.mode_specs, families=self.families, server_mode=self.server_mode)
+        self.mode_specs = tuple(spec for spec in agent.specs if spec.family in families)
+        self.offers = OfferBook(self.mode_specs, families=families, server_mode=server_mode)
 
     async def take(self, turn: Turn, loops: trio.Nursery) -> None:
         await self.recorder.record(
@@ -130,7 +127,7 @@ class _Sessions:
         if spliced is not None:
             request = {**request, "messages": spliced}
         offer = self.offers.offer(request.get("tools") or ())
-        if offer.empty or self.agent is None:
+        if offer.empty:
             await self.providers.send(turn if spliced is None else attrs.evolve(turn, request=request))
             return
         loops.start_soon(_AgentTurn(self, self.agent, turn, offered_request(request, offer), offer).run)
