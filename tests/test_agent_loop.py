@@ -20,6 +20,7 @@ import trio
 from lynkr.agent.events import LoopEnded, RoundRan, RoundsKept
 from lynkr.config import Config
 from lynkr.daemon import Running
+from lynkr.events.catalog import ResponseCompleted
 from lynkr.tools.events import ToolRan
 from tests.conftest import init_git_repo, make_config, recorded, recorded_events, running_lynkr, sse_events
 from tests.fakes import FakeUpstream, Reply, ToolCall, serve_fake
@@ -117,6 +118,10 @@ async def test_server_mode_runs_the_tools_in_the_workspace_and_streams_one_messa
     assert [(r.step, r.tools) for r in rounds] == [(1, ["Bash"]), (2, ["Write"]), (3, ["Edit"]), (4, [])]
     ended = [e for e in events_logged if isinstance(e, LoopEnded)]
     assert [(e.steps, e.tool_calls, e.reason) for e in ended] == [(4, 3, "end_turn")]
+    # The last completion recorded for the request is the one message the client received.
+    completed = [e for e in events_logged if isinstance(e, ResponseCompleted)]
+    assert len(completed) == 5 and completed[-1].provider == "agent-loop"
+    assert [b["text"] for b in completed[-1].message["content"]] == ["First, a file.", "All done."]
 
 
 async def test_a_non_streaming_client_gets_the_assembled_message_with_lynkr_tool_notes(tmp_path: Path) -> None:

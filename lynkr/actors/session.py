@@ -19,6 +19,7 @@ received) and spliced back into its next request; the table is rebuilt from the 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, cast
 
 import attrs
@@ -45,7 +46,7 @@ from lynkr.agent.relay import TurnRelay
 from lynkr.agent.splice import SpliceTable, apply_splice_event, message_key, splice
 from lynkr.config import Config
 from lynkr.errors import LynkrError
-from lynkr.events.catalog import RequestReceived
+from lynkr.events.catalog import RequestReceived, ResponseCompleted
 from lynkr.events.store import EventStore
 from lynkr.tools.base import ToolResult, ToolSpec
 from lynkr.tools.runner import Outcome
@@ -55,6 +56,7 @@ log = logging.getLogger("lynkr.session")
 
 ROUND_REPLY_BUFFER = 32
 PING_INTERVAL_S = 5.0
+LOOP_PROVIDER = "agent-loop"  # names the loop's own ResponseCompleted: the rounds' providers are in theirs
 
 
 @attrs.frozen(kw_only=True)
@@ -301,6 +303,19 @@ class _AgentTurn:
             )
             self.sessions.splices = apply_splice_event(self.sessions.splices, kept)
         await self._send(final)
+        # Each round's completion is recorded by the pool; this one is the message the client received, and the
+        # last word for the request in replay.
+        await self.sessions.recorder.record(
+            self.turn.session_id,
+            ResponseCompleted(
+                request_id=self.turn.request_id,
+                session_id=self.turn.session_id,
+                provider=LOOP_PROVIDER,
+                model=str(self.turn.request.get("model", "")),
+                message=dict(self.relay.client_message()),
+                latency_ms=(time.time_ns() - self.turn.received_ns) / 1e6,
+            ),
+        )
         if kept is not None:
             await self.sessions.recorder.record_durably(AGENT_STREAM, kept)
         return reason
