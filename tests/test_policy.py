@@ -7,6 +7,7 @@ that holds a secret; after each case both trees are compared with a snapshot tak
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from lynkr.tools.base import Action, Refusal, ToolContext
 from lynkr.tools.cmdline import analyse, shell_actions
 from lynkr.tools.events import ToolRan, ToolRefused
-from lynkr.tools.policy import FilePolicy, file_policy
+from lynkr.tools.policy import CommandPolicy, FilePolicy, file_policy
 from lynkr.tools.runner import Outcome
 from tests.tool_harness import Harness, harness
 
@@ -251,6 +252,52 @@ def test_every_push_disguise_yields_a_git_push_action() -> None:
     [commit] = [action for action in shell_actions("x && git commit -m 'feat: add'") if action.kind == "git.commit"]
     assert commit.detail["message"] == "feat: add"
     assert [action.kind for action in shell_actions("git status; echo git push")] == ["shell"]
+
+
+DISGUISES = [
+    lambda line: f"sudo {line}",
+    lambda line: f"env A=1 {line}",
+    lambda line: f"timeout 5 {line}",
+    lambda line: f"nice -n 3 {line}",
+    lambda line: f"nohup {line}",
+    lambda line: f"command {line}",
+    lambda line: f"bash -c {shlex.quote(line)}",
+    lambda line: f"sh -c {shlex.quote(line)}",
+    lambda line: f"eval {shlex.quote(line)}",
+    lambda line: f"echo $( {line} )",  # the space keeps "$( (" from reading as arithmetic "$((", as in bash
+    lambda line: f"( {line} )",
+    lambda line: f"{{ {line}; }}",
+    lambda line: f"true && {line}",
+    lambda line: f"false || {line}",
+    lambda line: f"echo x | {line}",
+    lambda line: f"if true; then {line}; fi",
+    lambda line: f"while false; do :; done; {line}",
+    lambda line: f"trap {shlex.quote(line)} EXIT",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, len(DISGUISES) - 1), max_size=5))
+def test_git_push_is_found_under_any_stack_of_disguises(stack: list[int]) -> None:
+    line = "git push origin main"
+    for index in stack:
+        line = DISGUISES[index](line)
+    found = "git.push" in [action.kind for action in shell_actions(line)]
+    # Either the push is found, or the line is refused whole as one lynkr cannot judge (bash would not parse it).
+    assert found or analyse(line).problems, line
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stack=st.lists(st.integers(0, len(DISGUISES) - 1), max_size=5))
+def test_rm_outside_is_refused_under_any_stack_of_disguises(
+    property_workspace: tuple[Path, Path, FilePolicy], stack: list[int]
+) -> None:
+    workspace, _, policy = property_workspace
+    line = "rm -rf ../outside"
+    for index in stack:
+        line = DISGUISES[index](line)
+    rules = CommandPolicy(files=policy)
+    assert rules.problem(line, workspace) is not None, line
 
 
 @attrs.frozen

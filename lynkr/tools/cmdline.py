@@ -589,6 +589,9 @@ def _inner(command: Command, problems: list[str]) -> list[Command]:
     wrapped_via = (*command.via, name)
 
     def wrapped(words: Sequence[Word]) -> list[Command]:
+        # "sudo { rm ...": bash would not run it, but judge the words after the keyword rather than "{".
+        while words and words[0].static and words[0].text in _KEYWORDS | _CLOSERS:
+            words = words[1:]
         return [Command(words=tuple(words), via=wrapped_via)] if words else []
 
     def script(text: Word, how: str) -> list[Command]:
