@@ -9,6 +9,7 @@ tool worker that crashes mid-call gives the waiting turn an error result while t
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -342,3 +343,40 @@ async def test_a_tool_that_wants_a_summary_gets_it_from_the_provider_pool_and_th
     assert content.startswith("Summary (written by the model):\nOne commit that starts the project.")
     summaries = [r for r in recorded(config.data_dir) if r.stream == "tools.summaries"]
     assert [r.event.TYPE for r in summaries][-1] == "response.completed"
+
+
+async def test_a_client_that_goes_away_mid_loop_stops_the_running_tool_and_the_loop(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    fake.push(
+        Reply.tool_call(name="Bash", arguments={"command": "echo $$ > shell.pid; sleep 20; touch finished.txt"},
+                        id="call_slow"),
+        Reply.text("never asked for"),
+    )
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, _env(upstream, TOOL_EXECUTION_MODE="server"))
+        workspace = config.workspace_root
+        async with _lynkr(config) as (_, client):
+            async with client.stream("POST", "/v1/messages", json=_request([FIRST_USER])) as response:
+                assert response.status_code == 200
+                with trio.fail_after(20):
+                    while not (workspace / "shell.pid").exists() or not (workspace / "shell.pid").read_text():
+                        await trio.sleep(0.02)
+            # The stream is closed: lynkr sees the disconnect, cancels the turn, and the turn stops its tool,
+            # long before the command would have ended, while the daemon keeps running.
+            pid = int((workspace / "shell.pid").read_text())
+            with trio.fail_after(10):
+                while _alive(pid):
+                    await trio.sleep(0.05)
+            assert (await client.get("/health")).status_code == 200
+    assert len(fake.model_calls) == 1
+    assert not (workspace / "finished.txt").exists()
+    ended = [e for e in recorded_events(config.data_dir) if isinstance(e, LoopEnded)]
+    assert [(e.steps, e.reason) for e in ended] == [(1, "cancelled")]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

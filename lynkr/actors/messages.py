@@ -65,3 +65,5 @@ class RunTool:
     name: str
     arguments: Mapping[str, Any]
     reply_to: ReplyTo[Outcome]
+    # The asker cancels it when it stops waiting (its client went away): the tool stops with it.
+    cancel: trio.CancelScope = attrs.field(factory=trio.CancelScope)

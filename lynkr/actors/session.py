@@ -244,6 +244,7 @@ class _AgentTurn:
 
     async def _ask_tool(self, call: Call) -> ToolResult:
         turn = self.turn
+        cancel = trio.CancelScope()
 
         def message(reply_to: ReplyTo[Outcome]) -> RunTool:
             return RunTool(
@@ -254,6 +255,7 @@ class _AgentTurn:
                 name=call.name,
                 arguments=call.arguments,
                 reply_to=reply_to,
+                cancel=cancel,
             )
 
         try:
@@ -268,6 +270,8 @@ class _AgentTurn:
                 ),
                 is_error=True,
             )
+        finally:
+            cancel.cancel()  # a no-op once the call has answered; stops the tool if this turn went away first
         return outcome.result
 
     async def _keep_alive(self) -> None:

@@ -91,19 +91,21 @@ class _Worker:
         context = attrs.evolve(
             self.base, state=self.state, session_id=message.session_id, summarize=partial(self.summarize, message)
         )
-        outcome = await run_call(
-            name=message.name,
-            tool_use_id=message.tool_use_id,
-            arguments=message.arguments,
-            toolbox=self.toolbox,
-            context=context,
-        )
-        state = self.state
-        for event in outcome.events:
-            await self.recorder.record(TOOLS_STREAM, event)
-            state = state.apply(event)
-        self.state = state
-        return outcome
+        with message.cancel:
+            outcome = await run_call(
+                name=message.name,
+                tool_use_id=message.tool_use_id,
+                arguments=message.arguments,
+                toolbox=self.toolbox,
+                context=context,
+            )
+            state = self.state
+            for event in outcome.events:
+                await self.recorder.record(TOOLS_STREAM, event)
+                state = state.apply(event)
+            self.state = state
+            return outcome
+        raise CallCancelled(f"{message.name} was stopped: the turn that asked for it went away")
 
     async def summarize(self, message: RunTool, prompt: str) -> str:
         """A short answer from the turn's model through the provider pool, which records it like any turn."""
@@ -141,6 +143,10 @@ class _Worker:
             str(block.get("text", "")) for block in assembler.message()["content"] if block.get("type") == "text"
         )
         return text
+
+
+class CallCancelled(Exception):
+    """The asker cancelled the call; nobody reads this answer."""
 
 
 class SummaryFailed(Exception):
