@@ -9,7 +9,8 @@ to the marker misses none of them.
 Calls run concurrently, each in its own task (a turn asks for its calls one at a time, so a turn's calls keep
 their order).  A call sees the state as it was when it started; its events are folded when it ends.  The reply
 channel of every call is owned by its task, so if the worker crashes the waiting turn gets ``ActorGone`` at
-once, and the supervisor starts a successor that serves what is still queued.
+once, and the supervisor starts a successor that serves what is still queued.  A call runs inside the cancel
+scope its message carries: a turn whose client went away cancels it, and the tool stops with it.
 """
 
 from __future__ import annotations
