@@ -380,3 +380,21 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def test_a_lynkr_tool_call_whose_input_is_not_json_ends_the_turn_with_an_error_that_says_so(
+    tmp_path: Path,
+) -> None:
+    fake = FakeUpstream()
+    fake.push(Reply.tool_call(name="Bash", arguments='{"command": "echo', id="call_broken"), Reply.text("ok"))
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, _env(upstream, TOOL_EXECUTION_MODE="server"))
+        async with _lynkr(config) as (_, client):
+            response = await client.post("/v1/messages", json=_request([FIRST_USER], stream=False))
+            assert (await client.get("/health")).status_code == 200
+    assert response.status_code == 502
+    error = response.json()
+    assert error["type"] == "error" and "not valid JSON" in error["error"]["message"]
+    assert not (config.workspace_root / "echo").exists()
+    ended = [e for e in recorded_events(config.data_dir) if isinstance(e, LoopEnded)]
+    assert [(e.steps, e.tool_calls, e.reason) for e in ended] == [(1, 0, "error")]

@@ -162,6 +162,9 @@ class _AgentTurn:
                     reason = await self._loop()
                 except trio.BrokenResourceError:
                     turn.cancel.cancel()  # the edge stopped listening: same as a disconnect
+                except LynkrError as error:  # a round the loop cannot go on from (a tool call's input not JSON)
+                    reason = "error"
+                    await self._send_error(error)
                 except Exception as error:  # one turn's fault must not end the other turns in flight
                     log.exception("the agent loop of %s failed", turn.request_id)
                     reason = "error"
