@@ -95,9 +95,17 @@ async def ask(mailbox: Mailbox[M], make: Callable[[ReplyTo[R]], M]) -> R:
 
 
 async def answer(reply_to: ReplyTo[R], compute: Callable[[], Awaitable[R]]) -> None:
-    """Run ``compute`` and send its value or its error to ``reply_to``."""
+    """Run ``compute`` and send its value or its error to ``reply_to``.
+
+    Only errors travel: when ``compute`` is cancelled (the answering actor crashed or stopped) the channel
+    just closes, and the asker gets :class:`ActorGone` rather than a ``Cancelled`` that is not its own.
+    """
     async with reply_to:
-        result = await outcome.acapture(compute)
+        result: outcome.Outcome[R]
+        try:
+            result = outcome.Value(await compute())
+        except Exception as error:
+            result = outcome.Error(error)
         try:
             reply_to.send_nowait(result)
         except (trio.BrokenResourceError, trio.WouldBlock):
