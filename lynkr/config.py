@@ -432,8 +432,8 @@ class Config:
     tool_execution_mode: str = setting(
         "client",
         env="TOOL_EXECUTION_MODE",
-        doc="client: the CLI runs tools; server: lynkr runs them in the workspace.",
-        converter=_choice("client", "server"),
+        doc="client (or passthrough): the CLI runs tools; server: lynkr runs them in the workspace.",
+        converter=_choice("client", "server", aliases={"passthrough": "client"}),
     )
     api_key: Secret | None = setting(
         None, env="LYNKR_API_KEY", doc="Key clients must present (x-api-key or Bearer).", converter=SECRET, secret=True
