@@ -3,13 +3,19 @@
 Each turn runs as its own task inside the turn's cancel scope, so a client that goes away ends the upstream
 request at once.  Retries and fallback happen only before the first event reaches the client; after that a
 failure becomes an SSE ``error`` event.
+
+A streaming client is sent each upstream read as SSE bytes (``Frames``): an Anthropic-native upstream's own
+bytes, unparsed and not re-encoded, or the converted events framed together.  The pool parses a copy beside
+them and folds it into the message the log keeps.  A non-streaming client is sent that folded message once
+(``Whole``); when it asks for at most ``json_upstream_max_tokens`` the upstream is asked for one JSON body
+instead of a stream, which saves parsing a stream where no first-byte timeout could trip.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -18,7 +24,7 @@ import httpx
 import orjson
 import trio
 
-from lynkr.actors.messages import CountTokens, ErrorReply, Turn
+from lynkr.actors.messages import CountTokens, ErrorReply, Frames, Turn, Whole
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import answer
 from lynkr.config import Config, nothing_configured_hint
@@ -26,10 +32,11 @@ from lynkr.errors import LynkrError, NotConfigured, Overloaded, UpstreamError
 from lynkr.events.catalog import ResponseCompleted, ResponseFailed, UpstreamAttempted
 from lynkr.providers.base import Adapter
 from lynkr.providers.registry import adapter_for
-from lynkr.upstream.attempt import StreamBroken, UpstreamStatus, open_attempt
+from lynkr.upstream.attempt import Read, StreamBroken, UpstreamStatus, open_attempt
 from lynkr.upstream.breaker import CircuitBreaker
 from lynkr.upstream.retry import NO_FALLBACK_STATUSES, RETRYABLE_STATUSES, backoff_s, retry_after_s
 from lynkr.wire.anthropic import MessageAssembler, is_small_request, is_thinking_request
+from lynkr.wire.sse import encode_events
 from lynkr.wire.tokens import estimate_tokens
 
 log = logging.getLogger("lynkr.providers")
@@ -120,13 +127,19 @@ async def run(
 
 
 async def _serve_turn(pool: Pool, recorder: Recorder, turn: Turn) -> None:
-    assembler = MessageAssembler()
     state = _TurnState()
     provider: str | None = None
     async with turn.reply:
         with turn.cancel:
             try:
-                provider = await _stream_through_chain(pool, recorder, turn, assembler, state)
+                provider, assembler = await _stream_through_chain(pool, recorder, turn, state)
+                if turn.request.get("stream"):
+                    message = _assembled(assembler)
+                else:
+                    # An answer whose tool arguments never became JSON is an error for this client, not a message.
+                    whole = assembler.message()
+                    message = dict(whole)
+                    await turn.reply.send(Whole(whole))
             except _Failure as failure:
                 await _fail(recorder, turn, failure.reply, state)
                 return
@@ -144,7 +157,7 @@ async def _serve_turn(pool: Pool, recorder: Recorder, turn: Turn) -> None:
                         session_id=turn.session_id,
                         provider=provider,
                         model=str(turn.request.get("model", "")),
-                        message=_assembled(assembler),
+                        message=message,
                         latency_ms=(time.time_ns() - turn.received_ns) / 1e6,
                     ),
                 )
@@ -191,10 +204,14 @@ async def _fail(recorder: Recorder, turn: Turn, reply: ErrorReply, state: _TurnS
 
 
 async def _stream_through_chain(
-    pool: Pool, recorder: Recorder, turn: Turn, assembler: MessageAssembler, state: _TurnState
-) -> str:
+    pool: Pool, recorder: Recorder, turn: Turn, state: _TurnState
+) -> tuple[str, MessageAssembler]:
+    """The provider that answered, and its answer folded; a streaming client has been sent it as it came."""
     config = pool.config
     small = is_small_request(turn.request)
+    client_streams = bool(turn.request.get("stream"))
+    # A long answer as one JSON body would send its first byte only once it is complete.
+    upstream_streams = client_streams or int(turn.request["max_tokens"]) > config.json_upstream_max_tokens
     last: ErrorReply | None = None
     for name in pool.chain_for(turn.request):
         upstream = pool.upstreams[name]
@@ -203,6 +220,7 @@ async def _stream_through_chain(
                 last = last or _circuit_open(name, turn.request_id)
                 break
             started_at = time.perf_counter()
+            assembler = MessageAssembler()
             try:
                 async with open_attempt(
                     upstream.client,
@@ -210,19 +228,19 @@ async def _stream_through_chain(
                     turn.request,
                     headers=turn.headers,
                     small=small,
+                    stream=upstream_streams,
                     first_byte_timeout_s=config.first_byte_timeout_s,
-                ) as events:
-                    async for batch in events:
-                        for event in batch:
-                            assembler.feed(event)
-                        await turn.reply.send(batch)
-                        state.started = True
+                ) as reads:
+                    if client_streams:
+                        await _forward(reads, assembler, turn, state)
+                    else:
+                        await _fold(reads, assembler, state)
             except (UpstreamStatus, StreamBroken, httpx.TransportError, trio.TooSlowError) as error:
                 failure = _classify(error, name, config, turn.request_id)
             else:
                 upstream.breaker.succeeded()
                 await _attempted(recorder, turn, name, attempt, 200, started_at, None, False)
-                return name
+                return name, assembler
             if failure.upstream_at_fault:
                 upstream.breaker.failed(trio.current_time())
             will_retry = failure.retryable and not state.started and attempt <= config.max_retries
@@ -234,6 +252,28 @@ async def _stream_through_chain(
                 break
             await trio.sleep(failure.wait_s if failure.wait_s is not None else _backoff(config, attempt))
     raise _Failure(last or _circuit_open("every provider", turn.request_id))
+
+
+async def _forward(reads: AsyncIterator[Read], assembler: MessageAssembler, turn: Turn, state: _TurnState) -> None:
+    """Each read to a streaming client as SSE bytes: the upstream's own where they can go as they are."""
+    feed = assembler.feed
+    for_client = turn.reply
+    async for read in reads:
+        events = read.events
+        for event in events:
+            feed(event)
+        data = read.verbatim if read.verbatim is not None else encode_events(events)
+        await for_client.send(Frames(data, events[-1].get("type") == "message_stop"))
+        state.started = True
+
+
+async def _fold(reads: AsyncIterator[Read], assembler: MessageAssembler, state: _TurnState) -> None:
+    """A non-streaming client's answer, folded as it arrives; it leaves in one piece once complete."""
+    feed = assembler.feed
+    async for read in reads:
+        for event in read.events:
+            feed(event)
+        state.started = True  # content arrived: as for a streaming client, a failure from here on is not retried
 
 
 @attrs.frozen(kw_only=True)

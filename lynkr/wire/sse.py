@@ -15,6 +15,7 @@ import attrs
 import orjson
 
 from lynkr.errors import UpstreamError
+from lynkr.wire.types import StreamEvent
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
     """``event: <type>\\ndata: <compact json>\\n\\n`` (UTF-8, no ASCII escaping).
@@ -26,6 +27,18 @@ def encode_event(event: Mapping[str, Any]) -> bytes:
     return b"".join(
         (b"event: ", str(event["type"]).encode(), b"\ndata: ", orjson.dumps(event), b"\n\n")
     )
+
+
+def encode_events(events: list[StreamEvent]) -> bytes:
+    """Several events framed as by :func:`encode_event`, in one buffer (one client write per upstream read)."""
+    parts: list[bytes] = []
+    append = parts.append
+    dumps = orjson.dumps
+    for event in events:
+        append(b"event: " + event["type"].encode() + b"\ndata: ")
+        append(dumps(event))
+        append(b"\n\n")
+    return b"".join(parts)
 
 
 @attrs.frozen(kw_only=True)
