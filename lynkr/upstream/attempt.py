@@ -144,10 +144,17 @@ async def _events(chunks: AsyncIterator[bytes], parser: StreamParser) -> AsyncGe
     """The events of each upstream read, together: one hand-off and one client write per read, never held back."""
     try:
         if isinstance(parser, AnthropicStream):
+            # Bytes that complete no event (comment lines) go along with the next event's: a read that only
+            # carries a comment neither counts as the answer's start nor costs a client write.
+            held = b""
             async for data in chunks:
                 events, verbatim = parser.feed_verbatim(data)
-                if events:
-                    yield Read(events, verbatim)
+                if not events:
+                    held += verbatim or b""
+                    continue
+                if held and verbatim is not None:
+                    verbatim, held = held + verbatim, b""
+                yield Read(events, verbatim)
         else:
             async for data in chunks:
                 events = parser.feed(data)
