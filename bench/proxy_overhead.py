@@ -93,9 +93,9 @@ QUICK: Final = Plan(repeats=1, small_n=300, large_n=200, peer_n=40, warmup=30, s
 # Request bodies.
 
 
-def small_body(*, stream: bool, directive: str = "") -> dict[str, Any]:
+def small_body(*, stream: bool, directive: str = "", max_tokens: int = 1024) -> dict[str, Any]:
     text = "Say hello in one word." + (f" {directive}" if directive else "")
-    return {"model": CLIENT_MODEL, "max_tokens": 1024, "stream": stream,
+    return {"model": CLIENT_MODEL, "max_tokens": max_tokens, "stream": stream,
             "messages": [{"role": "user", "content": text}]}
 
 
@@ -698,8 +698,12 @@ CLIENT_BODIES: Final[dict[str, Callable[[], dict[str, Any]]]] = {
     "large": lambda: large_body(stream=False),
     "stream": lambda: small_body(stream=True, directive=f"bench:chunks={CHUNKS}"),
     "delayed": lambda: small_body(stream=True, directive=f"bench:chunks={CHUNKS},delay_ms={DELAY_MS}"),
+    # Non-streaming clients whose answer has 200 chunks: a modest max_tokens (lynkr asks the upstream for one
+    # JSON body) and a long one (lynkr keeps the upstream streaming, so a first-byte timeout cannot trip).
+    "whole": lambda: small_body(stream=False, directive=f"bench:chunks={CHUNKS}"),
+    "whole_long": lambda: small_body(stream=False, directive=f"bench:chunks={CHUNKS}", max_tokens=32000),
 }
-MARKERS: Final = {"small": 1, "large": 1, "stream": CHUNKS, "delayed": CHUNKS}
+MARKERS: Final = {"small": 1, "large": 1, "stream": CHUNKS, "delayed": CHUNKS, "whole": CHUNKS, "whole_long": CHUNKS}
 
 
 def capture_upstream_bodies(proxy: Service, fake_port: int, wire: str) -> dict[str, bytes]:

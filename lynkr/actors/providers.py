@@ -255,7 +255,13 @@ async def _stream_through_chain(
 
 
 async def _forward(reads: AsyncIterator[Read], assembler: MessageAssembler, turn: Turn, state: _TurnState) -> None:
-    """Each read to a streaming client as SSE bytes: the upstream's own where they can go as they are."""
+    """Each read to a streaming client as SSE bytes: the upstream's own where they can go as they are.
+
+    Frames are queued without a checkpoint while the reply channel has room.  httpx hands over an upstream's
+    HTTP chunks one by one, even the hundreds that one socket read brought; queued this way they are all
+    converted before the edge wakes, and the edge writes them to the client together (``_stream_reply``).
+    Yielding after each would cost a task switch and a socket write per chunk.
+    """
     feed = assembler.feed
     for_client = turn.reply
     async for read in reads:
@@ -263,7 +269,11 @@ async def _forward(reads: AsyncIterator[Read], assembler: MessageAssembler, turn
         for event in events:
             feed(event)
         data = read.verbatim if read.verbatim is not None else encode_events(events)
-        await for_client.send(Frames(data, events[-1].get("type") == "message_stop"))
+        frames = Frames(data, events[-1].get("type") == "message_stop")
+        try:
+            for_client.send_nowait(frames)
+        except trio.WouldBlock:
+            await for_client.send(frames)
         state.started = True
 
 

@@ -50,7 +50,7 @@ SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-REPLY_BUFFER = 32
+REPLY_BUFFER = 128  # frames the pool may queue before it waits for the edge's write
 
 GaugeFamily = tuple[str, str, list[Sample]]
 
@@ -293,15 +293,26 @@ async def _cancel_on_disconnect(receive: Receive, cancel: trio.CancelScope) -> N
 
 
 async def _stream_reply(replies: trio.MemoryReceiveChannel[StreamItem], send: Send, request_id: str) -> None:
-    """Write frames as they arrive; an error before the first frame becomes a plain HTTP error."""
+    """Write frames as they arrive, everything already queued in one write; an error before the first frame
+    becomes a plain HTTP error."""
     started = finished = False
-    async for item in replies:
-        if isinstance(item, Frames):
+    async for first in replies:
+        item: StreamItem | None = first
+        batch: list[bytes] = []
+        while isinstance(item, Frames):
+            batch.append(item.data)
+            finished = item.last
+            try:
+                item = replies.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                item = None
+        if batch:
             if not started:
                 await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
                 started = True
-            await send({"type": "http.response.body", "body": item.data, "more_body": True})
-            finished = item.last
+            body = batch[0] if len(batch) == 1 else b"".join(batch)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        if item is None:
             continue
         if isinstance(item, ErrorReply):
             if not started:
