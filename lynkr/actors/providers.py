@@ -112,7 +112,10 @@ async def run(
                         write=config.idle_timeout_s,
                         pool=config.connect_timeout_s,
                     ),
-                    limits=httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30),
+                    # Keep-alive as large as the pool: httpcore closes an idle connection whenever the pool holds
+                    # more connections than max_keepalive_connections (all of them counted, not just idle ones),
+                    # which under concurrency above it means a new upstream connection for most requests.
+                    limits=httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=30),
                 )
             )
             upstreams[name] = Upstream(adapter=adapter, client=client, breaker=breakers[name])
