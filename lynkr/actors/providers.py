@@ -41,6 +41,8 @@ from lynkr.wire.tokens import estimate_tokens
 
 log = logging.getLogger("lynkr.providers")
 
+FLUSH_AFTER_S = 0.001  # longest a streaming client's frames wait in the reply channel while more are converted
+
 Message = Turn | CountTokens
 
 
@@ -263,21 +265,30 @@ async def _forward(reads: AsyncIterator[Read], assembler: MessageAssembler, turn
     Frames are queued without a checkpoint while the reply channel has room.  httpx hands over an upstream's
     HTTP chunks one by one, even the hundreds that one socket read brought; queued this way they are all
     converted before the edge wakes, and the edge writes them to the client together (``_stream_reply``).
-    Yielding after each would cost a task switch and a socket write per chunk.
+    Yielding after each would cost a task switch and a socket write per chunk.  The first frame, and any
+    frame after ``FLUSH_AFTER_S`` of work without a yield, is sent with a checkpoint, so the client's first
+    bytes never wait for a whole burst to be converted.
     """
     feed = assembler.feed
     for_client = turn.reply
+    yielded_at = -FLUSH_AFTER_S
     async for read in reads:
         events = read.events
         for event in events:
             feed(event)
         data = read.verbatim if read.verbatim is not None else encode_events(events)
         frames = Frames(data, events[-1].get("type") == "message_stop")
-        try:
-            for_client.send_nowait(frames)
-        except trio.WouldBlock:
-            await for_client.send(frames)
+        if time.perf_counter() - yielded_at < FLUSH_AFTER_S:
+            try:
+                for_client.send_nowait(frames)
+            except trio.WouldBlock:
+                pass
+            else:
+                state.started = True
+                continue
+        await for_client.send(frames)
         state.started = True
+        yielded_at = time.perf_counter()
 
 
 async def _fold(reads: AsyncIterator[Read], assembler: MessageAssembler, state: _TurnState) -> None:
