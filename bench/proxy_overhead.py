@@ -348,10 +348,7 @@ def floor_main(port: int, upstream_url: str) -> int:
         config.bind = [f"127.0.0.1:{port}"]
         config.accesslog = None
         config.keep_alive_max_requests = 1 << 40
-        # The same pool settings as lynkr's.  Keep-alive as large as the pool: httpcore closes an idle connection
-        # whenever the pool holds more connections than max_keepalive_connections (it counts all of them, not
-        # just the idle ones), so with 64 at concurrency 64 the relay kept closing and reopening its upstream
-        # connections and fell to ~200 requests/s.
+        # The same pool settings as lynkr's.
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=30)
         async with httpx.AsyncClient(timeout=30, limits=limits) as client:
             async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -1026,7 +1023,7 @@ def render(report: Report, command: str) -> str:
     lines += _targets_table(report)
     if report.profile is not None:
         lines += _profile_tables(report.profile, plan)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n"
 
 
 def _added(report: Report, target: Target, kind: str) -> tuple[float, float, float]:

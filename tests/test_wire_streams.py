@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 from hypothesis import given
@@ -11,7 +12,7 @@ from lynkr.wire.streams import AnthropicStream
 from lynkr.wire.types import StreamEvent
 
 
-def _sse(name: str, payload: dict[str, object]) -> bytes:
+def _sse(name: str, payload: Mapping[str, object]) -> bytes:
     # ensure_ascii, as the real API and the test fakes write it: re-encoding would change these bytes.
     return f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode()
 
