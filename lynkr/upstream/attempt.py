@@ -141,7 +141,8 @@ async def _abandon(chunks: AsyncIterator[bytes]) -> None:
 
 
 async def _events(chunks: AsyncIterator[bytes], parser: StreamParser) -> AsyncGenerator[Read, None]:
-    """The events of each upstream read, together: one hand-off and one client write per read, never held back."""
+    """The events of each piece httpx hands over (one HTTP chunk), together and never held back; the pool
+    batches the pieces of one socket read into one client write."""
     try:
         if isinstance(parser, AnthropicStream):
             # Bytes that complete no event (comment lines) go along with the next event's: a read that only
