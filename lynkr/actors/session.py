@@ -26,7 +26,7 @@ import attrs
 import orjson
 import trio
 
-from lynkr.actors.messages import ErrorReply, RunTool, StreamItem, Turn
+from lynkr.actors.messages import ErrorReply, Events, Frames, RunTool, StreamItem, Turn, Whole
 from lynkr.actors.providers import Message as ProviderMessage
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import Mailbox, ReplyTo, ask
@@ -50,6 +50,8 @@ from lynkr.events.catalog import RequestReceived, ResponseCompleted
 from lynkr.events.store import EventStore
 from lynkr.tools.base import ToolResult, ToolSpec
 from lynkr.tools.runner import Outcome
+from lynkr.wire.anthropic import MessageAssembler
+from lynkr.wire.sse import encode_events
 from lynkr.wire.types import StreamEvent
 
 log = logging.getLogger("lynkr.session")
@@ -145,6 +147,8 @@ class _AgentTurn:
         self.request = request
         self.offer = offer
         self.relay = TurnRelay(offer.owned)
+        # A non-streaming client gets the relayed events folded into one message at the end.
+        self.whole = None if turn.request.get("stream") else MessageAssembler()
         self.limits = Limits(
             max_steps=agent.config.policy.max_steps, max_tool_calls=agent.config.policy.max_tool_calls
         )
@@ -214,20 +218,24 @@ class _AgentTurn:
 
     async def _round(self) -> ErrorReply | None:
         """Stream one model round to the client; an error reply when it failed."""
-        request = {**self.request, "messages": [*self.request["messages"], *self.canonical]}
+        # Rounds always stream from the pool: the loop must see each block as it comes to hold lynkr's back.
+        request = {**self.request, "messages": [*self.request["messages"], *self.canonical], "stream": True}
         reply, replies = trio.open_memory_channel[StreamItem](ROUND_REPLY_BUFFER)
         cancel = trio.CancelScope()  # the pool enters it; cancelling it ends this round's upstream request
         try:
             async with replies:
-                await self.sessions.providers.send(attrs.evolve(self.turn, request=request, reply=reply, cancel=cancel))
+                round_turn = attrs.evolve(self.turn, request=request, reply=reply, cancel=cancel, events=True)
+                await self.sessions.providers.send(round_turn)
                 finished = False
                 async for item in replies:
                     if isinstance(item, ErrorReply):
                         return item
-                    finished = finished or any(event["type"] == "message_stop" for event in item)
-                    forwarded = self.relay.feed(item)
+                    if not isinstance(item, Events):
+                        raise LynkrError(f"the provider pool answered a loop round with {type(item).__name__}")
+                    finished = finished or any(event["type"] == "message_stop" for event in item.events)
+                    forwarded = self.relay.feed(item.events)
                     if forwarded:
-                        await self.turn.reply.send(forwarded)
+                        await self._send(forwarded)
         finally:
             cancel.cancel()
         if not finished:
@@ -333,7 +341,15 @@ class _AgentTurn:
         return messages[-1].get("content")
 
     async def _send(self, events: list[StreamEvent] | ErrorReply) -> None:
-        await self.turn.reply.send(events)
+        if isinstance(events, ErrorReply):
+            await self.turn.reply.send(events)
+        elif self.whole is None:
+            await self.turn.reply.send(Frames(encode_events(events), events[-1]["type"] == "message_stop"))
+        else:
+            for event in events:
+                self.whole.feed(event)
+            if events[-1]["type"] == "message_stop":
+                await self.turn.reply.send(Whole(self.whole.message()))
 
     async def _send_error(self, error: LynkrError) -> None:
         try:

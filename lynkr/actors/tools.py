@@ -23,7 +23,7 @@ import attrs
 import orjson
 import trio
 
-from lynkr.actors.messages import ErrorReply, RunTool, StreamItem, Turn
+from lynkr.actors.messages import ErrorReply, RunTool, StreamItem, Turn, Whole
 from lynkr.actors.providers import Message as ProviderMessage
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import Mailbox, answer
@@ -33,7 +33,7 @@ from lynkr.events.store import EventStore
 from lynkr.tools.base import Projection, ToolContext, ToolSpec, ToolState
 from lynkr.tools.runner import Outcome, Toolbox, run_call
 from lynkr.tools.toolbox import build_toolbox, tool_context
-from lynkr.wire.anthropic import MessageAssembler
+from lynkr.wire.types import Message
 
 SUMMARY_STREAM = "tools.summaries"  # the provider pool records summary requests here, apart from any session
 SUMMARY_MAX_TOKENS = 1024
@@ -118,7 +118,7 @@ class _Worker:
         }
         body = orjson.dumps(request)
         reply, replies = trio.open_memory_channel[StreamItem](SUMMARY_REPLY_BUFFER)
-        assembler = MessageAssembler()
+        summary: Message | None = None
         cancel = trio.CancelScope()  # the pool enters it; cancelling it ends the summary's upstream request
         turn = Turn(
             request_id=f"{message.request_id}-summary-{next(self.summaries)}",
@@ -136,14 +136,13 @@ class _Worker:
                 async for item in replies:
                     if isinstance(item, ErrorReply):
                         raise SummaryFailed(item.body.decode("utf-8", "replace")[:500])
-                    for event in item:
-                        assembler.feed(event)
+                    if isinstance(item, Whole):  # a non-streaming request gets its answer in one piece
+                        summary = item.message
         finally:
             cancel.cancel()
-        text = "".join(
-            str(block.get("text", "")) for block in assembler.message()["content"] if block.get("type") == "text"
-        )
-        return text
+        if summary is None:
+            raise SummaryFailed("the provider pool stopped before the summary was complete")
+        return "".join(str(block.get("text", "")) for block in summary["content"] if block.get("type") == "text")
 
 
 class CallCancelled(Exception):
