@@ -317,7 +317,6 @@ class _AgentTurn:
                 results=self.pending,
             )
             self.sessions.splices = apply_splice_event(self.sessions.splices, kept)
-        await self._send(final)
         # Each round's completion is recorded by the pool; this one is the message the client received, and the
         # last word for the request in replay.
         await self.sessions.recorder.record(
@@ -333,6 +332,8 @@ class _AgentTurn:
         )
         if kept is not None:
             await self.sessions.recorder.record_durably(AGENT_STREAM, kept)
+        # Last: a non-streaming client's edge answers as soon as the message is whole, and ends the turn's scope.
+        await self._send(final)
         return reason
 
     def _client_last_message(self) -> object:
