@@ -1,7 +1,7 @@
 """The daemon: opens the log, starts the actors in order, serves, and shuts down gracefully.
 
-Start-up order is dependency order: the recorder first (everyone records), then the provider pool, the
-session actor, and last the HTTP edge, so nothing is accepted before it can be served.  Shutdown runs the
+Start-up order is dependency order: the recorder first (everyone records), then the provider pool, the tool
+worker (its tool summaries ask the pool), the session actor (its agent loop asks both), and last the HTTP edge, so nothing is accepted before it can be served.  Shutdown runs the
 other way: the edge stops accepting and lets in-flight streams finish up to the grace deadline, the actors
 are cancelled, and the recorder drains its mailbox into a final durable batch before the log closes.
 """
@@ -22,11 +22,20 @@ import attrs
 import trio
 
 from lynkr import __version__
-from lynkr.actors import edge, mcp, providers, recorder, session
-from lynkr.actors.messages import Turn
+from lynkr.actors import edge, mcp, providers, recorder, session, tools
+from lynkr.actors.messages import RunTool, Turn
 from lynkr.actors.providers import breakers_for
 from lynkr.actors.recorder import Recorder
-from lynkr.actors.runtime import ActorEscalation, ActorStatistics, Crash, Mailbox, RestartPolicy, Supervisor
+from lynkr.actors.runtime import (
+    ActorEscalation,
+    ActorStatistics,
+    Crash,
+    Mailbox,
+    ReplyTo,
+    RestartPolicy,
+    Supervisor,
+    ask,
+)
 from lynkr.config import Config, ConfigError
 from lynkr.datadir import DAEMON_STREAM, StartupError, daemon_lock, open_store
 from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
@@ -35,10 +44,11 @@ from lynkr.events.scrub import Scrubber
 from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
 from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import Sample
-from lynkr.mcp.endpoint import TOOLS_STREAM, McpEndpoint
+from lynkr.mcp.endpoint import SESSION_ID as MCP_SESSION_ID
+from lynkr.mcp.endpoint import McpEndpoint
 from lynkr.mcp.manifest import discover
-from lynkr.tools.runner import Toolbox
-from lynkr.tools.toolbox import build_toolbox, tool_context
+from lynkr.tools.runner import Outcome, Toolbox
+from lynkr.tools.toolbox import build_toolbox
 from lynkr.upstream.fitting import InvalidProviderOption, limits_for
 from lynkr.upstream.learned import LimitsBook
 
@@ -137,6 +147,7 @@ class _Daemon:
         self.recorder = Recorder(self.recorder_mailbox, recorder.Hub())
         self.provider_mailbox: Mailbox[providers.Message] = Mailbox(config.mailbox_capacity)
         self.session_mailbox: Mailbox[Turn] = Mailbox(config.mailbox_capacity)
+        self.tools_mailbox: Mailbox[RunTool] = Mailbox(config.mailbox_capacity)
         self.supervisors: list[Supervisor] = []
         self.breakers = breakers_for(config)
         # What upstreams' refusals taught earlier runs; like the breakers, it outlives a pool restart.
@@ -152,11 +163,7 @@ class _Daemon:
             recorder=self.recorder,
             workspace=workspace,
         )
-        self.mcp_endpoint = McpEndpoint(
-            toolbox=self.toolbox,
-            context=lambda: tool_context(config, self.toolbox, session_id="mcp"),
-            record=partial(self.recorder.record, TOOLS_STREAM),
-        )
+        self.mcp_endpoint = McpEndpoint(toolbox=self.toolbox, run_tool=self._run_tool_for_mcp)
 
     async def serve(self, *, install_signal_handlers: bool, task_status: trio.TaskStatus[Running]) -> None:
         async with trio.open_nursery() as core:
@@ -218,12 +225,25 @@ class _Daemon:
                 breakers=self.breakers,
                 learned=self.learned_limits,
             )
+            specs = await supervisor.start(
+                "tools",
+                tools.run,
+                config,
+                mailbox=self.tools_mailbox,
+                store=self.store,
+                recorder=self.recorder,
+                providers=self.provider_mailbox,
+                toolbox=self.toolbox,
+            )
             await supervisor.start(
                 "session",
                 session.run,
                 mailbox=self.session_mailbox,
                 providers=self.provider_mailbox,
                 recorder=self.recorder,
+                agent=session.AgentSetup(
+                    config=config, tools=self.tools_mailbox, specs=specs, store=self.store, toolbox=self.toolbox
+                ),
             )
             # Reports ready at once: MCP servers come up in the background and never delay /health.
             await supervisor.start("mcp", mcp.run, self.bridge)
@@ -241,6 +261,7 @@ class _Daemon:
                         "recorder": self.recorder_mailbox,
                         "providers": self.provider_mailbox,
                         "session": self.session_mailbox,
+                        "tools": self.tools_mailbox,
                     },
                     toolbox=self.toolbox,
                     bridge=self.bridge,
@@ -259,6 +280,28 @@ class _Daemon:
                 await supervisor.wait_finished("edge")
             actors.cancel_scope.cancel()
         return "shutdown requested"
+
+    async def _run_tool_for_mcp(self, name: str, tool_use_id: str, arguments: Mapping[str, Any]) -> Outcome:
+        """A call that came in through ``/mcp``, run by the tool worker like the agent loop's calls."""
+        cancel = trio.CancelScope()
+
+        def message(reply_to: ReplyTo[Outcome]) -> RunTool:
+            return RunTool(
+                session_id=MCP_SESSION_ID,
+                request_id=tool_use_id,
+                model=self.config.model_default or "",
+                tool_use_id=tool_use_id,
+                name=name,
+                arguments=arguments,
+                reply_to=reply_to,
+                cancel=cancel,
+            )
+
+        try:
+            outcome: Outcome = await ask(self.tools_mailbox, message)
+            return outcome
+        finally:
+            cancel.cancel()  # the client went away, or the answer came: either way the call is over
 
     def _supervisor(self, nursery: trio.Nursery) -> Supervisor:
         supervisor = Supervisor(nursery, policy=self.policy, on_crash=self._crashed, on_escalation=self._escalated)

@@ -402,7 +402,9 @@ async def run(bridge: Bridge, *, task_status: trio.TaskStatus[None] = trio.TASK_
             "MCP: MCP_SANDBOX_ENABLED is set but no sandbox runtime works here (%s); sandboxed servers will not start",
             sandbox.why_unavailable(),
         )
-    generic = generic_tools(bridge)
+    # With no server configured there is nothing to list or call: offering the generic tools anyway would take
+    # every client-mode turn off the hot path.
+    generic = generic_tools(bridge) if bridge.servers else []
     for tool in generic:
         if tool.spec.name not in bridge.registry:
             bridge.registry.add(tool)

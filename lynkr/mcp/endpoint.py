@@ -1,9 +1,9 @@
 """lynkr as an MCP server: its own tools over streamable HTTP at ``/mcp`` on the daemon's port.
 
 The served tools are the toolbox's of :data:`SERVED_FAMILIES` (the workspace, git, test and task tools, and the
-index tools once they exist).  A call goes through :func:`lynkr.tools.runner.run_call` like any other, so the
-same policy judges it and its ``tool.ran`` / ``tool.refused`` events are recorded; Claude Code adds its own
-permission prompts on top::
+index tools once they exist).  A call goes to the tool worker like the agent loop's calls, so the same policy
+judges it, its ``tool.ran`` / ``tool.refused`` events are recorded and its state changes (an edit to revert, a
+task) are folded for later calls; Claude Code adds its own permission prompts on top::
 
     claude mcp add --transport http lynkr http://127.0.0.1:8080/mcp
 
@@ -15,7 +15,7 @@ app's own checks (the request guard, ``LYNKR_API_KEY``) run before a request rea
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import trio
@@ -24,15 +24,15 @@ from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from lynkr import __version__
-from lynkr.events.records import Event
 from lynkr.http.asgi import Receive, Scope, Send
-from lynkr.tools.base import ToolContext, ToolResult
-from lynkr.tools.runner import Toolbox, run_call
+from lynkr.tools.base import ToolResult
+from lynkr.tools.runner import Outcome, Toolbox
 
 SERVED_FAMILIES: tuple[str, ...] = ("workspace", "index")
-TOOLS_STREAM = "tools"
+SESSION_ID = "mcp"  # the session id calls through /mcp run under
 
-Record = Callable[[Event], Awaitable[None]]
+# Runs one call (name, tool_use_id, arguments) through the tool worker and returns its outcome.
+RunTool = Callable[[str, str, Mapping[str, Any]], Awaitable[Outcome]]
 
 
 class McpEndpoint:
@@ -40,13 +40,11 @@ class McpEndpoint:
         self,
         *,
         toolbox: Toolbox,
-        context: Callable[[], ToolContext],
-        record: Record,
+        run_tool: RunTool,
         families: Iterable[str] = SERVED_FAMILIES,
     ) -> None:
         self._toolbox = toolbox
-        self._context = context
-        self._record = record
+        self._run_tool = run_tool
         self._families = tuple(families)
         self._server: Server[Any] = Server(
             "lynkr",
@@ -92,15 +90,7 @@ class McpEndpoint:
             return _as_call_result(
                 ToolResult(content=f"lynkr does not serve a tool named {params.name!r} over MCP", is_error=True)
             )
-        outcome = await run_call(
-            name=params.name,
-            tool_use_id="mcp_" + os.urandom(8).hex(),
-            arguments=params.arguments or {},
-            toolbox=self._toolbox,
-            context=self._context(),
-        )
-        for event in outcome.events:
-            await self._record(event)
+        outcome = await self._run_tool(params.name, "mcp_" + os.urandom(8).hex(), params.arguments or {})
         return _as_call_result(outcome.result)
 
 
