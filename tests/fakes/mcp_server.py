@@ -2,7 +2,7 @@
 
     python -m tests.fakes.mcp_server [--http PORT] [--garbage] [--slow-start S] [--stderr N] [--name NAME]
 
-Tools: ``echo`` (text), ``picture`` (a PNG image), ``weather`` (structured content), ``resource`` (an embedded
+Tools: ``echo`` (text), ``ping`` (an async answer), ``picture`` (a PNG image), ``weather`` (structured content), ``resource`` (an embedded
 text resource and a binary one), ``fail`` (an error result), ``grow`` (adds the tool ``extra`` and announces
 ``tools/list_changed``), ``crash`` (the process exits mid-call), ``hang`` (never answers) and ``env`` (what the
 server's environment holds, by name) and ``reach`` (network and file access, for the sandbox).
@@ -40,6 +40,10 @@ def build(name: str, garbage: bool) -> MCPServer:
         if garbage:
             print("this line is not JSON-RPC", flush=True)
         return f"echo: {text}"
+
+    @server.tool(description="Answer at once (async, no thread hop): for benchmarks.")
+    async def ping() -> str:
+        return "pong"
 
     @server.tool(description="A tiny PNG picture.")
     def picture() -> list[types.ImageContent]:
