@@ -243,3 +243,23 @@ async def test_the_published_time_server(tmp_path: Path) -> None:
         outcome = await call(running, tmp_path, "mcp__time__get_current_time", {"timezone": "Europe/Paris"})
         answer = json.loads(outcome.result.content[0]["text"])
         assert answer["timezone"] == "Europe/Paris" and "datetime" in answer
+
+
+async def test_an_unreachable_url_is_reported_and_given_up_on_while_the_others_serve(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{_free_port()}/mcp"
+    env = servers_env({"dead": {"url": dead}, "fake": fake_server()}, MCP_MAX_RESTARTS="1")
+    config = make_config(tmp_path, env)
+    async with running_lynkr(config) as running:
+        await wait_state(running, "fake", "ready")
+        assert running.bridge is not None
+        handle = running.bridge.servers["dead"]
+        with trio.fail_after(60):
+            while handle.state != "gave_up":
+                await handle.changed.wait()
+        outcome = await call(running, tmp_path, "mcp__fake__echo", {"text": "fine"})
+        assert outcome.result.content == [{"type": "text", "text": "echo: fine"}]
+    states = [(e.state, e.message) for e in recorded_events(config.data_dir)
+              if isinstance(e, McpServerState) and e.server == "dead"]
+    assert [state for state, _ in states] == ["starting", "crashed", "restarting", "starting", "gave_up"]
+    assert "gave up after 2 failed starts in a row" in states[-1][1]
+    assert "Connect" in states[1][1] or "connect" in states[1][1], states[1][1]

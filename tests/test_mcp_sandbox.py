@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import socket
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,20 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-async def test_a_sandboxed_server_has_no_network_a_read_only_root_and_a_writable_workspace(tmp_path: Path) -> None:
+@pytest.fixture
+def elsewhere() -> Iterator[Path]:
+    """A file to write outside the workspace and outside /tmp (a fresh tmpfs in the sandbox): under the home."""
+    folder = Path.home() / ".cache" / "lynkr-tests" / f"sandbox-{uuid.uuid4().hex}"
+    folder.mkdir(parents=True)
+    try:
+        yield folder / "probe.txt"
+    finally:
+        shutil.rmtree(folder)
+
+
+async def test_a_sandboxed_server_has_no_network_a_read_only_root_and_a_writable_workspace(
+    tmp_path: Path, elsewhere: Path
+) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -28,20 +43,20 @@ async def test_a_sandboxed_server_has_no_network_a_read_only_root_and_a_writable
     try:
         async with running_lynkr(config) as running:
             await wait_state(running, "boxed", "ready")
-            outcome = await call(running, tmp_path, "mcp__boxed__reach", {"port": port})
+            outcome = await call(running, tmp_path, "mcp__boxed__reach", {"port": port, "elsewhere": str(elsewhere)})
             found = json.loads(outcome.result.content[0]["text"])
             environment = await call(running, tmp_path, "mcp__boxed__env", {})
     finally:
         listener.close()
     assert found["network"].startswith("refused"), found
-    assert found["root"].startswith("refused") and not os.path.exists("/usr/lynkr-probe"), found
+    assert "Read-only file system" in found["elsewhere"] and not elsewhere.exists(), found
     assert found["workspace"] == "written"
     assert (config.workspace_root / "written-by-mcp.txt").read_text() == "x"
     names = set(environment.result.content[0]["text"].split())
     assert "PYTHONPATH" in names and not any("KEY" in name or "TOKEN" in name for name in names)
 
 
-async def test_a_server_can_opt_out_of_the_sandbox(tmp_path: Path) -> None:
+async def test_a_server_can_opt_out_of_the_sandbox(tmp_path: Path, elsewhere: Path) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -51,7 +66,8 @@ async def test_a_server_can_opt_out_of_the_sandbox(tmp_path: Path) -> None:
     try:
         async with running_lynkr(config) as running:
             await wait_state(running, "open", "ready")
-            outcome = await call(running, tmp_path, "mcp__open__reach", {"port": port})
+            outcome = await call(running, tmp_path, "mcp__open__reach", {"port": port, "elsewhere": str(elsewhere)})
     finally:
         listener.close()
-    assert json.loads(outcome.result.content[0]["text"])["network"] == "reached"
+    found = json.loads(outcome.result.content[0]["text"])
+    assert found["network"] == "reached" and found["elsewhere"] == "written" and elsewhere.exists()

@@ -91,15 +91,15 @@ def build(name: str, garbage: bool) -> MCPServer:
     def env() -> str:
         return "\n".join(sorted(os.environ))
 
-    @server.tool(description="What this process may do: reach a TCP port, write the working folder, write /usr.")
-    def reach(port: int) -> dict[str, str]:
+    @server.tool(description="What this process may do: reach a TCP port, write the working folder, write elsewhere.")
+    def reach(port: int, elsewhere: str) -> dict[str, str]:
         found: dict[str, str] = {}
         try:
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
             found["network"] = "reached"
         except OSError as exc:
             found["network"] = f"refused: {exc}"
-        for key, path in (("workspace", os.path.join(os.getcwd(), "written-by-mcp.txt")), ("root", "/usr/lynkr-probe")):
+        for key, path in (("workspace", os.path.join(os.getcwd(), "written-by-mcp.txt")), ("elsewhere", elsewhere)):
             try:
                 with open(path, "w") as file:
                     file.write("x")
