@@ -43,10 +43,10 @@ from mcp.client.streamable_http import streamable_http_client
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lynkr.config import Config, load_config  # noqa: E402
-from lynkr.daemon import Running, run_daemon  # noqa: E402
-from lynkr.tools.runner import run_call  # noqa: E402
-from lynkr.tools.toolbox import tool_context  # noqa: E402
+from lynkr.config import Config, load_config
+from lynkr.daemon import Running, run_daemon
+from lynkr.tools.runner import run_call
+from lynkr.tools.toolbox import tool_context
 
 SERVER_ARGS = ["-m", "tests.fakes.mcp_server"]
 
