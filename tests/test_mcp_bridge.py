@@ -17,6 +17,7 @@ import trio
 from lynkr.actors.mcp import ServerHandle
 from lynkr.daemon import Running
 from lynkr.mcp.events import McpServerSkipped, McpServerState, McpServerStderr
+from lynkr.mcp.names import tool_name
 from lynkr.tools.events import ToolRan, ToolRefused
 from lynkr.tools.runner import run_call
 from lynkr.tools.toolbox import tool_context
@@ -83,6 +84,12 @@ async def test_stdio_tools_become_lynkr_tools_and_results_map_faithfully(tmp_pat
         assert "binary resource file:///data.bin" in resource.result.content[1]["text"]
         failed = await call(running, tmp_path, "mcp__fake__fail", {})
         assert failed.result.is_error and "fail" in failed.result.content[0]["text"]
+        [long_name] = [name for name in names if name.startswith("mcp__fake__a_tool_whose_name")]
+        assert len(long_name) == 64 and long_name == tool_name(
+            "fake", "a_tool_whose_name_is_long_enough_to_need_shortening_upstream"
+        )
+        shortened = await call(running, tmp_path, long_name, {})
+        assert shortened.result.content == [{"type": "text", "text": "long name reached"}]
         generic = await call(running, tmp_path, "workspace_mcp_call", {"server": "fake", "tool": "echo", "arguments": {"text": "x"}})
         assert generic.result.content == [{"type": "text", "text": "echo: x"}]
         listing = await call(running, tmp_path, "workspace_mcp_servers", {})

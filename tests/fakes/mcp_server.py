@@ -45,6 +45,10 @@ def build(name: str, garbage: bool) -> MCPServer:
     async def ping() -> str:
         return "pong"
 
+    @server.tool(description="A name too long for OpenAI once prefixed with mcp__<server>__.")
+    def a_tool_whose_name_is_long_enough_to_need_shortening_upstream() -> str:
+        return "long name reached"
+
     @server.tool(description="A tiny PNG picture.")
     def picture() -> list[types.ImageContent]:
         data = base64.b64encode(PNG).decode()
