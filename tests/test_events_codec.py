@@ -64,7 +64,7 @@ EVERY_EVENT: list[Event] = [
         messages=1,
         tools=(),
         last_user_text="héllo",
-        body='{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"héllo"}]}'.encode(),
+        template='{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"héllo"}]}'.encode(),
     ),
     UpstreamAttempted(
         request_id="req_1", provider="ollama", attempt=2, status=None, latency_ms=3.5, error="timeout", will_retry=True
@@ -219,7 +219,7 @@ def test_a_large_record_is_stored_compressed_and_reads_back_the_same() -> None:
     assert len(body) > COMPRESS_MIN_BYTES
     event = RequestReceived(
         request_id="r", session_id="s", path="/v1/messages", model="m", stream=True, headers={},
-        messages=20, tools=(), last_user_text="", body=body,
+        messages=20, tools=(), last_user_text="", template=body,
     )
     data = encode(1, "s", event)
     assert data[0] == COMPRESSED

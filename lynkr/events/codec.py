@@ -35,10 +35,12 @@ import msgpack  # type: ignore[import-untyped]
 
 # Imported for its side effect: decoding looks topics up in the registry, which the catalog fills.
 import lynkr.events.catalog  # noqa: F401
+from lynkr.events.transcript import BlobSource
 from lynkr.events.records import (
     Event,
     EventFromTheFuture,
     Payload,
+    STORED,
     Recorded,
     UnknownEventType,
     event_class,
@@ -100,7 +102,7 @@ _FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
 def _field_names(cls: type[Event]) -> tuple[str, ...]:
     """The attribute names to copy for ``cls``, or ``()`` when it has its own ``to_payload``."""
     overrides = cls.to_payload is not Event.to_payload
-    names = () if overrides else tuple(field.name for field in attrs.fields(cls))
+    names = () if overrides else tuple(field.name for field in attrs.fields(cls) if field.metadata.get(STORED, True))
     _FIELD_NAMES[cls] = names
     return names
 
@@ -178,16 +180,17 @@ def _topic_bytes(data: bytes | memoryview) -> bytes | None:
 
 
 # Per topic, how to build its event from a current-version payload: the class itself unless it has its own
-# ``from_payload`` (one call less per record), and the version it is at.
+# ``from_payload`` (one call less per record), the version it is at, and whether it takes the store's blobs.
 _Builder = Callable[..., Event]
-_builders: dict[str, tuple[_Builder, int]] = {}
+_builders: dict[str, tuple[_Builder, int, bool]] = {}
 
 
-def _builder_of(topic: str) -> tuple[_Builder, int]:
-    """The builder and current version for ``topic`` (raising ``UnknownEventType``), remembered."""
+def _builder_of(topic: str) -> tuple[_Builder, int, bool]:
+    """The builder, current version and blob use for ``topic`` (raising ``UnknownEventType``), remembered."""
     cls = event_class(topic)
     plain = getattr(cls.from_payload, "__func__", None) is getattr(Event.from_payload, "__func__", None)
-    found = _builders[topic] = ((cls if plain else _from_payload(cls)), cls.VERSION)
+    takes_blobs = any(field.name == "blobs" and not field.metadata.get(STORED, True) for field in attrs.fields(cls))
+    found = _builders[topic] = ((cls if plain else _from_payload(cls)), cls.VERSION, takes_blobs)
     return found
 
 
@@ -198,8 +201,10 @@ def _from_payload(cls: type[Event]) -> _Builder:
     return build
 
 
-def decode(seq: int, data: bytes | memoryview) -> Recorded:
+def decode(seq: int, data: bytes | memoryview, blobs: BlobSource | None = None) -> Recorded:
     """The record stored under ``seq``, upcast to the current version of its event class.
+
+    ``blobs`` is where an event that refers to content-addressed blobs (a request) finds them: the store.
 
     Raises :class:`CorruptRecord`, :class:`~lynkr.events.records.UnknownEventType` or
     :class:`~lynkr.events.records.EventFromTheFuture`.
@@ -237,10 +242,12 @@ def decode(seq: int, data: bytes | memoryview) -> Recorded:
         and type(payload) is dict
     ):
         raise CorruptRecord(f"record {seq}: record fields have the wrong types")
-    build, current = _builders.get(topic) or _builder_of(topic)
+    build, current, takes_blobs = _builders.get(topic) or _builder_of(topic)
     try:
         if version != current:
             payload = upcast(topic, version, payload)
+        if takes_blobs and blobs is not None:
+            payload["blobs"] = blobs
         event = build(**payload)
     except (TypeError, ValueError, KeyError) as error:
         raise CorruptRecord(f"record {seq}: {topic} v{version} payload does not fit: {error}") from None
