@@ -116,6 +116,7 @@ def split(body: bytes) -> Split:
     taken_end = 0
     if isinstance(messages, list) and messages:
         pieces.extend(_message_pieces(body, messages, blobs))
+    messages_end = max((piece[1] for piece in pieces), default=0)
     extras: list[Any] = []
     system = request.get("system")
     if isinstance(system, list):
@@ -124,7 +125,10 @@ def split(body: bytes) -> Split:
     if isinstance(tools, list):
         extras.append(tools)
     for value in extras:
-        found = _find_outside(body, orjson.dumps(value), [(piece[0], piece[1]) for piece in pieces])
+        taken = [(piece[0], piece[1]) for piece in pieces]
+        # Clients put system and tools after the messages, mostly: look there first, not through the transcript.
+        needle = orjson.dumps(value)
+        found = _find_outside(body, needle, taken, messages_end) or _find_outside(body, needle, taken, 0)
         if found is None or found[1] - found[0] < MIN_PART_BYTES:
             continue
         data = body[found[0] : found[1]]
@@ -245,8 +249,8 @@ def _single_insertion(longer: bytes, shorter: bytes) -> tuple[int, bytes] | None
     return low, longer[low : low + inserted]
 
 
-def _find_outside(body: bytes, needle: bytes, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
-    start = body.find(needle)
+def _find_outside(body: bytes, needle: bytes, taken: list[tuple[int, int]], start: int) -> tuple[int, int] | None:
+    start = body.find(needle, start)
     while start >= 0:
         end = start + len(needle)
         if not any(low < end and start < high for low, high in taken):
