@@ -21,8 +21,9 @@ import attrs
 import trio
 
 from lynkr import __version__
-from lynkr.actors import edge, providers, recorder, session
+from lynkr.actors import edge, projector, providers, recorder, session
 from lynkr.actors.messages import Turn
+from lynkr.actors.projector import LiveState
 from lynkr.actors.providers import breakers_for
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import ActorEscalation, ActorStatistics, Crash, Mailbox, RestartPolicy, Supervisor
@@ -31,6 +32,7 @@ from lynkr.datadir import DAEMON_STREAM, StartupError, daemon_lock, open_store
 from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.scrub import Scrubber
+from lynkr.events.snapshots import DERIVED_STATE, rebuild
 from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
 from lynkr.http.metrics import Sample
 
@@ -47,6 +49,8 @@ class Running:
     stop: trio.Event
     # Each actor's mailbox by actor name, to look at (statistics) or, in tests, to put a message in.
     mailboxes: Mapping[str, Mailbox[Any]] = attrs.field(factory=dict)
+    # Sessions (and every other DerivedState) folded from the log, kept live by the projector.
+    derived: LiveState = attrs.field(factory=lambda: LiveState(states={}, last_seq=0))
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -126,8 +130,14 @@ class _Daemon:
         self.breakers = breakers_for(config)
         self.ready = False
         self._nursery: trio.Nursery | None = None
+        self.derived = LiveState(states={}, last_seq=0)
 
     async def serve(self, *, install_signal_handlers: bool, task_status: trio.TaskStatus[Running]) -> None:
+        # Derived state is rebuilt before anything records: from snapshots and the log's tail, in a thread.
+        rebuilt = await trio.to_thread.run_sync(rebuild, self.store)
+        snapshot_seq = min((origin.snapshot_seq or 0 for origin in rebuilt.origins), default=0)
+        self.derived = LiveState(states=rebuilt.states, last_seq=rebuilt.last_seq, snapshot_seq=snapshot_seq)
+        log.info("rebuilt derived state from %d events of the log in %.2f s", rebuilt.events_folded, rebuilt.seconds)
         async with trio.open_nursery() as core:
             self._nursery = core
             await self._supervisor(core).start(
@@ -172,6 +182,10 @@ class _Daemon:
         async with trio.open_nursery() as actors:
             supervisor = self._supervisor(actors)
             await supervisor.start(
+                "projector", projector.run, self.store, self.recorder.hub, DERIVED_STATE, self.derived,
+                interval_s=config.snapshots.interval_s,
+            )
+            await supervisor.start(
                 "providers",
                 providers.run,
                 config,
@@ -195,6 +209,7 @@ class _Daemon:
                     base_url=base_url(self.listening),
                     data_dir=config.data_dir,
                     stop=stop,
+                    derived=self.derived,
                     mailboxes={
                         "recorder": self.recorder_mailbox,
                         "providers": self.provider_mailbox,

@@ -18,8 +18,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
+import msgpack  # type: ignore[import-untyped]
 
 from lynkr.events.catalog import RequestReceived, ResponseCompleted, ResponseFailed
+from lynkr.events.codec import payload_of
 from lynkr.events.pmap import PMap
 from lynkr.events.records import Recorded
 from lynkr.events.store import EventStore
@@ -103,9 +105,63 @@ _Brief = tuple[str, bool, int, tuple[str, ...], str]
 _Node = tuple[str, int, int, "_Brief | None", "ResponseCompleted | None", "ResponseFailed | None", "_Node | None"]
 
 
-def _turns_of(newest: _Node | None) -> tuple[Turn, ...]:
-    turns: list[Turn] = []
+class PackedTurns:
+    """A session's turns as a snapshot stored them, unpacked when first read or folded into.
+
+    Loading a snapshot then costs a copy of bytes per session, not an object per turn: start-up with a
+    large log stays fast, and sessions nobody touches are never unpacked.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def unpack(self) -> _Node | None:
+        newest: _Node | None = None
+        for request_id, seq, time_ns, brief, completion, failure in msgpack.unpackb(self.data):
+            newest = (
+                request_id,
+                seq,
+                time_ns,
+                None if brief is None else (brief[0], brief[1], brief[2], tuple(brief[3]), brief[4]),
+                None if completion is None else ResponseCompleted(**completion),
+                None if failure is None else ResponseFailed(**failure),
+                newest,
+            )
+        return newest
+
+
+def pack_turns(newest: _Node | PackedTurns | None) -> bytes:
+    """The bytes :class:`PackedTurns` unpacks: each turn, oldest first, with its answer's payload."""
+    if isinstance(newest, PackedTurns):
+        return newest.data
+    turns: list[list[Any]] = []
     node = newest
+    while node is not None:
+        request_id, seq, time_ns, brief, completion, failure, node = node
+        turns.append(
+            [
+                request_id,
+                seq,
+                time_ns,
+                brief,
+                None if completion is None else payload_of(completion),
+                None if failure is None else payload_of(failure),
+            ]
+        )
+    turns.reverse()
+    packed: bytes = msgpack.packb(turns, use_bin_type=True)
+    return packed
+
+
+def _nodes(newest: _Node | PackedTurns | None) -> _Node | None:
+    return newest.unpack() if isinstance(newest, PackedTurns) else newest
+
+
+def _turns_of(newest: _Node | PackedTurns | None) -> tuple[Turn, ...]:
+    turns: list[Turn] = []
+    node = _nodes(newest)
     while node is not None:
         request_id, seq, time_ns, brief, completion, failure, node = node
         turns.append(
@@ -128,7 +184,7 @@ def _turns_of(newest: _Node | None) -> tuple[Turn, ...]:
     return tuple(turns)
 
 
-def _turns_repr(newest: _Node | None) -> str:
+def _turns_repr(newest: _Node | PackedTurns | None) -> str:
     return repr(_turns_of(newest))
 
 
@@ -144,7 +200,7 @@ class Session:
     first_time_ns: int
     last_time_ns: int
     # Compared (and shown) as the turns they make; not hashed, since turns hold dicts.
-    newest_turn: _Node | None = attrs.field(default=None, eq=_turns_of, hash=False, repr=_turns_repr)
+    newest_turn: _Node | PackedTurns | None = attrs.field(default=None, eq=_turns_of, hash=False, repr=_turns_repr)
 
     @property
     def turns(self) -> tuple[Turn, ...]:
@@ -170,6 +226,8 @@ def apply_session_event(state: SessionsState, recorded: Recorded) -> SessionsSta
     sessions = state.sessions
     session = sessions.get(session_id)
     newest = None if session is None else session.newest_turn
+    if isinstance(newest, PackedTurns):
+        newest = newest.unpack()
     time_ns = recorded.time_ns
     if isinstance(event, RequestReceived):
         brief = (event.model, event.stream, event.messages, event.tools, event.last_user_text)
@@ -188,6 +246,30 @@ SESSIONS: Projection[SessionsState] = Projection(
     apply=apply_session_event,
     topics=frozenset({RequestReceived.TYPE, ResponseCompleted.TYPE, ResponseFailed.TYPE}),
 )
+
+
+def encode_sessions(state: SessionsState) -> bytes:
+    """The sessions state as snapshot bytes (a session's turns stay packed if they were never unpacked)."""
+    sessions = [
+        [s.session_id, s.first_seq, s.last_seq, s.first_time_ns, s.last_time_ns, pack_turns(s.newest_turn)]
+        for s in state.sessions.values()
+    ]
+    encoded: bytes = msgpack.packb([state.last_seq, sessions], use_bin_type=True)
+    return encoded
+
+
+def decode_sessions(data: bytes) -> SessionsState:
+    """What :func:`encode_sessions` encoded; raises ``ValueError`` (or msgpack's errors) on bytes it did not."""
+    last_seq, sessions = msgpack.unpackb(data)
+    mapping: PMap[str, Session] = PMap()
+    for session_id, first_seq, session_last_seq, first_time_ns, last_time_ns, packed in sessions:
+        if not (type(session_id) is str and type(packed) is bytes):
+            raise ValueError("a session in the snapshot has the wrong shape")
+        mapping = mapping.set(
+            session_id,
+            Session(session_id, first_seq, session_last_seq, first_time_ns, last_time_ns, PackedTurns(packed)),
+        )
+    return SessionsState(mapping, int(last_seq))
 
 
 def _answered(
@@ -223,19 +305,28 @@ def replay(
     start: int = 1,
     stream: str | None = None,
     progress: Progress | None = None,
+    resume: Mapping[str, tuple[Any, int]] | None = None,
+    end: int | None = None,
 ) -> dict[str, Any]:
-    """Fold every event from ``start`` up to the log's end at call time into each projection.
+    """Fold every event from ``start`` up to ``end`` (the log's end at call time) into each projection.
 
+    ``resume`` gives some folds a state to start from and the last sequence number that state has folded
+    (a snapshot's): each of those folds only the events after it, and the read starts at the earliest.
     Returns the final state of each fold under its name.  ``progress(done, total)`` is called now and
     then, counted in sequence numbers, and once at the end with ``done == total``.  Events appended while
     replaying are left for live updates, so the result is the state as of one point in the log.  When
     every fold names its topics, records of other topics are not even decoded.
     """
-    states = {name: projection.initial for name, projection in folds.items()}
-    applies = [(name, projection.apply) for name, projection in folds.items()]
+    resume = resume or {}
+    states = {name: resume[name][0] if name in resume else projection.initial for name, projection in folds.items()}
+    after = {name: resume[name][1] if name in resume else start - 1 for name in folds}
+    if folds:
+        start = min(after.values()) + 1
+    applies = [(name, projection.apply, after[name]) for name, projection in folds.items()]
     wanted = [projection.topics for projection in folds.values()]
     topics = None if None in wanted else frozenset[str]().union(*(t for t in wanted if t is not None))
-    end = store.last_seq()
+    if end is None:
+        end = store.last_seq()
     total = max(0, end - start + 1)
     last_seq = start - 1
     next_report = last_seq + _PROGRESS_EVERY
@@ -252,8 +343,9 @@ def replay(
                 break
             if seq <= last_seq:
                 raise OutOfOrderEvent(seq, last_seq)
-            for name, apply in applies:
-                states[name] = apply(states[name], recorded)
+            for name, apply, folded in applies:
+                if seq > folded:
+                    states[name] = apply(states[name], recorded)
             last_seq = seq
             if progress is not None and seq >= next_report:
                 progress(seq - start + 1, total)
