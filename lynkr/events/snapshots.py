@@ -31,7 +31,15 @@ from typing import Any, Generic, Protocol, TypeVar
 import attrs
 import msgpack  # type: ignore[import-untyped]
 
-from lynkr.events.projections import SESSIONS, Progress, Projection, decode_sessions, encode_sessions, replay
+from lynkr.events.projections import (
+    SESSIONS,
+    Progress,
+    Projection,
+    SessionsState,
+    decode_sessions,
+    encode_sessions,
+    replay,
+)
 from lynkr.events.store import EventStore
 
 log = logging.getLogger("lynkr.events")
@@ -67,10 +75,21 @@ class DerivedState(Generic[S]):
     projection: Projection[S]
     encode: Callable[[S], bytes]
     decode: Callable[[bytes], S]
+    describe: Callable[[S], str]  # what the state holds, in a few words ("12 sessions, 340 turns")
+
+
+def _describe_sessions(state: SessionsState) -> str:
+    turns = sum(len(session.turns) for session in state.sessions.values())
+    return f"{len(state.sessions):,} sessions, {turns:,} turns"
 
 
 SESSIONS_STATE: DerivedState[Any] = DerivedState(
-    name="sessions", schema=1, projection=SESSIONS, encode=encode_sessions, decode=decode_sessions
+    name="sessions",
+    schema=1,
+    projection=SESSIONS,
+    encode=encode_sessions,
+    decode=decode_sessions,
+    describe=_describe_sessions,
 )
 
 # Every projection the daemon rebuilds at start-up and keeps live.  Register one by adding it here.
