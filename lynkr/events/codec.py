@@ -205,10 +205,40 @@ def decode(seq: int, data: bytes | memoryview, blobs: BlobSource | None = None) 
     """The record stored under ``seq``, upcast to the current version of its event class.
 
     ``blobs`` is where an event that refers to content-addressed blobs (a request) finds them: the store.
-
     Raises :class:`CorruptRecord`, :class:`~lynkr.events.records.UnknownEventType` or
     :class:`~lynkr.events.records.EventFromTheFuture`.
     """
+    topic, version, time_ns, stream, payload = _fields(seq, data)
+    build, current, takes_blobs = _builders.get(topic) or _builder_of(topic)
+    try:
+        if version != current:
+            payload = upcast(topic, version, payload)
+        if takes_blobs and blobs is not None:
+            payload["blobs"] = blobs
+        event = build(**payload)
+    except (TypeError, ValueError, KeyError) as error:
+        raise CorruptRecord(f"record {seq}: {topic} v{version} payload does not fit: {error}") from None
+    return Recorded(seq=seq, time_ns=time_ns, stream=stream, event=event)
+
+
+def decode_payload(seq: int, data: bytes | memoryview) -> tuple[int, int, str, Payload]:
+    """``(seq, time_ns, topic, payload)`` of a record, the payload upcast but no event built from it.
+
+    What folds over payloads read (see ``Projection.apply_payload``): about half the cost of :func:`decode`.
+    The payload is not checked against the event's fields.  Raises as :func:`decode` does.
+    """
+    topic, version, time_ns, _, payload = _fields(seq, data)
+    current = (_builders.get(topic) or _builder_of(topic))[1]
+    if version != current:
+        try:
+            payload = upcast(topic, version, payload)
+        except (TypeError, ValueError, KeyError) as error:
+            raise CorruptRecord(f"record {seq}: {topic} v{version} payload does not fit: {error}") from None
+    return seq, time_ns, topic, payload
+
+
+def _fields(seq: int, data: bytes | memoryview) -> tuple[str, int, int, str, Payload]:
+    """The checked record fields ``(topic, version, time_ns, stream, payload)``."""
     if len(data) < _HEADER_SIZE:
         raise CorruptRecord(f"record {seq}: {len(data)} bytes is shorter than the record header")
     frame_format, crc = _unpack_header(data)
@@ -242,13 +272,4 @@ def decode(seq: int, data: bytes | memoryview, blobs: BlobSource | None = None) 
         and type(payload) is dict
     ):
         raise CorruptRecord(f"record {seq}: record fields have the wrong types")
-    build, current, takes_blobs = _builders.get(topic) or _builder_of(topic)
-    try:
-        if version != current:
-            payload = upcast(topic, version, payload)
-        if takes_blobs and blobs is not None:
-            payload["blobs"] = blobs
-        event = build(**payload)
-    except (TypeError, ValueError, KeyError) as error:
-        raise CorruptRecord(f"record {seq}: {topic} v{version} payload does not fit: {error}") from None
-    return Recorded(seq=seq, time_ns=time_ns, stream=stream, event=event)
+    return topic, version, time_ns, stream, payload

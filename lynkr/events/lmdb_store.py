@@ -40,7 +40,7 @@ from types import TracebackType
 import lmdb
 
 from lynkr.events.codec import TopicFilter, encode_all
-from lynkr.events.records import Event, EventFromTheFuture, Recorded
+from lynkr.events.records import Event, EventFromTheFuture, Payload, Recorded
 from lynkr.events.store import SkippingDecoder, StoreStats, StreamSummary
 from lynkr.events.transcript import MissingBlob
 
@@ -239,6 +239,17 @@ class LmdbEventStore:
                 recorded = decode(seq, data)
                 if recorded is not None:
                     yield recorded
+
+    def read_payloads(
+        self, start: int = 1, *, stream: str | None = None, topics: Collection[str] | None = None
+    ) -> Iterator[tuple[int, int, str, Payload]]:
+        decode = self._decoder.decode_payload
+        admits = None if topics is None else TopicFilter(topics).admits
+        for chunk in self._chunks(start, stream, admits):
+            for seq, data in chunk:
+                fields = decode(seq, data)
+                if fields is not None:
+                    yield fields
 
     def read_raw(self, start: int = 1, *, stream: str | None = None) -> Iterator[tuple[int, bytes]]:
         for chunk in self._chunks(start, stream, None):

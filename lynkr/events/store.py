@@ -24,8 +24,8 @@ from typing import Protocol
 
 import attrs
 
-from lynkr.events.codec import CorruptRecord, decode
-from lynkr.events.records import Event, Recorded, UnknownEventType
+from lynkr.events.codec import CorruptRecord, decode, decode_payload
+from lynkr.events.records import Event, Payload, Recorded, UnknownEventType
 from lynkr.events.transcript import BlobSource
 
 log = logging.getLogger("lynkr.events")
@@ -79,6 +79,15 @@ class EventStore(Protocol):
         """
         ...
 
+    def read_payloads(
+        self, start: int = 1, *, stream: str | None = None, topics: Collection[str] | None = None
+    ) -> Iterator[tuple[int, int, str, Payload]]:
+        """``(seq, time_ns, topic, payload)`` of what :meth:`read` would return, with no event objects built.
+
+        Payloads are upcast to their event's current version; what folds over payloads read.
+        """
+        ...
+
     def read_raw(self, start: int = 1, *, stream: str | None = None) -> Iterator[tuple[int, bytes]]:
         """The stored bytes with their sequence numbers, undecoded."""
         ...
@@ -105,13 +114,25 @@ class SkippingDecoder:
         """The record, or None when it must be skipped; raises ``EventFromTheFuture``."""
         try:
             return decode(seq, data, self._blobs)
-        except CorruptRecord as error:
+        except (CorruptRecord, UnknownEventType) as error:
+            self._skip(seq, error)
+        return None
+
+    def decode_payload(self, seq: int, data: bytes | memoryview) -> tuple[int, int, str, Payload] | None:
+        """``(seq, time_ns, topic, payload)``, or None when the record must be skipped."""
+        try:
+            return decode_payload(seq, data)
+        except (CorruptRecord, UnknownEventType) as error:
+            self._skip(seq, error)
+        return None
+
+    def _skip(self, seq: int, error: CorruptRecord | UnknownEventType) -> None:
+        if isinstance(error, CorruptRecord):
             self.skipped_corrupt += 1
             log.warning("skipping corrupt event log record: %s", error)
-        except UnknownEventType as error:
-            self.skipped_unknown += 1
-            # A plugin's events recur by the thousand once it is gone: warn once per type.
-            if str(error) not in self._unknown_seen:
-                self._unknown_seen.add(str(error))
-                log.warning("skipping records of unknown event type %s (first: record %d)", error, seq)
-        return None
+            return
+        self.skipped_unknown += 1
+        # A plugin's events recur by the thousand once it is gone: warn once per type.
+        if str(error) not in self._unknown_seen:
+            self._unknown_seen.add(str(error))
+            log.warning("skipping records of unknown event type %s (first: record %d)", error, seq)
