@@ -261,3 +261,24 @@ async def test_sessions_are_identical_after_a_restart_and_after_kill_9(tmp_path:
     assert int(folded) < snapshot_seq / 2
     with LmdbEventStore.open(data_dir / "events", readonly=True) as store:
         assert isinstance(list(store.read())[-1].event, DaemonStopped)
+
+
+# lynkr replay --rebuild
+
+
+def test_replay_rebuild_folds_the_whole_log_reports_counts_and_writes_snapshots(tmp_path: Path) -> None:
+    from tests.test_cli import lynkr, write_log
+
+    events_dir = write_log(tmp_path, conversation(3, 4))
+    with LmdbEventStore.open(events_dir) as store:
+        store.save_snapshot("sessions", b"stale garbage")  # ignored: --rebuild never reads snapshots
+    ran = lynkr(tmp_path, "replay", "--rebuild")
+    assert ran.returncode == 0, ran.stderr
+    assert "rebuilt from 36 events in" in ran.stdout
+    assert "sessions: 3 sessions, 12 turns" in ran.stdout
+    with LmdbEventStore.open(events_dir) as store:
+        rebuilt = rebuild(store)
+        assert rebuilt.origins[0].snapshot_seq == 36 and rebuilt.events_folded == 0
+        assert rebuilt.states["sessions"] == full_replay(store)
+    refused = lynkr(tmp_path, "replay", "some-session", "--rebuild")
+    assert refused.returncode == 2 and "leave out the session id" in refused.stderr

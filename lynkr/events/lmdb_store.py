@@ -192,13 +192,7 @@ class LmdbEventStore:
     # Snapshots: bytes by name, interpreted by lynkr.events.snapshots.
 
     def save_snapshot(self, name: str, data: bytes) -> None:
-        while True:
-            try:
-                with self._transaction(write=True) as txn:
-                    txn.put(name.encode(), data, db=self._snapshots)
-                return
-            except lmdb.MapFullError:
-                self._grow_map()
+        self._write_growing(lambda txn: txn.put(name.encode(), data, db=self._snapshots))
 
     def load_snapshot(self, name: str) -> bytes | None:
         with self._transaction() as txn:
@@ -206,8 +200,17 @@ class LmdbEventStore:
             return None if stored is None else bytes(stored)
 
     def delete_snapshots(self) -> None:
-        with self._transaction(write=True) as txn:
-            txn.drop(self._snapshots, delete=False)
+        self._write_growing(lambda txn: txn.drop(self._snapshots, delete=False))
+
+    def _write_growing(self, write: Callable[[lmdb.Transaction[memoryview]], object]) -> None:
+        """Run ``write`` in a write transaction, growing the map when it is full (even a delete needs pages)."""
+        while True:
+            try:
+                with self._transaction(write=True) as txn:
+                    write(txn)
+                return
+            except lmdb.MapFullError:
+                self._grow_map()
 
     def _grow_map(self) -> None:
         with self._gate.resizing():
