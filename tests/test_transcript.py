@@ -145,3 +145,16 @@ def test_a_claude_code_session_logs_linearly_within_one_and_a_half_times_its_fin
             store.append([("sess", received(n, exchange.body)), ("sess", completed(n, exchange.response))])
         used = store.stats().bytes_used
     assert used <= 1.5 * (final + responses)
+
+
+def test_the_log_shows_a_stored_request_with_its_body(tmp_path: Path) -> None:
+    from lynkr.inspect import render_event_line
+
+    (exchange,) = list(session(1))
+    with LmdbEventStore.open(tmp_path / "log") as store:
+        store.append([("sess", received(0, exchange.body))])
+        (recorded,) = store.read()
+        assert isinstance(recorded.event, RequestReceived) and recorded.event.parts
+        line = json.loads(render_event_line(recorded, as_json=True))
+    assert "template" not in line["payload"] and "parts" not in line["payload"]
+    assert line["payload"]["body"] == str(exchange.body)
