@@ -17,6 +17,7 @@ import pytest
 import orjson
 
 from lynkr.events.catalog import DaemonStopped, RequestReceived, UpstreamAttempted
+from lynkr.events.codec import payload_of
 from lynkr.events.records import Recorded
 from lynkr.events.store import EventStore
 from lynkr.events.transcript import split
@@ -188,3 +189,13 @@ class EventStoreConformance(abc.ABC):
         with pytest.raises(ValueError, match="not plain data"):
             store.append([("sess", request), ("s", unencodable)])
         assert all(store.blob(digest) is None for digest in split(request.body).blobs)
+
+    def test_read_payloads_matches_read_without_building_events(self, store: EventStore) -> None:
+        store.append([("a", stopped("1")), ("b", attempted("r1")), ("a", stopped("3"))], time_ns=5)
+        assert list(store.read_payloads()) == [
+            (1, 5, "daemon.stopped", {"reason": "1"}),
+            (2, 5, "upstream.attempted", payload_of(attempted("r1"))),
+            (3, 5, "daemon.stopped", {"reason": "3"}),
+        ]
+        assert [seq for seq, *_ in store.read_payloads(2, topics={"daemon.stopped"})] == [3]
+        assert [seq for seq, *_ in store.read_payloads(stream="b")] == [2]
