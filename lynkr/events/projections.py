@@ -101,9 +101,9 @@ class Turn:
 # A session's turns as a persistent list, newest first: each node is
 # (request_id, seq, time_ns, request brief or None, completion or None, failure or None, older node or None),
 # where the brief is (model, stream, messages, tools, last_user_text) and the completion and failure are the
-# payloads of ``response.completed`` and ``response.failed`` (plain dicts, shared with the event: read-only).  A new turn is one new node in front;
-# an answer, which nearly always belongs to one of the newest turns, copies only the nodes in front of its
-# turn.  Everything older is shared between the states before and after.  Turn records are built only when
+# payloads of ``response.completed`` and ``response.failed`` (plain dicts, shared with the event: read-only).
+# A new turn is one new node in front; an answer, which nearly always belongs to one of the newest turns,
+# copies only the nodes in front of its turn.  Everything older is shared between the states before and after.  Turn records are built only when
 # someone reads ``Session.turns``.
 _Brief = tuple[str, bool, int, "Sequence[str]", str]
 _Node = tuple[str, int, int, "_Brief | None", "Payload | None", "Payload | None", "_Node | None"]
