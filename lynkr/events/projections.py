@@ -271,7 +271,7 @@ def encode_sessions(state: SessionsState) -> bytes:
     return encoded
 
 
-def decode_sessions(data: bytes) -> SessionsState:
+def decode_sessions(data: bytes | memoryview) -> SessionsState:
     """What :func:`encode_sessions` encoded; raises ``ValueError`` (or msgpack's errors) on bytes it did not."""
     last_seq, sessions = msgpack.unpackb(data)
     mapping: PMap[str, Session] = PMap()
