@@ -55,7 +55,8 @@ class RequestReceived(Event):
     A request as recorded carries its whole body in ``template``.  The log stores it split
     (:meth:`stored_form`): the transcript's messages, system blocks and tools as blobs stored once, and the
     rest as ``template`` plus ``parts`` saying where each blob goes back.  Read back from the log, ``blobs``
-    is the store, and :attr:`body` rebuilds the exact bytes through :func:`lynkr.events.transcript.join`.
+    is the store, and :attr:`body` rebuilds the exact bytes through :func:`lynkr.events.transcript.join`
+    (``template`` and ``parts`` say how the body is stored, so compare ``whole()`` requests, not stored ones).
     """
 
     request_id: str
