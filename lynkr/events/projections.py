@@ -103,8 +103,8 @@ class Turn:
 # where the brief is (model, stream, messages, tools, last_user_text) and the completion and failure are the
 # payloads of ``response.completed`` and ``response.failed`` (plain dicts, shared with the event: read-only).
 # A new turn is one new node in front; an answer, which nearly always belongs to one of the newest turns,
-# copies only the nodes in front of its turn.  Everything older is shared between the states before and after.  Turn records are built only when
-# someone reads ``Session.turns``.
+# copies only the nodes in front of its turn.  Everything older is shared between the states before and
+# after.  Turn records are built only when someone reads ``Session.turns``.
 _Brief = tuple[str, bool, int, "Sequence[str]", str]
 _Node = tuple[str, int, int, "_Brief | None", "Payload | None", "Payload | None", "_Node | None"]
 
@@ -144,9 +144,7 @@ def pack_turns(newest: _Node | PackedTurns | None) -> bytes:
     node = newest
     while node is not None:
         request_id, seq, time_ns, brief, completion, failure, node = node
-        turns.append(
-            [request_id, seq, time_ns, brief, completion, failure]
-        )
+        turns.append([request_id, seq, time_ns, brief, completion, failure])
     turns.reverse()
     packed: bytes = msgpack.packb(turns, use_bin_type=True)
     return packed
