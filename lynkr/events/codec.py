@@ -35,17 +35,17 @@ import msgpack  # type: ignore[import-untyped]
 
 # Imported for its side effect: decoding looks topics up in the registry, which the catalog fills.
 import lynkr.events.catalog  # noqa: F401
-from lynkr.events.transcript import BlobSource
 from lynkr.events.records import (
+    STORED,
     Event,
     EventFromTheFuture,
     Payload,
-    STORED,
     Recorded,
     UnknownEventType,
     event_class,
     upcast,
 )
+from lynkr.events.transcript import BlobSource
 
 PLAIN = 1
 COMPRESSED = 2
@@ -102,7 +102,8 @@ _FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
 def _field_names(cls: type[Event]) -> tuple[str, ...]:
     """The attribute names to copy for ``cls``, or ``()`` when it has its own ``to_payload``."""
     overrides = cls.to_payload is not Event.to_payload
-    names = () if overrides else tuple(field.name for field in attrs.fields(cls) if field.metadata.get(STORED, True))
+    stored = [field.name for field in attrs.fields(cls) if field.metadata.get(STORED, True)]
+    names = () if overrides else tuple(stored)
     _FIELD_NAMES[cls] = names
     return names
 
