@@ -87,7 +87,7 @@ def _describe_sessions(state: SessionsState) -> str:
 
 SESSIONS_STATE: DerivedState[Any] = DerivedState(
     name="sessions",
-    schema=1,
+    schema=2,  # 2: each session's turns zlib-compressed
     projection=SESSIONS,
     encode=encode_sessions,
     decode=decode_sessions,
