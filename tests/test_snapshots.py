@@ -278,3 +278,43 @@ def test_replay_rebuild_folds_the_whole_log_reports_counts_and_writes_snapshots(
         assert rebuilt.states["sessions"] == full_replay(store)
     refused = lynkr(tmp_path, "replay", "some-session", "--rebuild")
     assert refused.returncode == 2 and "leave out the session id" in refused.stderr
+
+
+# The projector
+
+
+async def test_a_projector_that_falls_behind_catches_up_from_the_log(tmp_path: Path) -> None:
+    from functools import partial
+
+    from lynkr.actors import projector
+    from lynkr.actors.projector import LiveState
+    from lynkr.actors.recorder import Append, Hub, Recorder
+    from lynkr.actors.recorder import run as run_recorder
+    from lynkr.events.scrub import Scrubber
+
+    with LmdbEventStore.open(tmp_path / "log", map_size=4096 * KiB) as store:
+        store.append(conversation(2, 2))  # history before the daemon started
+        rebuilt = rebuild(store)
+        live = LiveState(states=rebuilt.states, last_seq=rebuilt.last_seq)
+        send, receive = trio.open_memory_channel[Append](4096)
+        hub = Hub()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(run_recorder, store, receive, scrubber=Scrubber(), hub=hub))
+            recorder = Recorder(send, hub)
+            await nursery.start(
+                partial(projector.run, store, hub, DERIVED_STATE, live, interval_s=3600.0, buffer=2)
+            )
+            # Queued without yielding: the recorder commits them in one batch and publishes more than the
+            # projector's buffer holds, so the hub drops it and it must catch up from the log.
+            for stream, event in conversation(3, 4, start=2):
+                send.send_nowait(Append(stream=stream, event=event))
+            await recorder.record_durably("daemon", DaemonStopped(reason="marker"))
+            with trio.fail_after(10):
+                while live.last_seq < store.last_seq():
+                    await trio.sleep(0.01)
+            assert hub.statistics().dropped_subscribers >= 1
+            assert live.states["sessions"] == full_replay(store)
+            nursery.cancel_scope.cancel()
+        # Stopping wrote a snapshot of what it had folded.
+        again = rebuild(store)
+        assert again.origins[0].snapshot_seq == live.last_seq and again.events_folded == 0

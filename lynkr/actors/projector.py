@@ -45,13 +45,14 @@ async def run(
     live: LiveState,
     *,
     interval_s: float,
+    buffer: int = LIVE_BUFFER,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     applies = [(d.name, d.projection.apply) for d in derived]
     ready = False
     try:
         while True:
-            with hub.subscribe(LIVE_BUFFER) as records:
+            with hub.subscribe(buffer) as records:
                 await _catch_up(store, derived, live)
                 if not ready:
                     task_status.started()
