@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from lynkr.events.catalog import RequestReceived, ResponseCompleted
 from lynkr.events.codec import decode, encode_payload
 from lynkr.events.lmdb_store import LmdbEventStore
-from lynkr.events.transcript import CHAIN, DictBlobs, blob_digest, join, part_digests, split
+from lynkr.events.transcript import CHAIN, MIN_BODY_BYTES, DictBlobs, blob_digest, join, part_digests, split
 from tests.claude_session import session
 
 KiB = 1024
@@ -57,6 +57,8 @@ def growing_session(draw: st.DrawFn) -> list[bytes]:
     cuts = sorted(set(draw(st.lists(st.integers(1, len(history)), min_size=1, max_size=6))))
     system = draw(st.lists(st.builds(lambda t: {"type": "text", "text": t}, texts), max_size=3))
     tools = draw(st.lists(st.builds(lambda d: {"name": "T", "description": d}, texts), max_size=3))
+    # Past MIN_BODY_BYTES, as Claude Code's bodies always are, so that every body is split.
+    tools.append({"name": "Padding", "description": "p" * MIN_BODY_BYTES})
     pretty = draw(st.booleans())
     bodies = []
     for cut in cuts:
@@ -99,9 +101,20 @@ def test_split_joins_back_exactly_and_shares_the_marked_message_with_its_plain_s
     assert len(part_digests(split(third).parts)) <= 6
 
 
-def test_a_body_that_is_not_json_is_stored_whole() -> None:
-    for body in (b"not json", b"[1, 2, 3]", b""):
-        assert split(body).parts == b"" and split(body).template == body
+def test_a_body_that_is_not_json_or_is_small_is_stored_whole() -> None:
+    for body in (b"not json", b"[1, 2, 3]", b"", b"{" * MIN_BODY_BYTES):
+        assert split(body, min_bytes=0).parts == b"" and split(body, min_bytes=0).template == body
+    small = orjson.dumps({"messages": [{"role": "user", "content": "x" * 1000}]})
+    assert split(small).parts == b"" and split(small, min_bytes=0).parts != b""
+
+
+@settings(max_examples=40, deadline=None)
+@given(bodies=growing_session())
+def test_split_then_join_is_the_identity(bodies: list[bytes]) -> None:
+    for body in bodies:
+        for piece in (body, body[: len(body) // 2]):  # a truncated body is not JSON: it is kept whole
+            cut = split(piece, min_bytes=0)
+            assert join(cut.template, cut.parts, DictBlobs(cut.blobs)) == piece
 
 
 def test_chain_parts_are_used_for_the_leading_messages() -> None:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import attrs
 import orjson
 
+MIN_BODY_BYTES = 8192  # smaller bodies are stored whole: too small for sharing to pay for parsing them
 MIN_PART_BYTES = 256  # smaller parts stay in the template: a reference would cost more than it saves
 DIGEST_BYTES = 32
 
@@ -101,9 +102,15 @@ def join(template: bytes, parts: bytes, blobs: BlobSource) -> bytes:
     return b"".join(out)
 
 
-def split(body: bytes) -> Split:
-    """``body`` as a template and content-addressed parts; whole (no parts) when it cannot be split exactly."""
+def split(body: bytes, *, min_bytes: int = MIN_BODY_BYTES) -> Split:
+    """``body`` as a template and content-addressed parts; whole (no parts) when it cannot be split exactly.
+
+    Bodies under ``min_bytes`` stay whole: a conversation that grows past it is split from then on, and
+    its earlier messages become blobs then, so at most its first few small bodies are stored whole.
+    """
     whole = Split(body, b"", {})
+    if len(body) < min_bytes:
+        return whole
     try:
         request = orjson.loads(body)
     except orjson.JSONDecodeError:
