@@ -21,7 +21,7 @@ import trio
 from lynkr import __version__
 from lynkr.actors.runtime import ActorEscalation
 from lynkr.config import Config, ConfigError, load_config, nothing_configured_hint
-from lynkr.datadir import DAEMON_STREAM, StartupError, open_log_readonly
+from lynkr.datadir import DAEMON_STREAM, StartupError, events_dir, open_log_readonly, open_store
 from lynkr.events.records import EventFromTheFuture, Recorded
 from lynkr.inspect import render_event_line, render_transcript, replay_sessions
 
@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         "or show one session's transcript turn by turn.",
     )
     replay.add_argument("session", nargs="?", help="session id (or a unique prefix); omit to list sessions")
+    replay.add_argument("--rebuild", action="store_true",
+                        help="rebuild all derived state from the whole log, ignoring snapshots, and write fresh "
+                        "snapshots; reports counts and time")
     replay.add_argument("--json", action="store_true", help="print the transcript as JSON")
     replay.add_argument("--full", action="store_true", help="show whole messages instead of summaries")
     replay.set_defaults(command=_replay)
@@ -174,6 +177,10 @@ def _banner(config: Config, running: Running, out: TextIO) -> None:
 
 def _replay(args: argparse.Namespace) -> int:
     config = _load(args)
+    if args.rebuild:
+        if args.session is not None:
+            return _fail("--rebuild rebuilds every session; leave out the session id", EXIT_USAGE)
+        return _rebuild(config)
     with open_log_readonly(config.data_dir) as store:
         stream = None
         if args.session is not None:
@@ -209,6 +216,29 @@ def _replay(args: argparse.Namespace) -> int:
             print(json.dumps(render_transcript(chosen, full=True, as_json=True), indent=2, ensure_ascii=False))
         else:
             print(render_transcript(chosen, full=args.full, as_json=False))
+    return 0
+
+
+def _rebuild(config: Config) -> int:
+    from lynkr.events.snapshots import DERIVED_STATE, rebuild, save_snapshots
+
+    if not events_dir(config.data_dir).exists():
+        return _fail(f"no event log in {config.data_dir}; start the daemon first, or set LYNKR_DATA_DIR", EXIT_FAILURE)
+    with open_store(config.data_dir, map_size=config.log_map_size_bytes) as store:
+        progress = ProgressBar("rebuilding", sys.stderr) if sys.stderr.isatty() else None
+        rebuilt = rebuild(store, DERIVED_STATE, use_snapshots=False, progress=progress)
+        if progress is not None:
+            progress.close()
+        save_snapshots(store, DERIVED_STATE, rebuilt.states, rebuilt.last_seq)
+        stats = store.stats()
+    rate = rebuilt.events_folded / rebuilt.seconds if rebuilt.seconds > 0 else 0.0
+    print(
+        f"rebuilt from {rebuilt.events_folded:,} events in {rebuilt.seconds:.2f} s ({rate:,.0f} events/s, "
+        f"{stats.skipped_corrupt + stats.skipped_unknown} skipped as corrupt or unknown); snapshots written at "
+        f"seq {rebuilt.last_seq:,}"
+    )
+    for derived in DERIVED_STATE:
+        print(f"  {derived.name}: {derived.describe(rebuilt.states[derived.name])}")
     return 0
 
 

@@ -154,6 +154,17 @@ class PromptCacheConfig:
 
 
 @attrs.frozen(kw_only=True)
+class SnapshotConfig:
+    interval_s: float = setting(
+        300.0,
+        env="LYNKR_SNAPSHOT_INTERVAL_S",
+        doc="How often the daemon snapshots state derived from the log (sessions), so that start-up folds "
+        "only the log's tail; it also snapshots at shutdown.",
+        converter=_seconds(300.0),
+    )
+
+
+@attrs.frozen(kw_only=True)
 class PolicyConfig:
     max_steps: int = setting(
         8, env="POLICY_MAX_STEPS", doc="Most model round trips per turn in server tool mode.", converter=_count(1, 8)
@@ -421,6 +432,7 @@ class Config:
     )
     guard: GuardConfig = _group(GuardConfig, "Which web origins and Host names may reach the daemon.")
     prompt_cache: PromptCacheConfig = _group(PromptCacheConfig, "Prompt cache.")
+    snapshots: SnapshotConfig = _group(SnapshotConfig, "Snapshots of state derived from the event log.")
     policy: PolicyConfig = _group(PolicyConfig, "Limits on server-side tool use.")
     tools: ToolsConfig = _group(ToolsConfig, "lynkr's own tools.")
     mcp: McpConfig = _group(McpConfig, "MCP servers and their sandbox.")

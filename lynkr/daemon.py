@@ -1,7 +1,9 @@
 """The daemon: opens the log, starts the actors in order, serves, and shuts down gracefully.
 
-Start-up order is dependency order: the recorder first (everyone records), then the provider pool, the tool
-worker (its tool summaries ask the pool), the session actor (its agent loop asks both), and last the HTTP edge, so nothing is accepted before it can be served.  Shutdown runs the
+Start-up order is dependency order: derived state (sessions) is rebuilt from snapshots and the log first, then
+the recorder starts (everyone records), then the projector that keeps derived state live, the provider pool,
+the tool worker (its tool summaries ask the pool), the session actor (its agent loop asks both), and last the
+HTTP edge, so nothing is accepted before it can be served.  Shutdown runs the
 other way: the edge stops accepting and lets in-flight streams finish up to the grace deadline, the actors
 are cancelled, and the recorder drains its mailbox into a final durable batch before the log closes.
 """
@@ -22,8 +24,9 @@ import attrs
 import trio
 
 from lynkr import __version__
-from lynkr.actors import edge, mcp, providers, recorder, session, tools
+from lynkr.actors import edge, mcp, projector, providers, recorder, session, tools
 from lynkr.actors.messages import RunTool, Turn
+from lynkr.actors.projector import LiveState
 from lynkr.actors.providers import breakers_for
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import (
@@ -41,6 +44,7 @@ from lynkr.datadir import DAEMON_STREAM, StartupError, daemon_lock, open_store
 from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.scrub import Scrubber
+from lynkr.events.snapshots import DERIVED_STATE, rebuild
 from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
 from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import Sample
@@ -65,6 +69,8 @@ class Running:
     stop: trio.Event
     # Each actor's mailbox by actor name, to look at (statistics) or, in tests, to put a message in.
     mailboxes: Mapping[str, Mailbox[Any]] = attrs.field(factory=dict)
+    # Sessions (and every other DerivedState) folded from the log, kept live by the projector.
+    derived: LiveState = attrs.field(factory=lambda: LiveState(states={}, last_seq=0))
     # Every tool the daemon runs (MCP servers' tools appear in its registry as they come up), and the MCP bridge.
     toolbox: Toolbox | None = None
     bridge: mcp.Bridge | None = None
@@ -154,6 +160,7 @@ class _Daemon:
         self.learned_limits = LimitsBook.from_log(store)
         self.ready = False
         self._nursery: trio.Nursery | None = None
+        self.derived = LiveState(states={}, last_seq=0)
         self.toolbox = build_toolbox(config)
         workspace = config.workspace_root.resolve()
         self.bridge = mcp.Bridge(
@@ -166,6 +173,11 @@ class _Daemon:
         self.mcp_endpoint = McpEndpoint(toolbox=self.toolbox, run_tool=self._run_tool_for_mcp)
 
     async def serve(self, *, install_signal_handlers: bool, task_status: trio.TaskStatus[Running]) -> None:
+        # Derived state is rebuilt before anything records: from snapshots and the log's tail, in a thread.
+        rebuilt = await trio.to_thread.run_sync(rebuild, self.store)
+        snapshot_seq = min((origin.snapshot_seq or 0 for origin in rebuilt.origins), default=0)
+        self.derived = LiveState(states=rebuilt.states, last_seq=rebuilt.last_seq, snapshot_seq=snapshot_seq)
+        log.info("rebuilt derived state from %d events of the log in %.2f s", rebuilt.events_folded, rebuilt.seconds)
         async with trio.open_nursery() as core:
             self._nursery = core
             await self._supervisor(core).start(
@@ -217,6 +229,10 @@ class _Daemon:
         async with trio.open_nursery() as actors:
             supervisor = self._supervisor(actors)
             await supervisor.start(
+                "projector", projector.run, self.store, self.recorder.hub, DERIVED_STATE, self.derived,
+                interval_s=config.snapshots.interval_s,
+            )
+            await supervisor.start(
                 "providers",
                 providers.run,
                 config,
@@ -257,6 +273,7 @@ class _Daemon:
                     base_url=base_url(self.listening),
                     data_dir=config.data_dir,
                     stop=stop,
+                    derived=self.derived,
                     mailboxes={
                         "recorder": self.recorder_mailbox,
                         "providers": self.provider_mailbox,
