@@ -1,0 +1,68 @@
+"""The prompt cache's key: a canonical hash of everything that determines an answer.  Sans-IO.
+
+The key covers the whole request except what cannot change the answer, rather than a list of fields that do:
+a field lynkr does not know yet (``context_management``, ``output_config``, ``top_k``) then separates answers
+instead of silently sharing them.  Beside the request it names the provider the request is routed to and the
+upstream model that provider is asked for, so a changed model map or route never serves an answer from
+another model, and the ``anthropic-beta`` flags, which switch upstream behaviour on.
+
+Normalised away, because they change on every request without changing the answer:
+
+- the Claude Code CLI's ``x-anthropic-billing-header: ...`` system line (a system block, or a line of a
+  string system prompt);
+- ``metadata`` (the CLI's device and session ids);
+- every ``cache_control`` marker, anywhere (the CLI moves its last marker as the conversation grows);
+- ``stream``: a streaming and a non-streaming client share one entry, each served in its own shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+BILLING_PREFIX = "x-anthropic-billing-header:"
+VOLATILE_FIELDS = frozenset({"metadata", "stream"})
+KEY_VERSION = 1  # part of every key: a change to the normalisation must not share keys with older ones
+
+
+def cache_key(request: Mapping[str, Any], *, provider: str, upstream_model: str, betas: str = "") -> str:
+    """The hex key of ``request`` as routed to ``provider``'s ``upstream_model``."""
+    canonical = {
+        key: _without_markers(value) for key, value in request.items() if key not in VOLATILE_FIELDS
+    }
+    if "system" in canonical:
+        canonical["system"] = _without_billing(canonical["system"])
+    canonical["lynkr.route"] = [KEY_VERSION, provider, upstream_model, _beta_set(betas)]
+    digest = hashlib.blake2b(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS), digest_size=20)
+    return digest.hexdigest()
+
+
+def _without_markers(value: Any) -> Any:
+    """``value`` with every ``cache_control`` key dropped; untouched parts are shared, not copied."""
+    if isinstance(value, dict):
+        return {key: _without_markers(item) for key, item in value.items() if key != "cache_control"}
+    if isinstance(value, list):
+        return [_without_markers(item) for item in value]
+    return value
+
+
+def _without_billing(system: Any) -> Any:
+    if isinstance(system, str):
+        if BILLING_PREFIX not in system:
+            return system
+        return "\n".join(line for line in system.split("\n") if not line.startswith(BILLING_PREFIX))
+    if isinstance(system, list):
+        return [
+            block
+            for block in system
+            if not (isinstance(block, dict) and str(block.get("text", "")).startswith(BILLING_PREFIX))
+        ]
+    return system
+
+
+def _beta_set(betas: str) -> list[str]:
+    """The ``anthropic-beta`` flags as a set: their order and spacing in the header mean nothing."""
+    return sorted({flag.strip() for flag in betas.split(",") if flag.strip()})
