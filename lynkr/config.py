@@ -57,6 +57,7 @@ from typing import Any, Final
 import attrs
 
 from lynkr.envfile import read_env_file
+from lynkr.cache.settings import PromptCacheConfig
 from lynkr.http.guard import GuardConfig
 from lynkr.layers import ENV_FILE_NAME, TOML_FILE_NAME, Source, read_toml
 from lynkr.provider_tables import build_providers, field_of
@@ -139,25 +140,6 @@ MOUNTS = Converter(
     convert=_convert_mounts,
     keep_empty=True,
 )
-
-
-@attrs.frozen(kw_only=True)
-class PromptCacheConfig:
-    enabled: bool = setting(
-        True,
-        env="PROMPT_CACHE_ENABLED",
-        doc="Serve repeated prompts from the cache.",
-        converter=BOOL,
-    )
-    ttl_ms: int = setting(
-        300_000,
-        env="PROMPT_CACHE_TTL_MS",
-        doc="How long a cached response stays fresh.",
-        converter=_count(1, 300000, "ms"),
-    )
-    max_entries: int = setting(
-        64, env="PROMPT_CACHE_MAX_ENTRIES", doc="Most responses kept in the cache.", converter=_count(0, 64)
-    )
 
 
 @attrs.frozen(kw_only=True)

@@ -22,8 +22,8 @@ import attrs
 import trio
 
 from lynkr import __version__
-from lynkr.actors import edge, providers, recorder, session, tools
-from lynkr.actors.messages import RunTool, Turn
+from lynkr.actors import cache, edge, providers, recorder, session, tools
+from lynkr.actors.messages import CacheMessage, RunTool, Turn
 from lynkr.actors.providers import breakers_for
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import ActorEscalation, ActorStatistics, Crash, Mailbox, RestartPolicy, Supervisor
@@ -36,6 +36,7 @@ from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
 from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import Sample
 from lynkr.upstream.fitting import InvalidProviderOption, limits_for
+from lynkr.cache import lru
 from lynkr.upstream.learned import LimitsBook
 
 log = logging.getLogger("lynkr")
@@ -135,6 +136,9 @@ class _Daemon:
         self.breakers = breakers_for(config)
         # What upstreams' refusals taught earlier runs; like the breakers, it outlives a pool restart.
         self.learned_limits = LimitsBook.from_log(store)
+        # The prompt cache's entries still valid, folded from the log's cache stream; kept across actor restarts.
+        self.cache_mailbox: Mailbox[CacheMessage] = Mailbox(config.mailbox_capacity)
+        self.prompt_cache = lru.load(store, config.prompt_cache, cache.now_ms())
         self.ready = False
         self._nursery: trio.Nursery | None = None
 
@@ -196,6 +200,17 @@ class _Daemon:
                 breakers=self.breakers,
                 learned=self.learned_limits,
             )
+            if config.prompt_cache.enabled:
+                await supervisor.start(
+                    "cache",
+                    cache.run,
+                    config,
+                    mailbox=self.cache_mailbox,
+                    state=self.prompt_cache,
+                    own=self.cache_mailbox,
+                    providers=self.provider_mailbox,
+                    recorder=self.recorder,
+                )
             specs = await supervisor.start(
                 "tools",
                 tools.run,
@@ -212,6 +227,7 @@ class _Daemon:
                 providers=self.provider_mailbox,
                 recorder=self.recorder,
                 agent=session.AgentSetup(config=config, tools=self.tools_mailbox, specs=specs, store=self.store),
+                cache=self.cache_mailbox if config.prompt_cache.enabled else None,
             )
             await supervisor.start(
                 "edge", edge.run, app, self.listening, graceful_timeout_s=config.shutdown_grace_s, stop=edge_stop
@@ -227,6 +243,7 @@ class _Daemon:
                         "providers": self.provider_mailbox,
                         "session": self.session_mailbox,
                         "tools": self.tools_mailbox,
+                        "cache": self.cache_mailbox,
                     },
                 )
             )
@@ -307,6 +324,7 @@ class _Daemon:
                 ],
             )
         )
+        families.extend(cache.gauges(self.prompt_cache))
         return families
 
 

@@ -26,7 +26,7 @@ import attrs
 import orjson
 import trio
 
-from lynkr.actors.messages import ErrorReply, Events, Frames, RunTool, StreamItem, Turn, Whole
+from lynkr.actors.messages import CacheMessage, ErrorReply, Events, Frames, RunTool, StreamItem, Turn, Whole
 from lynkr.actors.providers import Message as ProviderMessage
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import Mailbox, ReplyTo, ask
@@ -77,9 +77,12 @@ async def run(
     providers: Mailbox[ProviderMessage],
     recorder: Recorder,
     agent: AgentSetup,
+    cache: Mailbox[CacheMessage] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    """With ``cache`` (the prompt cache is on), direct-path turns go there first; it hands misses to the pool."""
     sessions = _Sessions(providers=providers, recorder=recorder, agent=agent)
+    sessions.cache = cache
     sessions.splices = await trio.to_thread.run_sync(load_splices, agent.store)
     async with inbox, trio.open_nursery() as loops:
         task_status.started()
@@ -104,6 +107,7 @@ class _Sessions:
         self.recorder = recorder
         self.agent = agent
         self.splices = SpliceTable()
+        self.cache: Mailbox[CacheMessage] | None = None
         server_mode = agent.config.tool_execution_mode == "server"
         tools_config = agent.config.tools
         families = tools_config.server_mode_families if server_mode else tools_config.client_mode_families
@@ -124,7 +128,7 @@ class _Sessions:
             ),
         )
         if not self.mode_specs and not self.splices:
-            await self.providers.send(turn)
+            await self._direct(turn)
             return
         request = turn.request
         spliced = splice(request.get("messages") or (), self.splices)
@@ -132,9 +136,16 @@ class _Sessions:
             request = {**request, "messages": spliced}
         offer = self.offers.offer(request.get("tools") or ())
         if offer.empty:
-            await self.providers.send(turn if spliced is None else attrs.evolve(turn, request=request))
+            await self._direct(turn if spliced is None else attrs.evolve(turn, request=request))
             return
         loops.start_soon(_AgentTurn(self, self.agent, turn, offered_request(request, offer), offer).run)
+
+    async def _direct(self, turn: Turn) -> None:
+        """A turn without lynkr's tools: the prompt cache answers it or hands it on; the agent loop's are never kept."""
+        if self.cache is not None:
+            await self.cache.send(turn)
+        else:
+            await self.providers.send(turn)
 
 
 class _AgentTurn:
