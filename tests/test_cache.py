@@ -227,3 +227,58 @@ async def test_the_least_recently_used_answer_is_evicted_beyond_the_entry_budget
     assert len(fake.model_calls) == 4
     evicted = [e for e in recorded_events(tmp_path / "data") if isinstance(e, CacheEvicted)]
     assert [e.reason for e in evicted][:1] == ["entries"]
+
+
+async def test_a_restarted_daemon_holds_the_same_entries_and_serves_them(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    fake.push(Reply.text("one"), Reply.text("two"), Reply.text("three"), Reply.text("one again"))
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with serve_fake(fake) as upstream:
+            config = make_config(tmp_path, anthropic_env(upstream, PROMPT_CACHE_MAX_ENTRIES="2"))
+            async with lynkr_client(config) as client:
+                for count, text in enumerate(("one", "two", "three"), start=1):
+                    await post(client, cli_request(billing=str(count), text=text))
+                    await wait_for_entries(client, min(count, 2))
+                # "one" went for "three"; its eviction follows the store.  Two start-up events, then per request
+                # request.received, cache.miss, upstream.attempted, response.completed and cache.stored.
+                with trio.fail_after(5):
+                    while await metric(client, "lynkr_eventlog_events_total") < 2 + 3 * 5 + 1:
+                        await trio.sleep(0.01)
+                before = (await metric(client, "lynkr_prompt_cache_bytes"))
+            assert len(fake.model_calls) == 3
+            async with lynkr_client(config) as client:  # the same data folder
+                assert await metric(client, "lynkr_prompt_cache_entries") == 2
+                assert await metric(client, "lynkr_prompt_cache_bytes") == before
+                two = await post(client, cli_request(billing="5", text="two"))
+                three = await post(client, cli_request(billing="6", text="three", stream=False))
+                assert len(fake.model_calls) == 3, "both answered from the rebuilt cache"
+                one = await post(client, cli_request(billing="7", text="one"))
+    assert message_of_stream(two.text)["content"] == [{"type": "text", "text": "two"}]
+    assert three.json()["content"] == [{"type": "text", "text": "three"}]
+    assert message_of_stream(one.text)["content"] == [{"type": "text", "text": "one again"}], "evicted stays evicted"
+    evicted = [e for e in recorded_events(tmp_path / "data") if isinstance(e, CacheEvicted)]
+    assert [e.reason for e in evicted][:1] == ["entries"]
+
+
+async def test_the_ttl_holds_across_a_restart(tmp_path: Path) -> None:
+    ttl_s = 1.5
+    fake = FakeUpstream()
+    fake.push(Reply.text("fresh"), Reply.text("after expiry"), Reply.text("kept again"))
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with serve_fake(fake) as upstream:
+            config = make_config(tmp_path, anthropic_env(upstream, PROMPT_CACHE_TTL_MS=str(int(ttl_s * 1000))))
+            async with lynkr_client(config) as client:
+                await post(client, cli_request(billing="1"))
+                await wait_for_entries(client, 1)
+            stored_at = trio.current_time()
+            async with lynkr_client(config) as client:
+                within = await post(client, cli_request(billing="2"))
+                assert trio.current_time() - stored_at < ttl_s, "the machine was too slow to test within the TTL"
+            assert len(fake.model_calls) == 1
+            await trio.sleep_until(stored_at + ttl_s + 0.1)
+            async with lynkr_client(config) as client:
+                assert await metric(client, "lynkr_prompt_cache_entries") == 0, "an expired entry never comes back"
+                expired = await post(client, cli_request(billing="3"))
+    assert message_of_stream(within.text)["content"] == [{"type": "text", "text": "fresh"}]
+    assert message_of_stream(expired.text)["content"] == [{"type": "text", "text": "after expiry"}]
+    assert len(fake.model_calls) == 2
