@@ -28,7 +28,7 @@ def cli_request(*, billing: str, stream: bool = True, text: str = "say hi") -> d
         "max_tokens": 32000,
         "stream": stream,
         "system": [
-            {"type": "text", "text": f"x-anthropic-billing-header: cc_version=2.1.332.{billing}; cc_entrypoint=sdk-cli;"},
+            {"type": "text", "text": f"x-anthropic-billing-header: cc_version=2.1.332.{billing}; cc_entrypoint=cli;"},
             {"type": "text", "text": "You are a Claude agent.", "cache_control": {"type": "ephemeral"}},
         ],
         "messages": [

@@ -11,7 +11,9 @@ import pytest
 from lynkr.cache.key import cache_key
 
 
-def cli_request(*, billing: str = "cc_version=2.1.332.a1f; cc_entrypoint=sdk-cli;", session: str = "s-1") -> dict[str, Any]:
+def cli_request(
+    *, billing: str = "cc_version=2.1.332.a1f; cc_entrypoint=sdk-cli;", session: str = "s-1"
+) -> dict[str, Any]:
     """Shaped like the CLI's: billing line, cache markers on system, the last block and a tool, metadata."""
     return {
         "model": "claude-opus-5-5",

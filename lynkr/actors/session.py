@@ -141,7 +141,7 @@ class _Sessions:
         loops.start_soon(_AgentTurn(self, self.agent, turn, offered_request(request, offer), offer).run)
 
     async def _direct(self, turn: Turn) -> None:
-        """A turn without lynkr's tools: the prompt cache answers it or hands it on; the agent loop's are never kept."""
+        """A turn without lynkr's tools: the prompt cache answers it or hands it on (the loop's are never kept)."""
         if self.cache is not None:
             await self.cache.send(turn)
         else:

@@ -111,4 +111,5 @@ def fold(records: Iterable[Recorded], *, max_entries: int, max_bytes: int, now_m
 
 def load(store: EventStore, config: PromptCacheConfig, now_ms: int) -> CacheState:
     """The cache as the log left it: only the cache stream is read, through the by-stream index."""
-    return fold(store.read(stream=CACHE_STREAM), max_entries=config.max_entries, max_bytes=config.max_bytes, now_ms=now_ms)
+    records = store.read(stream=CACHE_STREAM)
+    return fold(records, max_entries=config.max_entries, max_bytes=config.max_bytes, now_ms=now_ms)
