@@ -95,3 +95,17 @@ def test_the_key_leaves_the_request_untouched() -> None:
     before = copy.deepcopy(request)
     key_of(request)
     assert request == before
+
+
+def test_markers_inside_a_tool_result_are_dropped_but_a_schema_property_named_like_one_is_content() -> None:
+    def with_result(marked: bool) -> dict[str, Any]:
+        inner: dict[str, Any] = {"type": "text", "text": "file contents"}
+        if marked:
+            inner["cache_control"] = {"type": "ephemeral"}
+        result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": [inner]}
+        return {**cli_request(), "messages": [*cli_request()["messages"], {"role": "user", "content": [result]}]}
+
+    assert key_of(with_result(True)) == key_of(with_result(False))
+    schema_property = copy.deepcopy(cli_request())
+    schema_property["tools"][0]["input_schema"] = {"type": "object", "properties": {"cache_control": {"type": "string"}}}
+    assert key_of(schema_property) != key_of(cli_request())
