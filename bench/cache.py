@@ -15,7 +15,8 @@ the CLI's does across its turns:
   it, and answers from the cache without calling the upstream;
 * **miss**: a new last user message every time: lynkr keys it, misses, goes to the fake upstream, and keeps the
   answer (a durable store; the LRU evicts the oldest beyond 64 entries);
-* **hit, non-streaming**: the hit as a JSON client asks for it.
+* **hit, non-streaming**: the hit as a JSON client asks for it;
+* **hit, small request**: a one-line request's hit, for what a hit costs whatever the request's size.
 
 Hits and misses alternate, so both see the same machine load.
 """
@@ -41,7 +42,9 @@ TARGET_HIT_P50_MS: Final = 1.5
 HEADERS: Final = (("x-api-key", "sk-bench-client"), ("anthropic-version", "2023-06-01"))
 
 
-def body(*, stream: bool, turn: str, billing: int) -> bytes:
+def body(*, stream: bool, turn: str, billing: int, small: bool = False) -> bytes:
+    if small:
+        return po.encode(po.small_body(stream=stream))
     request: dict[str, Any] = po.large_body(stream=stream, directive=turn)
     request["system"].insert(0, {"type": "text", "text": f"x-anthropic-billing-header: cc_version=2.1.332.{billing:x}; "
                                  "cc_entrypoint=cli;"})
@@ -51,7 +54,7 @@ def body(*, stream: bool, turn: str, billing: int) -> bytes:
 
 def measure(port: int, *, rounds: int, warmup: int) -> dict[str, list[float]]:
     connection = po.Connection("127.0.0.1", port)
-    samples: dict[str, list[float]] = {"hit": [], "miss": [], "hit, non-streaming": []}
+    samples: dict[str, list[float]] = {"hit": [], "miss": [], "hit, non-streaming": [], "hit, small request": []}
     size = len(body(stream=True, turn="", billing=0))
     counter = 0
 
@@ -60,7 +63,8 @@ def measure(port: int, *, rounds: int, warmup: int) -> dict[str, list[float]]:
         counter += 1
         turn = "" if kind.startswith("hit") else f"(variant {counter})"
         request = po.raw_request("127.0.0.1", port, "/v1/messages?beta=true", HEADERS,
-                                 body(stream=kind != "hit, non-streaming", turn=turn, billing=counter))
+                                 body(stream=kind != "hit, non-streaming", turn=turn, billing=counter,
+                                      small=kind == "hit, small request"))
         started = time.perf_counter()
         status = connection.exchange(request)
         elapsed = (time.perf_counter() - started) * 1000
@@ -68,7 +72,8 @@ def measure(port: int, *, rounds: int, warmup: int) -> dict[str, list[float]]:
             raise RuntimeError(f"{kind}: lynkr answered {status}")
         return elapsed
 
-    once("hit")  # the first is a miss that stores the answer the hits reuse
+    once("hit")  # the first of each is a miss that stores the answer the hits reuse
+    once("hit, small request")
     time.sleep(0.2)  # its store is on disk
     for index in range(warmup + rounds):
         for kind in samples:
@@ -87,7 +92,7 @@ def hits_and_misses(port: int) -> tuple[float, float]:
     return values["lynkr_prompt_cache_hits_total"], values["lynkr_prompt_cache_misses_total"]
 
 
-def run(rounds: int, warmup: int) -> tuple[dict[str, list[float]], tuple[float, float], int]:
+def run(rounds: int, warmup: int, profile: Path | None) -> tuple[dict[str, list[float]], tuple[float, float], int]:
     with tempfile.TemporaryDirectory(prefix="lynkr-bench-cache-") as folder, ExitStack() as stack:
         scratch = Path(folder)
         fake_port, port = po.free_port(), po.free_port()
@@ -98,8 +103,11 @@ def run(rounds: int, warmup: int) -> tuple[dict[str, list[float]], tuple[float, 
             "MODEL_PROVIDER": "anthropic", "ANTHROPIC_UPSTREAM_URL": f"http://127.0.0.1:{fake_port}/v1/messages",
             "ANTHROPIC_UPSTREAM_API_KEY": po.UPSTREAM_KEY})
         env["PROMPT_CACHE_ENABLED"] = "true"
+        argv = [sys.executable, "-m", "lynkr", "serve"]
+        if profile is not None:  # lynkr's trio thread under cProfile, stats written when it stops
+            argv = [sys.executable, "-c", po.PROFILED_LYNKR.format(stats_file=str(profile.resolve()))]
         stack.enter_context(po.started(
-            "lynkr", [sys.executable, "-m", "lynkr", "serve"], env=env, cwd=po.REPO, port=port, health="/health",
+            "lynkr", argv, env=env, cwd=po.REPO, port=port, health="/health",
             log=scratch / "lynkr.log"))
         samples = measure(port, rounds=rounds, warmup=warmup)
         counts = hits_and_misses(port)
@@ -152,8 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=500, help="measured requests of each kind")
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--results", type=Path, help="replace the '## Prompt cache' section of this markdown file")
+    parser.add_argument("--profile", type=Path, help="run lynkr under cProfile and write its stats here "
+                        "(the figures are then not comparable)")
     args = parser.parse_args(argv)
-    samples, counts, size = run(args.rounds, args.warmup)
+    samples, counts, size = run(args.rounds, args.warmup, args.profile)
     command = "/work/main/.venv/bin/python bench/cache.py" + (f" --results {args.results}" if args.results else "")
     section = render(samples, counts, size, command)
     print(section)

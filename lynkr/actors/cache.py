@@ -116,7 +116,7 @@ class _Cache:
             await self.providers.send(attrs.evolve(turn, cache=slot))
             return
         await self._apply(CacheHit(key=key, request_id=turn.request_id, session_id=turn.session_id))
-        tasks.start_soon(self._serve, turn, reused(entry.message))
+        await self._serve(turn, reused(entry.message), tasks)
 
     def _route(self, request: dict[str, Any]) -> tuple[str, str] | None:
         """The provider the pool tries first and the upstream model it asks there, as the pool works them out."""
@@ -137,7 +137,9 @@ class _Cache:
             return None
         return name, adapter.upstream_model(model, small=small)
 
-    async def _serve(self, turn: Turn, message: Message) -> None:
+    async def _serve(self, turn: Turn, message: Message, tasks: trio.Nursery) -> None:
+        """The whole answer in one item; put straight into the reply channel, which has room for it unless the
+        edge has gone (a task waits for room otherwise, so one stuck client never holds up the cache)."""
         await self.recorder.record(
             turn.session_id,
             ResponseCompleted(
@@ -149,15 +151,17 @@ class _Cache:
                 latency_ms=(time.time_ns() - turn.received_ns) / 1e6,
             ),
         )
-        async with turn.reply:
-            with turn.cancel:
-                item: Frames | Whole = Whole(message)
-                if turn.request.get("stream"):
-                    item = Frames(encode_events(message_to_events(message)), last=True)
-                try:
-                    await turn.reply.send(item)
-                except trio.BrokenResourceError:
-                    pass  # the client went away
+        item: Frames | Whole = Whole(message)
+        if turn.request.get("stream"):
+            item = Frames(encode_events(message_to_events(message)), last=True)
+        try:
+            turn.reply.send_nowait(item)
+        except trio.WouldBlock:
+            tasks.start_soon(_send_when_room, turn, item)
+            return
+        except trio.BrokenResourceError:
+            pass  # the client went away
+        turn.reply.close()
 
     async def store(self, offered: CacheStore) -> None:
         slot, message = offered.slot, offered.message
@@ -187,6 +191,15 @@ class _Cache:
     async def _apply(self, event: CacheHit | CacheMiss | CacheEvicted) -> None:
         self.state.apply(event)
         await self.recorder.record(CACHE_STREAM, event)
+
+
+async def _send_when_room(turn: Turn, item: Frames | Whole) -> None:
+    async with turn.reply:
+        with turn.cancel:
+            try:
+                await turn.reply.send(item)
+            except trio.BrokenResourceError:
+                pass  # the client went away
 
 
 def complete(message: Mapping[str, Any]) -> bool:
