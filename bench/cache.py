@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -121,7 +122,8 @@ def render(samples: dict[str, list[float]], counts: tuple[float, float], size: i
     lines = [
         "## Prompt cache",
         "",
-        f"`{command}` ({date.today().isoformat()}, Python {platform.python_version()}, lynkr {po._git_rev()}). "
+        f"`{command}` ({date.today().isoformat()}, Python {platform.python_version()}, {os.cpu_count()} cores, "
+        f"lynkr {po._git_rev()}, 1-minute load average {os.getloadavg()[0]:.2f} at the end). "
         f"A {size / 1000:.1f} kB Claude Code request, streaming, at concurrency 1, {rounds} requests of each kind "
         "alternating in one run against one `python -m lynkr serve` (`MODEL_PROVIDER=anthropic`) in front of "
         "`bench/fake_upstream.py`; whole exchange timed by the client. See the docstring of `bench/cache.py`.",
