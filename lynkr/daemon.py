@@ -200,7 +200,7 @@ class _Daemon:
                 breakers=self.breakers,
                 learned=self.learned_limits,
             )
-            if config.prompt_cache.enabled:
+            if config.prompt_cache.active:
                 await supervisor.start(
                     "cache",
                     cache.run,
@@ -227,7 +227,7 @@ class _Daemon:
                 providers=self.provider_mailbox,
                 recorder=self.recorder,
                 agent=session.AgentSetup(config=config, tools=self.tools_mailbox, specs=specs, store=self.store),
-                cache=self.cache_mailbox if config.prompt_cache.enabled else None,
+                cache=self.cache_mailbox if config.prompt_cache.active else None,
             )
             await supervisor.start(
                 "edge", edge.run, app, self.listening, graceful_timeout_s=config.shutdown_grace_s, stop=edge_stop

@@ -282,3 +282,17 @@ async def test_the_ttl_holds_across_a_restart(tmp_path: Path) -> None:
     assert message_of_stream(within.text)["content"] == [{"type": "text", "text": "fresh"}]
     assert message_of_stream(expired.text)["content"] == [{"type": "text", "text": "after expiry"}]
     assert len(fake.model_calls) == 2
+
+
+async def test_a_cache_with_no_room_is_off(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with serve_fake(fake) as upstream:
+            config = make_config(tmp_path, anthropic_env(upstream, PROMPT_CACHE_MAX_ENTRIES="0"))
+            async with lynkr_client(config) as client:
+                for billing in ("1", "2"):
+                    assert (await post(client, cli_request(billing=billing))).status_code == 200
+                health = (await client.get("/health")).json()
+    assert "cache" not in health["actors"]
+    assert len(fake.model_calls) == 2
+    assert not [r for r in recorded(tmp_path / "data") if r.stream == "cache"]

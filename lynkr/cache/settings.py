@@ -30,3 +30,8 @@ class PromptCacheConfig:
         doc="Most bytes of responses (as JSON) kept in the cache; the least recently used go first.",
         converter=count(0, 33554432, "bytes"),
     )
+
+    @property
+    def active(self) -> bool:
+        """On, with room for an answer: otherwise no key is worked out at all."""
+        return self.enabled and self.max_entries > 0 and self.max_bytes > 0
