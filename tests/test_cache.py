@@ -170,6 +170,7 @@ async def test_errors_refusals_and_incomplete_streams_are_never_kept(tmp_path: P
             await trio.sleep(0.1)  # a store would be on disk by now
             assert await metric(client, "lynkr_prompt_cache_entries") == 0
             second = await post(client, cli_request(billing="2"))
+            await wait_for_entries(client, 1)
     assert len(fake.model_calls) == 2, "the second request went upstream"
     assert message_of_stream(second.text)["content"] == [{"type": "text", "text": "a real answer"}]
     stored = [e for e in recorded_events(tmp_path / "data") if isinstance(e, CacheStored)]
@@ -218,10 +219,12 @@ async def test_the_least_recently_used_answer_is_evicted_beyond_the_entry_budget
                 await wait_for_entries(client, 2)
                 await post(client, cli_request(billing="3", text="two"))  # a hit: "one" is now the oldest
                 await post(client, cli_request(billing="4", text="three"))
+                # Two start-up events; per miss request.received, cache.miss, upstream.attempted,
+                # response.completed and cache.stored; per hit request.received, cache.hit and response.completed;
+                # then the eviction "three" caused.
                 with trio.fail_after(5):
-                    while await metric(client, "lynkr_prompt_cache_misses_total") < 3:
+                    while await metric(client, "lynkr_eventlog_events_total") < 2 + 3 * 5 + 3 + 1:
                         await trio.sleep(0.01)
-                await trio.sleep(0.1)
                 again = await post(client, cli_request(billing="5", text="one"))
     assert message_of_stream(again.text)["content"] == [{"type": "text", "text": "one again"}]
     assert len(fake.model_calls) == 4
