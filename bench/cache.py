@@ -16,7 +16,8 @@ the CLI's does across its turns:
 * **miss**: a new last user message every time: lynkr keys it, misses, goes to the fake upstream, and keeps the
   answer (a durable store; the LRU evicts the oldest beyond 64 entries);
 * **hit, non-streaming**: the hit as a JSON client asks for it;
-* **hit, small request**: a one-line request's hit, for what a hit costs whatever the request's size.
+* **hit, small request**: a one-line request's hit, for what a hit costs whatever the request's size;
+* **GET /health**: what the HTTP edge alone costs (hypercorn, h11, lynkr's routing and guard; no actor).
 
 Hits and misses alternate, so both see the same machine load.
 """
@@ -55,7 +56,9 @@ def body(*, stream: bool, turn: str, billing: int, small: bool = False) -> bytes
 
 def measure(port: int, *, rounds: int, warmup: int) -> dict[str, list[float]]:
     connection = po.Connection("127.0.0.1", port)
-    samples: dict[str, list[float]] = {"hit": [], "miss": [], "hit, non-streaming": [], "hit, small request": []}
+    samples: dict[str, list[float]] = {
+        "hit": [], "miss": [], "hit, non-streaming": [], "hit, small request": [], "GET /health (the HTTP floor)": [],
+    }
     size = len(body(stream=True, turn="", billing=0))
     counter = 0
 
@@ -66,6 +69,8 @@ def measure(port: int, *, rounds: int, warmup: int) -> dict[str, list[float]]:
         request = po.raw_request("127.0.0.1", port, "/v1/messages?beta=true", HEADERS,
                                  body(stream=kind != "hit, non-streaming", turn=turn, billing=counter,
                                       small=kind == "hit, small request"))
+        if kind.startswith("GET"):
+            request = f"GET /health HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n".encode()
         started = time.perf_counter()
         status = connection.exchange(request)
         elapsed = (time.perf_counter() - started) * 1000
