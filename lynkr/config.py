@@ -56,8 +56,8 @@ from typing import Any, Final
 
 import attrs
 
-from lynkr.envfile import read_env_file
 from lynkr.cache.settings import PromptCacheConfig
+from lynkr.envfile import read_env_file
 from lynkr.http.guard import GuardConfig
 from lynkr.layers import ENV_FILE_NAME, TOML_FILE_NAME, Source, read_toml
 from lynkr.provider_tables import build_providers, field_of

@@ -1,7 +1,7 @@
 """The daemon: opens the log, starts the actors in order, serves, and shuts down gracefully.
 
-Start-up order is dependency order: the recorder first (everyone records), then the provider pool, the tool
-worker (its tool summaries ask the pool), the session actor (its agent loop asks both), and last the HTTP edge, so nothing is accepted before it can be served.  Shutdown runs the
+Start-up order is dependency order: the recorder first (everyone records), then the provider pool, the prompt
+cache (it hands misses to the pool), the tool worker (its tool summaries ask the pool), the session actor (its agent loop asks both), and last the HTTP edge, so nothing is accepted before it can be served.  Shutdown runs the
 other way: the edge stops accepting and lets in-flight streams finish up to the grace deadline, the actors
 are cancelled, and the recorder drains its mailbox into a final durable batch before the log closes.
 """
@@ -27,6 +27,7 @@ from lynkr.actors.messages import CacheMessage, RunTool, Turn
 from lynkr.actors.providers import breakers_for
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import ActorEscalation, ActorStatistics, Crash, Mailbox, RestartPolicy, Supervisor
+from lynkr.cache import lru
 from lynkr.config import Config, ConfigError
 from lynkr.datadir import DAEMON_STREAM, StartupError, daemon_lock, open_store
 from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
@@ -36,7 +37,6 @@ from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
 from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import Sample
 from lynkr.upstream.fitting import InvalidProviderOption, limits_for
-from lynkr.cache import lru
 from lynkr.upstream.learned import LimitsBook
 
 log = logging.getLogger("lynkr")

@@ -81,8 +81,7 @@ async def run(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """With ``cache`` (the prompt cache is on), direct-path turns go there first; it hands misses to the pool."""
-    sessions = _Sessions(providers=providers, recorder=recorder, agent=agent)
-    sessions.cache = cache
+    sessions = _Sessions(providers=providers, recorder=recorder, agent=agent, cache=cache)
     sessions.splices = await trio.to_thread.run_sync(load_splices, agent.store)
     async with inbox, trio.open_nursery() as loops:
         task_status.started()
@@ -102,12 +101,19 @@ def load_splices(store: EventStore) -> SpliceTable:
 
 
 class _Sessions:
-    def __init__(self, *, providers: Mailbox[ProviderMessage], recorder: Recorder, agent: AgentSetup) -> None:
+    def __init__(
+        self,
+        *,
+        providers: Mailbox[ProviderMessage],
+        recorder: Recorder,
+        agent: AgentSetup,
+        cache: Mailbox[CacheMessage] | None,
+    ) -> None:
         self.providers = providers
+        self.cache = cache
         self.recorder = recorder
         self.agent = agent
         self.splices = SpliceTable()
-        self.cache: Mailbox[CacheMessage] | None = None
         server_mode = agent.config.tool_execution_mode == "server"
         tools_config = agent.config.tools
         families = tools_config.server_mode_families if server_mode else tools_config.client_mode_families
