@@ -56,6 +56,7 @@ from typing import Any, Final
 
 import attrs
 
+from lynkr.cache.settings import PromptCacheConfig
 from lynkr.envfile import read_env_file
 from lynkr.http.guard import GuardConfig
 from lynkr.layers import ENV_FILE_NAME, TOML_FILE_NAME, Source, read_toml
@@ -132,25 +133,6 @@ __all__ = [  # the settings vocabulary stays importable from here, where it used
 ]
 
 MiB: Final = 1024 * 1024
-
-
-@attrs.frozen(kw_only=True)
-class PromptCacheConfig:
-    enabled: bool = setting(
-        True,
-        env="PROMPT_CACHE_ENABLED",
-        doc="Serve repeated prompts from the cache.",
-        converter=BOOL,
-    )
-    ttl_ms: int = setting(
-        300_000,
-        env="PROMPT_CACHE_TTL_MS",
-        doc="How long a cached response stays fresh.",
-        converter=_count(1, 300000, "ms"),
-    )
-    max_entries: int = setting(
-        64, env="PROMPT_CACHE_MAX_ENTRIES", doc="Most responses kept in the cache.", converter=_count(0, 64)
-    )
 
 
 @attrs.frozen(kw_only=True)

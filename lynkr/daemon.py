@@ -2,10 +2,10 @@
 
 Start-up order is dependency order: derived state (sessions) is rebuilt from snapshots and the log first, then
 the recorder starts (everyone records), then the projector that keeps derived state live, the provider pool,
-the tool worker (its tool summaries ask the pool), the session actor (its agent loop asks both), and last the
-HTTP edge, so nothing is accepted before it can be served.  Shutdown runs the
-other way: the edge stops accepting and lets in-flight streams finish up to the grace deadline, the actors
-are cancelled, and the recorder drains its mailbox into a final durable batch before the log closes.
+the prompt cache (it hands misses to the pool), the tool worker (its tool summaries ask the pool), the session
+actor (its agent loop asks both), and last the HTTP edge, so nothing is accepted before it can be served.
+Shutdown runs the other way: the edge stops accepting and lets in-flight streams finish up to the grace
+deadline, the actors are cancelled, and the recorder drains its mailbox into a final durable batch before the log closes.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import attrs
 import trio
 
 from lynkr import __version__
-from lynkr.actors import edge, mcp, projector, providers, recorder, session, tools
-from lynkr.actors.messages import RunTool, Turn
+from lynkr.actors import cache, edge, mcp, projector, providers, recorder, session, tools
+from lynkr.actors.messages import CacheMessage, RunTool, Turn
 from lynkr.actors.projector import LiveState
 from lynkr.actors.providers import breakers_for
 from lynkr.actors.recorder import Recorder
@@ -39,6 +39,7 @@ from lynkr.actors.runtime import (
     Supervisor,
     ask,
 )
+from lynkr.cache import lru
 from lynkr.config import Config, ConfigError
 from lynkr.datadir import DAEMON_STREAM, StartupError, daemon_lock, open_store
 from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
@@ -158,6 +159,9 @@ class _Daemon:
         self.breakers = breakers_for(config)
         # What upstreams' refusals taught earlier runs; like the breakers, it outlives a pool restart.
         self.learned_limits = LimitsBook.from_log(store)
+        # The prompt cache's entries still valid, folded from the log's cache stream; kept across actor restarts.
+        self.cache_mailbox: Mailbox[CacheMessage] = Mailbox(config.mailbox_capacity)
+        self.prompt_cache = lru.load(store, config.prompt_cache, cache.now_ms())
         self.ready = False
         self._nursery: trio.Nursery | None = None
         self.derived = LiveState(states={}, last_seq=0)
@@ -241,6 +245,17 @@ class _Daemon:
                 breakers=self.breakers,
                 learned=self.learned_limits,
             )
+            if config.prompt_cache.active:
+                await supervisor.start(
+                    "cache",
+                    cache.run,
+                    config,
+                    mailbox=self.cache_mailbox,
+                    state=self.prompt_cache,
+                    own=self.cache_mailbox,
+                    providers=self.provider_mailbox,
+                    recorder=self.recorder,
+                )
             specs = await supervisor.start(
                 "tools",
                 tools.run,
@@ -260,6 +275,7 @@ class _Daemon:
                 agent=session.AgentSetup(
                     config=config, tools=self.tools_mailbox, specs=specs, store=self.store, toolbox=self.toolbox
                 ),
+                cache=self.cache_mailbox if config.prompt_cache.active else None,
             )
             # Reports ready at once: MCP servers come up in the background and never delay /health.
             await supervisor.start("mcp", mcp.run, self.bridge)
@@ -279,6 +295,7 @@ class _Daemon:
                         "providers": self.provider_mailbox,
                         "session": self.session_mailbox,
                         "tools": self.tools_mailbox,
+                        "cache": self.cache_mailbox,
                     },
                     toolbox=self.toolbox,
                     bridge=self.bridge,
@@ -383,6 +400,7 @@ class _Daemon:
                 ],
             )
         )
+        families.extend(cache.gauges(self.prompt_cache))
         return families
 
 

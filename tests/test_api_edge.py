@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 import httpx
+import pytest
 import trio
 
 from lynkr.config import Config
@@ -369,14 +370,18 @@ async def test_metrics_are_valid_prometheus_text_with_counters_histograms_and_lo
     async with edge(tmp_path) as (client, _):
         for _ in range(3):
             await client.post("/v1/messages", json=REQUEST)
+            # The answer is kept once it is on disk, a moment after the client has it: then the next one hits.
+            with trio.fail_after(2):
+                while "\nlynkr_prompt_cache_entries 1\n" not in (await client.get("/metrics")).text:
+                    await trio.sleep(0.01)
         await client.get("/nowhere")
         # The recorder commits in batches, shortly after the responses went out: wait for the last batch.
-        # One daemon.started and one tools.worker_started, then request.received, upstream.attempted and
-        # response.completed per request.
+        # One daemon.started and one tools.worker_started, then request.received and response.completed per
+        # request; the first also cache.miss, upstream.attempted and cache.stored, the others one cache.hit each.
         with trio.fail_after(2):
             while True:
                 response = await client.get("/metrics")
-                if "\nlynkr_eventlog_events_total 11\n" in response.text:
+                if "\nlynkr_eventlog_events_total 13\n" in response.text:
                     break
                 await trio.sleep(0.01)
     assert response.status_code == 200
@@ -396,8 +401,18 @@ async def test_metrics_are_valid_prometheus_text_with_counters_histograms_and_lo
     total = next(_find(samples, "lynkr_http_request_duration_seconds_count", route="messages")).value
     assert counts[-1] == total == 3.0
     assert next(_find(samples, "lynkr_http_request_duration_seconds_sum", route="messages")).value > 0
+    assert types["lynkr_prompt_cache_hit_ratio"] == "gauge"
+    cache = {name: next(_find(samples, name)).value for name in (
+        "lynkr_prompt_cache_entries", "lynkr_prompt_cache_hits_total", "lynkr_prompt_cache_misses_total",
+        "lynkr_prompt_cache_hit_ratio",
+    )}
+    assert cache == {
+        "lynkr_prompt_cache_entries": 1.0, "lynkr_prompt_cache_hits_total": 2.0,
+        "lynkr_prompt_cache_misses_total": 1.0, "lynkr_prompt_cache_hit_ratio": pytest.approx(2 / 3, abs=1e-5),
+    }
+    assert next(_find(samples, "lynkr_prompt_cache_bytes")).value > 0
 
-    assert next(_find(samples, "lynkr_eventlog_last_seq")).value == 11
+    assert next(_find(samples, "lynkr_eventlog_last_seq")).value == 13
     assert next(_find(samples, "lynkr_eventlog_batches_total")).value >= 1
     assert next(_find(samples, "lynkr_eventlog_size_bytes")).value > 0
     assert next(_find(samples, "lynkr_actor_up", actor="providers")).value == 1.0

@@ -46,7 +46,7 @@ async def _actor(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
     return actor
 
 
-@pytest.mark.parametrize("actor", ["session", "recorder", "providers", "tools"])
+@pytest.mark.parametrize("actor", ["session", "recorder", "providers", "tools", "cache"])
 async def test_a_crashed_actor_is_restarted_and_recorded_while_the_daemon_keeps_serving(
     tmp_path: Path, actor: str
 ) -> None:
@@ -58,7 +58,9 @@ async def test_a_crashed_actor_is_restarted_and_recorded_while_the_daemon_keeps_
         async with running_lynkr(config) as lynkr, httpx.AsyncClient(base_url=lynkr.base_url, timeout=10) as client:
 
             async def ask(expected: str) -> None:
-                response = await client.post("/v1/messages", json=MESSAGE)
+                # A different question each time: the same one would be answered by the prompt cache.
+                body = {**MESSAGE, "messages": [{"role": "user", "content": f"say {expected}"}]}
+                response = await client.post("/v1/messages", json=body)
                 assert response.status_code == 200, response.text
                 assert response.json()["content"][0]["text"] == expected
                 answered[expected] = response.headers["request-id"]

@@ -130,7 +130,9 @@ async def test_a_form_post_is_refused_415_and_recorded(tmp_path: Path) -> None:
 
 async def test_an_allowed_origin_and_the_clis_own_requests_pass(tmp_path: Path) -> None:
     allowed = "https://console.example:8443"
-    async with daemon(tmp_path, LYNKR_ALLOWED_ORIGINS=f"{allowed}, https://other.example") as (client, fake, port):
+    # The prompt cache off: the same request three times must reach the upstream three times.
+    origins = {"LYNKR_ALLOWED_ORIGINS": f"{allowed}, https://other.example", "PROMPT_CACHE_ENABLED": "false"}
+    async with daemon(tmp_path, **origins) as (client, fake, port):
         from_page = await client.post("/v1/messages", json=REQUEST, headers={"origin": allowed.upper() + "/"})
         # The CLI and the SDKs: no Origin, Host as the base URL gives it, JSON with or without a charset.
         plain = await client.post(

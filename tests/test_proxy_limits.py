@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
@@ -64,6 +65,8 @@ ENV_BACKENDS: dict[str, EnvFor] = {
 
 @asynccontextmanager
 async def _client(config: Config) -> AsyncIterator[httpx.AsyncClient]:
+    # These tests repeat a request to see what the first one taught; the prompt cache would answer it instead.
+    config = attrs.evolve(config, prompt_cache=attrs.evolve(config.prompt_cache, enabled=False))
     async with running_lynkr(config) as lynkr, httpx.AsyncClient(base_url=lynkr.base_url, timeout=10) as client:
         yield client
 

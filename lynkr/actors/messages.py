@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from lynkr.actors.runtime import ReplyTo
+from lynkr.actors.runtime import Mailbox, ReplyTo
 from lynkr.wire.types import Message, StreamEvent
 
 if TYPE_CHECKING:
@@ -69,6 +69,33 @@ class Turn:
     cancel: trio.CancelScope
     received_ns: int
     events: bool = False  # reply with parsed ``Events`` rather than ``Frames`` (a round of the agent loop)
+    cache: CacheSlot | None = None  # the prompt cache missed: the pool offers it the answer
+
+
+@attrs.frozen(kw_only=True)
+class CacheSlot:
+    """Where a turn's answer may be kept: its key, and the provider the key names (an answer from a fallback
+    provider is not that provider's, so it is not kept)."""
+
+    key: str
+    provider: str
+    model: str  # the upstream model the key names
+    cache: Mailbox[CacheMessage]
+
+
+@attrs.frozen(kw_only=True)
+class CacheStore:
+    """A complete answer for the prompt cache to keep under ``slot.key``; it judges whether it may."""
+
+    slot: CacheSlot
+    provider: str  # the provider that answered
+    request_id: str
+    message: dict[str, Any]
+
+
+# The cache actor takes the turns of the direct path (it answers a hit, or hands the turn on to the pool) and the
+# answers the pool offers it.
+CacheMessage = Turn | CacheStore
 
 
 @attrs.frozen(kw_only=True)

@@ -29,7 +29,7 @@ import httpx
 import orjson
 import trio
 
-from lynkr.actors.messages import CountTokens, ErrorReply, Events, Frames, Turn, Whole
+from lynkr.actors.messages import CacheStore, CountTokens, ErrorReply, Events, Frames, Turn, Whole
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import answer
 from lynkr.config import Config, nothing_configured_hint
@@ -202,6 +202,11 @@ async def _serve_turn(pool: Pool, recorder: Recorder, turn: Turn) -> None:
                         latency_ms=(time.time_ns() - turn.received_ns) / 1e6,
                     ),
                 )
+                if turn.cache is not None:
+                    slot = turn.cache
+                    await slot.cache.send(
+                        CacheStore(slot=slot, provider=provider, request_id=turn.request_id, message=message)
+                    )
                 return
         if turn.cancel.cancelled_caught or provider is None:
             with trio.CancelScope(shield=True):

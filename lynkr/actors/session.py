@@ -27,7 +27,7 @@ import attrs
 import orjson
 import trio
 
-from lynkr.actors.messages import ErrorReply, Events, Frames, RunTool, StreamItem, Turn, Whole
+from lynkr.actors.messages import CacheMessage, ErrorReply, Events, Frames, RunTool, StreamItem, Turn, Whole
 from lynkr.actors.providers import Message as ProviderMessage
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import Mailbox, ReplyTo, ask
@@ -80,9 +80,11 @@ async def run(
     providers: Mailbox[ProviderMessage],
     recorder: Recorder,
     agent: AgentSetup,
+    cache: Mailbox[CacheMessage] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    sessions = _Sessions(providers=providers, recorder=recorder, agent=agent)
+    """With ``cache`` (the prompt cache is on), direct-path turns go there first; it hands misses to the pool."""
+    sessions = _Sessions(providers=providers, recorder=recorder, agent=agent, cache=cache)
     sessions.splices = await trio.to_thread.run_sync(load_splices, agent.store)
     async with inbox, trio.open_nursery() as loops:
         task_status.started()
@@ -102,8 +104,16 @@ def load_splices(store: EventStore) -> SpliceTable:
 
 
 class _Sessions:
-    def __init__(self, *, providers: Mailbox[ProviderMessage], recorder: Recorder, agent: AgentSetup) -> None:
+    def __init__(
+        self,
+        *,
+        providers: Mailbox[ProviderMessage],
+        recorder: Recorder,
+        agent: AgentSetup,
+        cache: Mailbox[CacheMessage] | None,
+    ) -> None:
         self.providers = providers
+        self.cache = cache
         self.recorder = recorder
         self.agent = agent
         self.splices = SpliceTable()
@@ -140,7 +150,7 @@ class _Sessions:
         )
         self._follow_the_toolbox()
         if not self.mode_specs and not self.splices:
-            await self.providers.send(turn)
+            await self._direct(turn)
             return
         request = turn.request
         spliced = splice(request.get("messages") or (), self.splices)
@@ -148,9 +158,16 @@ class _Sessions:
             request = {**request, "messages": spliced}
         offer = self.offers.offer(request.get("tools") or ())
         if offer.empty:
-            await self.providers.send(turn if spliced is None else attrs.evolve(turn, request=request))
+            await self._direct(turn if spliced is None else attrs.evolve(turn, request=request))
             return
         loops.start_soon(_AgentTurn(self, self.agent, turn, offered_request(request, offer), offer).run)
+
+    async def _direct(self, turn: Turn) -> None:
+        """A turn without lynkr's tools: the prompt cache answers it or hands it on (the loop's are never kept)."""
+        if self.cache is not None:
+            await self.cache.send(turn)
+        else:
+            await self.providers.send(turn)
 
 
 class _AgentTurn:
