@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pygit2
 import pytest
 import trio
@@ -16,6 +17,7 @@ import trio
 from lynkr.config import Config, load_config
 from lynkr.daemon import Running, run_daemon
 from lynkr.datadir import events_dir
+from lynkr.events.catalog import RequestReceived
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.records import Event, Recorded
 
@@ -54,9 +56,12 @@ async def running_lynkr(config: Config) -> AsyncIterator[Running]:
 
 
 def recorded(data_dir: Path) -> list[Recorded]:
-    """The log of a (stopped) daemon, oldest first."""
+    """The log of a (stopped) daemon, oldest first; request bodies are joined while the log is open."""
     with LmdbEventStore.open(events_dir(data_dir), readonly=True) as store:
-        return list(store.read())
+        return [
+            attrs.evolve(record, event=record.event.whole()) if isinstance(record.event, RequestReceived) else record
+            for record in store.read()
+        ]
 
 
 def recorded_events(data_dir: Path) -> list[Event]:

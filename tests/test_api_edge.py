@@ -282,7 +282,10 @@ async def test_lynkr_api_key_is_required_when_set(tmp_path: Path) -> None:
     fake = FakeUpstream()
     with trio.fail_after(TEST_TIMEOUT_S):
         async with serve_fake(fake) as upstream:
-            config = make_config(tmp_path, {**openai_env(upstream), "LYNKR_API_KEY": key})
+            # The prompt cache off: both accepted requests must reach the upstream for the count below.
+            config = make_config(
+                tmp_path, {**openai_env(upstream), "LYNKR_API_KEY": key, "PROMPT_CACHE_ENABLED": "false"}
+            )
             async with running_lynkr(config) as lynkr:
                 async with httpx.AsyncClient(base_url=lynkr.base_url) as client:
                     missing = await client.post("/v1/messages", json=REQUEST)
