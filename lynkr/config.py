@@ -58,6 +58,7 @@ import attrs
 
 from lynkr.envfile import read_env_file
 from lynkr.http.guard import GuardConfig
+from lynkr.index.settings import IndexConfig
 from lynkr.layers import ENV_FILE_NAME, TOML_FILE_NAME, Source, read_toml
 from lynkr.provider_tables import build_providers, field_of
 from lynkr.settings import (
@@ -522,6 +523,7 @@ class Config:
     policy: PolicyConfig = _group(PolicyConfig, "Limits on server-side tool use.")
     tools: ToolsConfig = _group(ToolsConfig, "lynkr's own tools.")
     mcp: McpConfig = _group(McpConfig, "MCP servers and their sandbox.")
+    index: IndexConfig = _group(IndexConfig, "The workspace index, its tools and the generated CLAUDE.md.")
 
     @property
     def provider(self) -> ProviderConfig | None:
