@@ -2,6 +2,7 @@
 
     /work/venv/bin/python bench/proxy_overhead.py --results bench/RESULTS.md          # full run, ~5 minutes
     /work/venv/bin/python bench/proxy_overhead.py --quick                             # short run, ~1 minute
+    /work/venv/bin/python bench/proxy_overhead.py passthrough-saving                  # the passthrough's own saving
 
 Every party is its own process: the fake upstream (``bench/fake_upstream.py``), ``python -m lynkr`` twice
 (``MODEL_PROVIDER=openai``, converting to chat completions, and ``MODEL_PROVIDER=anthropic``, passing through),
@@ -18,9 +19,11 @@ What is measured, with repeats interleaved across targets and medians over repea
 * CPU per request: the proxy's utime+stime (its whole process tree) from /proc before and after a fixed
   number of sequential requests, and during the load runs;
 * requests/s at concurrency 64 with ``wrk`` (one thread, 64 connections, small body);
-* streaming: a 200-chunk stream (time to the first text delta and to the end), and a 200-chunk stream with
-  5 ms between chunks, where each chunk carries the fake's send time: a chunk that reaches the client only
-  after the fake sent the next one was buffered;
+* streaming: a 200-chunk burst (time to the first text delta and to the end, CPU per stream and per chunk),
+  and a 200-chunk stream with 5 ms between chunks, where each chunk carries the fake's send time: a chunk that
+  reaches the client only after the fake sent the next one was buffered;
+* non-streaming clients with a 200-chunk answer, at a modest ``max_tokens`` (lynkr asks the upstream for one
+  JSON body) and a long one (lynkr keeps the upstream streaming);
 * RSS (VmRSS) once idle after start-up and after the load runs, and the peak (VmHWM).
 
 * the floor: the same measurements through a relay made of lynkr's stack alone (trio, hypercorn, httpx;
@@ -77,6 +80,7 @@ class Plan:
     warmup: int
     stream_n: int
     peer_stream_n: int
+    whole_n: int  # non-streaming requests with a 200-chunk answer, per body kind
     delayed_n: int
     load_s: int
     load_warmup_s: int  # one unmeasured wrk run per target first: connection pools filled, code paths warm
@@ -84,18 +88,18 @@ class Plan:
 
 
 FULL: Final = Plan(repeats=3, small_n=1200, large_n=800, peer_n=150, warmup=100, stream_n=60, peer_stream_n=20,
-                   delayed_n=3, load_s=6, load_warmup_s=2, profile_n=300)
+                   whole_n=100, delayed_n=3, load_s=6, load_warmup_s=2, profile_n=300)
 QUICK: Final = Plan(repeats=1, small_n=300, large_n=200, peer_n=40, warmup=30, stream_n=15, peer_stream_n=5,
-                    delayed_n=1, load_s=2, load_warmup_s=1, profile_n=0)
+                    whole_n=30, delayed_n=1, load_s=2, load_warmup_s=1, profile_n=0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Request bodies.
 
 
-def small_body(*, stream: bool, directive: str = "") -> dict[str, Any]:
+def small_body(*, stream: bool, directive: str = "", max_tokens: int = 1024) -> dict[str, Any]:
     text = "Say hello in one word." + (f" {directive}" if directive else "")
-    return {"model": CLIENT_MODEL, "max_tokens": 1024, "stream": stream,
+    return {"model": CLIENT_MODEL, "max_tokens": max_tokens, "stream": stream,
             "messages": [{"role": "user", "content": text}]}
 
 
@@ -345,7 +349,8 @@ def floor_main(port: int, upstream_url: str) -> int:
         config.bind = [f"127.0.0.1:{port}"]
         config.accesslog = None
         config.keep_alive_max_requests = 1 << 40
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        # The same pool settings as lynkr's.
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=30)
         async with httpx.AsyncClient(timeout=30, limits=limits) as client:
             async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await relay(client, scope, receive, send)
@@ -357,6 +362,51 @@ def floor_main(port: int, upstream_url: str) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The passthrough's own saving, in process: the sans-IO work for one 200-chunk Anthropic stream when lynkr
+# forwards the upstream's bytes, against parsing and re-encoding every event.
+
+
+def passthrough_saving(streams: int = 200, repeats: int = 7) -> dict[str, float]:
+    """Thread CPU ms per 200-chunk stream: parse and fold (for the log) plus either ``encode_events`` or nothing."""
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "bench"))
+    import fake_upstream
+    from lynkr.wire.anthropic import MessageAssembler
+    from lynkr.wire.sse import encode_events
+    from lynkr.wire.streams import AnthropicStream
+
+    frames = list(fake_upstream.anthropic_stream(CHUNKS))
+
+    def one_run(verbatim: bool) -> float:
+        started = time.thread_time()
+        for _ in range(streams):
+            parser, assembler, out = AnthropicStream(), MessageAssembler(), []
+            for frame in frames:
+                events, raw = parser.feed_verbatim(frame)
+                for event in events:
+                    assembler.feed(event)
+                out.append(raw if verbatim and raw is not None else encode_events(events))
+            parser.close()
+            assembler.message()
+        return (time.thread_time() - started) * 1000 / streams
+
+    runs: dict[str, list[float]] = {"re-encoded": [], "verbatim": []}
+    for _ in range(repeats):  # interleaved, so a noisy neighbour hits both paths alike
+        runs["re-encoded"].append(one_run(False))
+        runs["verbatim"].append(one_run(True))
+    return {label: statistics.median(values) for label, values in runs.items()}
+
+
+def _passthrough_table(saving: dict[str, float]) -> list[str]:
+    return ["", "### Anthropic passthrough: the upstream's bytes against re-encoding (in process)", "",
+            f"Thread CPU per {CHUNKS}-chunk stream for the sans-IO part alone (`passthrough_saving()`: parse each "
+            "read, fold the events for the log, then frame them again or forward the read's own bytes), median of "
+            "7 interleaved runs of 200 streams.", "",
+            "| path | ms per stream | ms per chunk |", "| --- | ---: | ---: |",
+            *(f"| {label} | {ms:.3f} | {ms / CHUNKS:.4f} |" for label, ms in saving.items())]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -675,6 +725,7 @@ class Report:
     litellm_note: str = ""
     litellm_version: str = ""
     profile: Profile | None = None
+    passthrough: dict[str, float] = field(default_factory=dict)
     load_average: tuple[float, float] = (0.0, 0.0)  # 1-minute load average when the run began and ended
     elapsed_s: float = 0.0
 
@@ -698,8 +749,12 @@ CLIENT_BODIES: Final[dict[str, Callable[[], dict[str, Any]]]] = {
     "large": lambda: large_body(stream=False),
     "stream": lambda: small_body(stream=True, directive=f"bench:chunks={CHUNKS}"),
     "delayed": lambda: small_body(stream=True, directive=f"bench:chunks={CHUNKS},delay_ms={DELAY_MS}"),
+    # Non-streaming clients whose answer has 200 chunks: a modest max_tokens (lynkr asks the upstream for one
+    # JSON body) and a long one (lynkr keeps the upstream streaming, so a first-byte timeout cannot trip).
+    "whole": lambda: small_body(stream=False, directive=f"bench:chunks={CHUNKS}"),
+    "whole_long": lambda: small_body(stream=False, directive=f"bench:chunks={CHUNKS}", max_tokens=32000),
 }
-MARKERS: Final = {"small": 1, "large": 1, "stream": CHUNKS, "delayed": CHUNKS}
+MARKERS: Final = {"small": 1, "large": 1, "stream": CHUNKS, "delayed": CHUNKS, "whole": CHUNKS, "whole_long": CHUNKS}
 
 
 def capture_upstream_bodies(proxy: Service, fake_port: int, wire: str) -> dict[str, bytes]:
@@ -805,6 +860,7 @@ def run(args: argparse.Namespace) -> Report:
                     report.litellm_note = f"started but did not answer /v1/messages correctly: {error}"
             report.targets = targets
             measure(report, scratch, targets)
+            report.passthrough = passthrough_saving()
             for service in [fake, *services]:
                 report.rss[service.name] = (service.idle_rss_mb, memory_mb(service.pid),
                                             memory_mb(service.pid, "VmHWM"), memory_mb(service.pid, "RssAnon"))
@@ -833,6 +889,11 @@ def measure(report: Report, scratch: Path, targets: list[Target]) -> None:
             n = plan.peer_stream_n if target.peer else plan.stream_n
             result = run_loop(scratch, target, "stream", n=n, warmup=3, markers=CHUNKS)
             record_loop(report.latency.setdefault((target.name, "stream"), Samples()), result)
+        for kind in ("whole", "whole_long"):
+            for target in targets:
+                n = plan.peer_stream_n if target.peer else plan.whole_n
+                result = run_loop(scratch, target, kind, n=n, warmup=3, markers=CHUNKS)
+                record_loop(report.latency.setdefault((target.name, kind), Samples()), result)
         for target in targets:
             if repeat == 0:
                 run_wrk(scratch, target, plan.load_warmup_s)
@@ -990,24 +1051,27 @@ def render(report: Report, command: str) -> str:
         "(`use_chat_completions_url_for_anthropic_messages`, cache, retries and cool-downs off, master key set), "
         "the sequential client (raw socket, one keep-alive connection, `perf_counter`) and `wrk -t1 -c64`. "
         "*Direct* sends the fake the exact bytes lynkr sent it (captured from the fake), so *added* is "
-        "proxy percentile minus direct percentile for the same upstream work. lynkr always asks the upstream "
-        "to stream, so its direct baselines are streamed replies too. *floor* is a relay built from the same "
+        "proxy percentile minus direct percentile for the same upstream work. lynkr asks the upstream for one "
+        "JSON body when a non-streaming client asks for at most 4096 output tokens (the small body asks 1024) and "
+        "for a stream otherwise (the Claude Code body asks 32000), and the direct baselines send the same. *floor* is a relay built from the same "
         "stack (trio + hypercorn + httpx, `_floor` mode of this script) that forwards bytes and does nothing "
         "else: what remains above it is lynkr's own work. "
         f"Figures are medians over {plan.repeats} interleaved repeat(s) of {plan.small_n} small / "
         f"{plan.large_n} large sequential requests ({plan.peer_n} for LiteLLM), {plan.stream_n} streams "
         f"({plan.peer_stream_n} for LiteLLM), {plan.load_s} s of wrk after a {plan.load_warmup_s} s warm-up. CPU/request is the process tree's utime+stime from /proc around a fixed "
         "number of sequential requests (and around the wrk run). The machine has 2 cores shared by every "
-        "process here and is noisy: read differences below ~0.1 ms as noise.",
+        "process here and is noisy: read differences below ~0.1 ms as noise, and prefer the CPU columns to the "
+        "wall-clock ones.",
         "",
     ]
     if report.litellm_note:
         lines += [f"LiteLLM: {report.litellm_note}", ""]
-    lines += _latency_table(report) + _load_table(report) + _stream_table(report) + _memory_table(report)
+    lines += _latency_table(report) + _load_table(report) + _stream_table(report) + _whole_table(report)
+    lines += _passthrough_table(report.passthrough) + _memory_table(report)
     lines += _targets_table(report)
     if report.profile is not None:
         lines += _profile_tables(report.profile, plan)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n"
 
 
 def _added(report: Report, target: Target, kind: str) -> tuple[float, float, float]:
@@ -1057,9 +1121,13 @@ def _stream_table(report: Report) -> list[str]:
              "A buffering proxy holds nearly every chunk; the verdict below counts at most 1% held chunks "
              "(isolated scheduling stalls on this shared machine) as no buffering.",
              "",
-             "| target | TTFT p50 ms | TTFT added ms | total p50 ms | total added ms | held / checked "
-             "| lag p50 ms | lag p99 ms | inter-arrival p50 ms |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             f"*CPU ms/stream* is the process's utime+stime per {CHUNKS}-chunk burst (the fake writes every chunk "
+             f"at once, each in its own HTTP chunk); *per chunk* divides it by {CHUNKS}, fixed per-request cost "
+             "included.",
+             "",
+             "| target | TTFT p50 ms | TTFT added ms | total p50 ms | total added ms | CPU ms/stream "
+             "| CPU ms/chunk | held / checked | lag p50 ms | lag p99 ms | inter-arrival p50 ms |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for target in report.targets:
         stream = report.latency[(target.name, "stream")]
         added = ("", "")
@@ -1067,9 +1135,26 @@ def _stream_table(report: Report) -> list[str]:
             total, _, ttft = _added(report, target, "stream")
             added = (fmt(ttft, 3), fmt(total, 3))
         held, checked, lag50, lag99, gap = buffering(report.latency[(target.name, "delayed")].chunks)
+        cpu = med(stream.cpu_ms)
         lines.append(f"| {target.name} | {fmt(med(stream.ttft_p50_ms), 3)} | {added[0]} "
-                     f"| {fmt(med(stream.p50_ms), 3)} | {added[1]} | {held} / {checked} | {fmt(lag50, 3)} "
-                     f"| {fmt(lag99, 3)} | {fmt(gap, 3)} |")
+                     f"| {fmt(med(stream.p50_ms), 3)} | {added[1]} | {fmt(cpu, 2)} | {fmt(cpu / CHUNKS, 3)} "
+                     f"| {held} / {checked} | {fmt(lag50, 3)} | {fmt(lag99, 3)} | {fmt(gap, 3)} |")
+    return lines
+
+
+def _whole_table(report: Report) -> list[str]:
+    lines = ["", f"### Non-streaming clients, {CHUNKS}-chunk answers", "",
+             "The same answer (the fake's 200 text pieces) for a client that does not stream. With `max_tokens` "
+             "1024, lynkr asks the upstream for one JSON body (`LYNKR_JSON_UPSTREAM_MAX_TOKENS`, default 4096); "
+             "with 32000 it keeps the upstream streaming (a long answer as one body would trip the first-byte "
+             "timeout) and assembles the stream. *direct* and *floor* send the fake the bytes lynkr sent it, so "
+             "they do the same upstream work.", "",
+             "| target | max_tokens 1024: p50 ms | CPU ms/request | max_tokens 32000: p50 ms | CPU ms/request |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for target in report.targets:
+        short, long = report.latency[(target.name, "whole")], report.latency[(target.name, "whole_long")]
+        lines.append(f"| {target.name} | {fmt(med(short.p50_ms), 3)} | {fmt(med(short.cpu_ms), 3)} "
+                     f"| {fmt(med(long.p50_ms), 3)} | {fmt(med(long.cpu_ms), 3)} |")
     return lines
 
 
@@ -1166,6 +1251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return client_main(argv[1])
     if argv[:1] == ["_floor"]:
         return floor_main(int(argv[1]), argv[2])
+    if argv[:1] == ["passthrough-saving"]:
+        print("\n".join(_passthrough_table(passthrough_saving())))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="one short repeat (about a minute)")
     parser.add_argument("--results", type=Path, help="replace the '## Proxy overhead' section of this markdown file")

@@ -433,8 +433,8 @@ class Config:
     tool_execution_mode: str = setting(
         "client",
         env="TOOL_EXECUTION_MODE",
-        doc="client: the CLI runs tools; server: lynkr runs them in the workspace.",
-        converter=_choice("client", "server"),
+        doc="client (or passthrough): the CLI runs tools; server: lynkr runs them in the workspace.",
+        converter=_choice("client", "server", aliases={"passthrough": "client"}),
     )
     api_key: Secret | None = setting(
         None, env="LYNKR_API_KEY", doc="Key clients must present (x-api-key or Bearer).", converter=SECRET, secret=True
@@ -462,6 +462,13 @@ class Config:
     )
     idle_timeout_s: float = setting(
         120.0, env="LYNKR_IDLE_TIMEOUT_S", doc="Longest silence inside an upstream stream.", converter=_seconds(120)
+    )
+    json_upstream_max_tokens: int = setting(
+        4096,
+        env="LYNKR_JSON_UPSTREAM_MAX_TOKENS",
+        doc="A non-streaming request for at most this many output tokens asks the upstream for one JSON body "
+        "instead of a stream (0: always stream).",
+        converter=_count(0, 4096),
     )
     max_retries: int = setting(
         2, env="LYNKR_MAX_RETRIES", doc="Retries of a failed upstream attempt.", converter=_count(0, 2)

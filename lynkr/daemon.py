@@ -1,7 +1,7 @@
 """The daemon: opens the log, starts the actors in order, serves, and shuts down gracefully.
 
-Start-up order is dependency order: the recorder first (everyone records), then the provider pool, the
-session actor, and last the HTTP edge, so nothing is accepted before it can be served.  Shutdown runs the
+Start-up order is dependency order: the recorder first (everyone records), then the provider pool, the tool
+worker (its tool summaries ask the pool), the session actor (its agent loop asks both), and last the HTTP edge, so nothing is accepted before it can be served.  Shutdown runs the
 other way: the edge stops accepting and lets in-flight streams finish up to the grace deadline, the actors
 are cancelled, and the recorder drains its mailbox into a final durable batch before the log closes.
 """
@@ -22,8 +22,8 @@ import attrs
 import trio
 
 from lynkr import __version__
-from lynkr.actors import edge, providers, recorder, session
-from lynkr.actors.messages import Turn
+from lynkr.actors import edge, providers, recorder, session, tools
+from lynkr.actors.messages import RunTool, Turn
 from lynkr.actors.providers import breakers_for
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import ActorEscalation, ActorStatistics, Crash, Mailbox, RestartPolicy, Supervisor
@@ -130,6 +130,7 @@ class _Daemon:
         self.recorder = Recorder(self.recorder_mailbox, recorder.Hub())
         self.provider_mailbox: Mailbox[providers.Message] = Mailbox(config.mailbox_capacity)
         self.session_mailbox: Mailbox[Turn] = Mailbox(config.mailbox_capacity)
+        self.tools_mailbox: Mailbox[RunTool] = Mailbox(config.mailbox_capacity)
         self.supervisors: list[Supervisor] = []
         self.breakers = breakers_for(config)
         # What upstreams' refusals taught earlier runs; like the breakers, it outlives a pool restart.
@@ -195,12 +196,22 @@ class _Daemon:
                 breakers=self.breakers,
                 learned=self.learned_limits,
             )
+            specs = await supervisor.start(
+                "tools",
+                tools.run,
+                config,
+                mailbox=self.tools_mailbox,
+                store=self.store,
+                recorder=self.recorder,
+                providers=self.provider_mailbox,
+            )
             await supervisor.start(
                 "session",
                 session.run,
                 mailbox=self.session_mailbox,
                 providers=self.provider_mailbox,
                 recorder=self.recorder,
+                agent=session.AgentSetup(config=config, tools=self.tools_mailbox, specs=specs, store=self.store),
             )
             await supervisor.start(
                 "edge", edge.run, app, self.listening, graceful_timeout_s=config.shutdown_grace_s, stop=edge_stop
@@ -215,6 +226,7 @@ class _Daemon:
                         "recorder": self.recorder_mailbox,
                         "providers": self.provider_mailbox,
                         "session": self.session_mailbox,
+                        "tools": self.tools_mailbox,
                     },
                 )
             )

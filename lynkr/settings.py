@@ -141,9 +141,12 @@ def _convert_secret(raw: object, ctx: Context) -> Secret:
     return Secret(text(raw).strip())
 
 
-def choice(*options: str) -> Converter:
+def choice(*options: str, aliases: Mapping[str, str] | None = None) -> Converter:
+    """One of ``options``; ``aliases`` maps other accepted words (the original project's names) to an option."""
+
     def convert(raw: object, ctx: Context) -> str:
         word = text(raw).strip().lower()
+        word = (aliases or {}).get(word, word)
         if word not in options:
             raise Invalid
         return word

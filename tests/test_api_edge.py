@@ -371,11 +371,12 @@ async def test_metrics_are_valid_prometheus_text_with_counters_histograms_and_lo
             await client.post("/v1/messages", json=REQUEST)
         await client.get("/nowhere")
         # The recorder commits in batches, shortly after the responses went out: wait for the last batch.
-        # One daemon.started, then request.received, upstream.attempted and response.completed per request.
+        # One daemon.started and one tools.worker_started, then request.received, upstream.attempted and
+        # response.completed per request.
         with trio.fail_after(2):
             while True:
                 response = await client.get("/metrics")
-                if "\nlynkr_eventlog_events_total 10\n" in response.text:
+                if "\nlynkr_eventlog_events_total 11\n" in response.text:
                     break
                 await trio.sleep(0.01)
     assert response.status_code == 200
@@ -396,7 +397,7 @@ async def test_metrics_are_valid_prometheus_text_with_counters_histograms_and_lo
     assert counts[-1] == total == 3.0
     assert next(_find(samples, "lynkr_http_request_duration_seconds_sum", route="messages")).value > 0
 
-    assert next(_find(samples, "lynkr_eventlog_last_seq")).value == 10
+    assert next(_find(samples, "lynkr_eventlog_last_seq")).value == 11
     assert next(_find(samples, "lynkr_eventlog_batches_total")).value >= 1
     assert next(_find(samples, "lynkr_eventlog_size_bytes")).value > 0
     assert next(_find(samples, "lynkr_actor_up", actor="providers")).value == 1.0

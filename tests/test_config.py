@@ -839,3 +839,8 @@ def test_nothing_configured_hint_names_the_variables() -> None:
     assert "\n" not in hint
     for word in ("MODEL_PROVIDER", "DATABRICKS_API_BASE", "OLLAMA_MODEL", "[providers.<name>]"):
         assert word in hint
+
+
+def test_passthrough_is_the_original_projects_name_for_client_mode(tmp_path: Path) -> None:
+    assert load(tmp_path, {"TOOL_EXECUTION_MODE": "passthrough"}).tool_execution_mode == "client"
+    assert load(tmp_path, {"TOOL_EXECUTION_MODE": "Server"}).tool_execution_mode == "server"

@@ -46,7 +46,7 @@ async def _actor(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
     return actor
 
 
-@pytest.mark.parametrize("actor", ["session", "recorder", "providers"])
+@pytest.mark.parametrize("actor", ["session", "recorder", "providers", "tools"])
 async def test_a_crashed_actor_is_restarted_and_recorded_while_the_daemon_keeps_serving(
     tmp_path: Path, actor: str
 ) -> None:

@@ -376,7 +376,10 @@ async def test_a_non_streaming_client_gets_an_error_response_not_a_truncated_mes
     )
     with trio.fail_after(TEST_TIMEOUT_S):
         async with serve_fake(fake) as upstream:
-            config = make_config(tmp_path, openai_env(upstream, LYNKR_IDLE_TIMEOUT_S="0.3"))
+            # A streamed upstream answer (a modest max_tokens would otherwise be asked for as one JSON body).
+            config = make_config(
+                tmp_path, openai_env(upstream, LYNKR_IDLE_TIMEOUT_S="0.3", LYNKR_JSON_UPSTREAM_MAX_TOKENS="0")
+            )
             async with lynkr_client(config) as client:
                 cut = await post(client)
                 stalled = await post(client)

@@ -7,7 +7,7 @@ from pathlib import Path
 import anthropic
 import httpx
 
-from tests.conftest import make_config, running_lynkr, write_toml
+from tests.conftest import make_config, running_lynkr, sse_events, write_toml
 from tests.fakes import FakeUpstream, Reply, serve_fake
 
 
@@ -129,3 +129,26 @@ async def test_structured_output_reaches_the_upstream_as_response_format(tmp_pat
         "type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": True}
     }
     assert "output_config" not in sent
+
+
+async def test_a_burst_of_hundreds_of_chunks_arrives_whole_in_order_and_framed(tmp_path: Path) -> None:
+    # Every word is its own upstream chunk, sent back to back: lynkr converts what one read brings and writes it
+    # to the client together, and must still hand over every event intact and in order.
+    words = [f"w{index:03d}\u00e9 " for index in range(300)]
+    fake = FakeUpstream()
+    fake.push(Reply.text("".join(words)))
+    async with serve_fake(fake) as upstream, running_lynkr(make_config(tmp_path, _env(upstream))) as lynkr:
+        async with httpx.AsyncClient(base_url=lynkr.base_url) as client:
+            response = await client.post(
+                "/v1/messages",
+                json={"model": "claude-sonnet-5-5", "max_tokens": 100, "stream": True,
+                      "messages": [{"role": "user", "content": "count"}]},
+            )
+    assert response.status_code == 200, response.text
+    events = sse_events(response.text)
+    names = [name for name, _ in events]
+    assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
+    assert all(name == data["type"] for name, data in events)  # every frame whole: its event line matches its data
+    deltas = [data["delta"]["text"] for name, data in events if name == "content_block_delta"]
+    assert "".join(deltas) == "".join(words)
+    assert len(deltas) == 300

@@ -527,6 +527,92 @@ async def test_anthropic_upstream_gets_its_own_key_and_the_request_untouched(tmp
     assert sent.json["max_tokens"] == 32000
 
 
+@pytest.mark.parametrize("kind", ["anthropic", "azure-anthropic", "databricks"])
+async def test_anthropic_native_sse_reaches_the_client_byte_for_byte_and_the_log_holds_the_message(
+    tmp_path: Path, kind: str
+) -> None:
+    fake = FakeUpstream()
+    reply = Reply.tool_call(name="Bash", arguments={"command": "ls \u00e9"}, id="toolu_up_7", text="Caf\u00e9 \u2603")
+    fake.push(reply.with_chunking(Chunking(comment_between_chunks="ping")))
+    env = {
+        "anthropic": {"ANTHROPIC_UPSTREAM_URL": "{u}", "ANTHROPIC_UPSTREAM_API_KEY": UPSTREAM_KEY},
+        "azure-anthropic": {"MODEL_PROVIDER": "azure-anthropic", "AZURE_ANTHROPIC_ENDPOINT": "{u}/anthropic",
+                            "AZURE_ANTHROPIC_API_KEY": UPSTREAM_KEY},
+        "databricks": {"MODEL_PROVIDER": "databricks", "DATABRICKS_API_BASE": "{u}", "DATABRICKS_API_KEY": UPSTREAM_KEY,
+                       "DATABRICKS_ENDPOINT_PATH": "/serving-endpoints/anthropic/v1/messages"},
+    }[kind]
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with serve_fake(fake) as upstream:
+            config = make_config(tmp_path, {key: value.format(u=upstream) for key, value in env.items()})
+            async with lynkr_client(config) as client:
+                response = await post_messages(client, cli_like_request())
+    assert response.status_code == 200, response.text
+    [call] = fake.model_calls
+    assert call.request.json["stream"] is True
+    assert b"\\u00e9" in call.sent  # the fake escapes non-ASCII; a re-encoding proxy would not
+    assert response.content == bytes(call.sent)
+    [completed] = [event for event in recorded_events(config.data_dir) if isinstance(event, ResponseCompleted)]
+    assert completed.message["content"] == [
+        {"type": "text", "text": "Caf\u00e9 \u2603"},
+        {"type": "tool_use", "id": "toolu_up_7", "name": "Bash", "input": {"command": "ls \u00e9"}},
+    ]
+    assert completed.message["stop_reason"] == "tool_use"
+    assert completed.message["usage"]["output_tokens"] == 5
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "upstream_streams"), [(1024, False), (4096, False), (4097, True)], ids=["modest", "at", "long"]
+)
+@pytest.mark.parametrize("kind", ["anthropic", "openai"])
+async def test_a_non_streaming_client_with_modest_max_tokens_asks_the_upstream_for_one_json_body(
+    tmp_path: Path, kind: str, max_tokens: int, upstream_streams: bool
+) -> None:
+    fake = FakeUpstream()
+    fake.push(Reply.tool_call(name="Bash", arguments={"command": "pwd"}, id="toolu_up_2", text="Let me look."))
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with serve_fake(fake) as upstream:
+            env = (
+                {"ANTHROPIC_UPSTREAM_URL": upstream, "ANTHROPIC_UPSTREAM_API_KEY": UPSTREAM_KEY}
+                if kind == "anthropic"
+                else {"MODEL_PROVIDER": "openai", "OPENAI_ENDPOINT": f"{upstream}/v1/chat/completions",
+                      "OPENAI_API_KEY": UPSTREAM_KEY, "OPENAI_MODEL": "gpt-x"}
+            )
+            config = make_config(tmp_path, env)
+            async with lynkr_client(config) as client:
+                response = await post_messages(client, {**cli_like_request(stream=False), "max_tokens": max_tokens})
+    assert response.status_code == 200, response.text
+    message = response.json()
+    expected = [
+        {"type": "text", "text": "Let me look."},
+        {"type": "tool_use", "id": "toolu_up_2", "name": "Bash", "input": {"command": "pwd"}},
+    ]
+    assert message["content"] == expected
+    assert message["stop_reason"] == "tool_use"
+    sent = only_model_call(fake).json
+    assert sent["stream"] is upstream_streams
+    assert ("stream_options" in sent) is (kind == "openai" and upstream_streams)
+    [completed] = [event for event in recorded_events(config.data_dir) if isinstance(event, ResponseCompleted)]
+    assert completed.message["content"] == expected
+
+
+async def test_a_cut_json_answer_is_retried_since_nothing_reached_the_client(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    fake.push(Reply.disconnect_after(1, Reply.text("lost half")), Reply.text("whole answer"))
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with serve_fake(fake) as upstream:
+            config = make_config(
+                tmp_path,
+                {"ANTHROPIC_UPSTREAM_URL": upstream, "ANTHROPIC_UPSTREAM_API_KEY": UPSTREAM_KEY,
+                 "LYNKR_RETRY_BACKOFF_INITIAL_S": "0.01"},
+            )
+            async with lynkr_client(config) as client:
+                response = await post_messages(client, {**cli_like_request(stream=False), "max_tokens": 512})
+    assert response.status_code == 200, response.text
+    assert response.json()["content"] == [{"type": "text", "text": "whole answer"}]
+    assert [call.outcome for call in fake.model_calls] == ["dropped", "completed"]
+    assert all(call.request.json["stream"] is False for call in fake.model_calls)
+
+
 # -- several providers: routing and fallback ------------------------------------------------------------------
 
 

@@ -165,6 +165,34 @@ async def test_ask_raises_actor_gone_when_the_reply_channel_is_closed_unanswered
         nursery.cancel_scope.cancel()
 
 
+async def test_an_answer_cancelled_mid_way_reaches_the_asker_as_actor_gone_not_as_its_cancellation() -> None:
+    mailbox: Mailbox[Any] = Mailbox(4)
+    started = trio.Event()
+
+    async def forever() -> float:
+        started.set()
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def answering_actor(task_status: trio.TaskStatus[None]) -> None:
+        async with mailbox.receiver() as inbox, trio.open_nursery() as calls:
+            task_status.started()
+            async for reply_to in inbox:
+                calls.start_soon(answer, reply_to, forever)
+                await started.wait()
+                calls.cancel_scope.cancel()  # the actor stops (a crash would do the same) while the call runs
+                return
+
+    got: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        await nursery.start(answering_actor)
+        try:
+            await ask(mailbox, lambda reply_to: reply_to)
+        except BaseException as error:  # a stray Cancelled is exactly what must not arrive here
+            got = error
+    assert isinstance(got, ActorGone), repr(got)
+
+
 # Supervisor: start-up
 
 

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lynkr.wire.sse import NDJSONDecoder, ServerSentEvent, SSEDecoder, StreamDecodeError, encode_event
+from lynkr.wire.sse import (
+    NDJSONDecoder,
+    ServerSentEvent,
+    SSEDataReader,
+    SSEDecoder,
+    StreamDecodeError,
+    encode_event,
+    encode_events,
+)
 
 
 def _decode_in_pieces(data: bytes, cuts: list[int]) -> list[ServerSentEvent]:
@@ -108,3 +116,49 @@ def test_ndjson_decoder_names_the_bad_line() -> None:
         decoder.feed(b'{"ok": true}\n<html>502 Bad Gateway</html>\n')
     assert "502 Bad Gateway" in caught.value.message
     assert caught.value.status == 502
+
+
+def _read_in_pieces(data: bytes, cuts: list[int]) -> tuple[list[bytes | str], list[bytes | None]]:
+    reader = SSEDataReader()
+    payloads: list[bytes | str] = []
+    forwarded: list[bytes | None] = []
+    start = 0
+    for cut in [*sorted(set(cuts)), len(data)]:
+        got, complete = reader.feed(data[start:cut])
+        payloads += got
+        forwarded.append(complete)
+        start = cut
+    return payloads + reader.close(), forwarded
+
+
+@given(
+    texts=st.lists(st.text(max_size=20), min_size=1, max_size=5),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+    newline=st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    named=st.booleans(),
+)
+def test_data_reader_agrees_with_the_general_decoder_on_any_chunking(
+    texts: list[str], cuts: list[int], newline: bytes, named: bool
+) -> None:
+    body = b"".join(
+        b": keep-alive" + newline + (b"event: e" + newline if named else b"") + b"data: "
+        + json.dumps(text, ensure_ascii=False).encode() + newline + newline
+        for text in texts
+    )
+    payloads, forwarded = _read_in_pieces(body, cuts)
+    assert [json.loads(payload) for payload in payloads] == texts
+    as_text = [payload if isinstance(payload, str) else payload.decode() for payload in payloads]
+    assert as_text == [event.data for event in _decode_in_pieces(body, [])]
+    if newline == b"\n":
+        assert b"".join(piece for piece in forwarded if piece) == body  # LF streams: every byte, once, whole events
+
+
+def test_data_reader_hands_openai_style_payloads_over_as_bytes() -> None:
+    payloads, forwarded = _read_in_pieces(b'data: {"a":1}\n\ndata:[DONE]\n\n', [9])
+    assert payloads == [b'{"a":1}', b"[DONE]"]
+    assert forwarded == [b"", b'data: {"a":1}\n\ndata:[DONE]\n\n']
+
+
+def test_encode_events_frames_each_event_as_encode_event_does() -> None:
+    events = [{"type": "message_start", "message": {"id": "m"}}, {"type": "ping"}, {"type": "message_stop"}]
+    assert encode_events(events) == b"".join(encode_event(event) for event in events)  # type: ignore[arg-type]

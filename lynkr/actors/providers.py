@@ -7,6 +7,12 @@ failure becomes an SSE ``error`` event.
 Each provider gets the request fitted to its limits (:mod:`lynkr.upstream.fitting`); a refusal that names a limit
 (an output ceiling, a context window, an unknown beta flag) is answered once with a refitted request, or, when
 the input cannot fit, by moving on to the next provider in the chain.
+
+A streaming client is sent each upstream read as SSE bytes (``Frames``): an Anthropic-native upstream's own
+bytes, unparsed and not re-encoded, or the converted events framed together.  The pool parses a copy beside
+them and folds it into the message the log keeps.  A non-streaming client is sent that folded message once
+(``Whole``); when it asks for at most ``json_upstream_max_tokens`` the upstream is asked for one JSON body
+instead of a stream, which saves parsing a stream where no first-byte timeout could trip.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -23,7 +29,7 @@ import httpx
 import orjson
 import trio
 
-from lynkr.actors.messages import CountTokens, ErrorReply, Turn
+from lynkr.actors.messages import CountTokens, ErrorReply, Events, Frames, Turn, Whole
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import answer
 from lynkr.config import Config, nothing_configured_hint
@@ -31,7 +37,7 @@ from lynkr.errors import LynkrError, NotConfigured, Overloaded, UpstreamError
 from lynkr.events.catalog import ResponseCompleted, ResponseFailed, UpstreamAttempted
 from lynkr.providers.base import Adapter
 from lynkr.providers.registry import adapter_for
-from lynkr.upstream.attempt import StreamBroken, UpstreamStatus, open_attempt
+from lynkr.upstream.attempt import Read, StreamBroken, UpstreamStatus, open_attempt
 from lynkr.upstream.breaker import CircuitBreaker
 from lynkr.upstream.fitting import (
     Fitted,
@@ -51,9 +57,12 @@ from lynkr.upstream.limits import read_rejection
 from lynkr.upstream.retry import NO_FALLBACK_STATUSES, RETRYABLE_STATUSES, backoff_s, retry_after_s
 from lynkr.upstream.routing import chain, route
 from lynkr.wire.anthropic import MessageAssembler, is_small_request, is_thinking_request
+from lynkr.wire.sse import encode_events
 from lynkr.wire.tokens import estimate_tokens
 
 log = logging.getLogger("lynkr.providers")
+
+FLUSH_AFTER_S = 0.001  # longest a streaming client's frames wait in the reply channel while more are converted
 
 Message = Turn | CountTokens
 
@@ -141,7 +150,10 @@ async def run(
                         write=config.idle_timeout_s,
                         pool=config.connect_timeout_s,
                     ),
-                    limits=httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30),
+                    # Keep-alive as large as the pool: httpcore closes an idle connection whenever the pool holds
+                    # more connections than max_keepalive_connections (all of them counted, not just idle ones),
+                    # which under concurrency above it means a new upstream connection for most requests.
+                    limits=httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=30),
                 )
             )
             upstreams[name] = Upstream(adapter=adapter, client=client, breaker=breakers[name])
@@ -156,13 +168,19 @@ async def run(
 
 
 async def _serve_turn(pool: Pool, recorder: Recorder, turn: Turn) -> None:
-    assembler = MessageAssembler()
     state = _TurnState()
     provider: str | None = None
     async with turn.reply:
         with turn.cancel:
             try:
-                provider = await _stream_through_chain(pool, recorder, turn, assembler, state)
+                provider, assembler = await _stream_through_chain(pool, recorder, turn, state)
+                if turn.request.get("stream"):
+                    message = _assembled(assembler)
+                else:
+                    # An answer whose tool arguments never became JSON is an error for this client, not a message.
+                    whole = assembler.message()
+                    message = dict(whole)
+                    await turn.reply.send(Whole(whole))
             except _Failure as failure:
                 await _fail(recorder, turn, failure.reply, state)
                 return
@@ -180,7 +198,7 @@ async def _serve_turn(pool: Pool, recorder: Recorder, turn: Turn) -> None:
                         session_id=turn.session_id,
                         provider=provider,
                         model=str(turn.request.get("model", "")),
-                        message=_assembled(assembler),
+                        message=message,
                         latency_ms=(time.time_ns() - turn.received_ns) / 1e6,
                     ),
                 )
@@ -227,11 +245,15 @@ async def _fail(recorder: Recorder, turn: Turn, reply: ErrorReply, state: _TurnS
 
 
 async def _stream_through_chain(
-    pool: Pool, recorder: Recorder, turn: Turn, assembler: MessageAssembler, state: _TurnState
-) -> str:
+    pool: Pool, recorder: Recorder, turn: Turn, state: _TurnState
+) -> tuple[str, MessageAssembler]:
+    """The provider that answered, and its answer folded; a streaming client has been sent it as it came."""
     config = pool.config
     small = is_small_request(turn.request)
     estimate = InputEstimate(turn.request)
+    client_streams = bool(turn.request.get("stream"))
+    # A long answer as one JSON body would send its first byte only once it is complete.
+    upstream_streams = client_streams or int(turn.request["max_tokens"]) > config.json_upstream_max_tokens
     last: ErrorReply | None = None
     too_long: list[TooLong] = []
     for name in pool.chain_for(turn.request, estimate):
@@ -246,6 +268,7 @@ async def _stream_through_chain(
                 last = last or _circuit_open(name, turn.request_id)
                 break
             started_at = time.perf_counter()
+            assembler = MessageAssembler()
             try:
                 async with open_attempt(
                     upstream.client,
@@ -253,20 +276,20 @@ async def _stream_through_chain(
                     fitted.request,
                     headers=fitted.headers,
                     small=small,
+                    stream=upstream_streams,
                     first_byte_timeout_s=config.first_byte_timeout_s,
-                ) as events:
-                    async for batch in events:
-                        for event in batch:
-                            assembler.feed(event)
-                        await turn.reply.send(batch)
-                        state.started = True
+                ) as reads:
+                    if client_streams:
+                        await _forward(reads, assembler, turn, state)
+                    else:
+                        await _fold(reads, assembler, state)
             except (UpstreamStatus, StreamBroken, httpx.TransportError, trio.TooSlowError) as error:
                 failure = _classify(error, name, config, turn.request_id)
                 reaction = _limit_reaction(error, fitted, adjusted, state)
             else:
                 upstream.breaker.succeeded()
                 await _attempted(recorder, turn, name, attempt, 200, started_at, None, False)
-                return name
+                return name, assembler
             if reaction is not None:
                 await _learn(pool, recorder, reaction.lessons)
                 retry = isinstance(reaction, Retry)
@@ -311,6 +334,51 @@ async def _learn(pool: Pool, recorder: Recorder, lessons: tuple[Lesson, ...]) ->
     for lesson in lessons:
         pool.learned.learn(lesson)
         await recorder.record(LIMITS_STREAM, lesson)
+
+
+async def _forward(reads: AsyncIterator[Read], assembler: MessageAssembler, turn: Turn, state: _TurnState) -> None:
+    """Each read to a streaming client as SSE bytes: the upstream's own where they can go as they are.
+
+    Frames are queued without a checkpoint while the reply channel has room.  httpx hands over an upstream's
+    HTTP chunks one by one, even the hundreds that one socket read brought; queued this way they are all
+    converted before the edge wakes, and the edge writes them to the client together (``_stream_reply``).
+    Yielding after each would cost a task switch and a socket write per chunk.  The first frame, and any
+    frame after ``FLUSH_AFTER_S`` of work without a yield, is sent with a checkpoint, so the client's first
+    bytes never wait for a whole burst to be converted.
+    """
+    feed = assembler.feed
+    for_client = turn.reply
+    yielded_at = -FLUSH_AFTER_S
+    frames: Frames | Events
+    async for read in reads:
+        events = read.events
+        for event in events:
+            feed(event)
+        if turn.events:
+            frames = Events(events)
+        else:
+            data = read.verbatim if read.verbatim is not None else encode_events(events)
+            frames = Frames(data, events[-1].get("type") == "message_stop")
+        if time.perf_counter() - yielded_at < FLUSH_AFTER_S:
+            try:
+                for_client.send_nowait(frames)
+            except trio.WouldBlock:
+                pass
+            else:
+                state.started = True
+                continue
+        await for_client.send(frames)
+        state.started = True
+        yielded_at = time.perf_counter()
+
+
+async def _fold(reads: AsyncIterator[Read], assembler: MessageAssembler, state: _TurnState) -> None:
+    """A non-streaming client's answer, folded as it arrives; it leaves in one piece once complete."""
+    feed = assembler.feed
+    async for read in reads:
+        for event in read.events:
+            feed(event)
+        state.started = True  # content arrived: as for a streaming client, a failure from here on is not retried
 
 
 @attrs.frozen(kw_only=True)

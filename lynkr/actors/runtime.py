@@ -50,7 +50,11 @@ class Mailbox(Generic[T]):
         self._sent = 0
 
     async def send(self, message: T) -> None:
-        await self._send.send(message)
+        """Queue ``message``, waiting for room.  With room to spare this is no checkpoint (no task switch)."""
+        try:
+            self._send.send_nowait(message)
+        except trio.WouldBlock:
+            await self._send.send(message)
         self._note_sent()
 
     def send_nowait(self, message: T) -> None:
@@ -95,9 +99,17 @@ async def ask(mailbox: Mailbox[M], make: Callable[[ReplyTo[R]], M]) -> R:
 
 
 async def answer(reply_to: ReplyTo[R], compute: Callable[[], Awaitable[R]]) -> None:
-    """Run ``compute`` and send its value or its error to ``reply_to``."""
+    """Run ``compute`` and send its value or its error to ``reply_to``.
+
+    Only errors travel: when ``compute`` is cancelled (the answering actor crashed or stopped) the channel
+    just closes, and the asker gets :class:`ActorGone` rather than a ``Cancelled`` that is not its own.
+    """
     async with reply_to:
-        result = await outcome.acapture(compute)
+        result: outcome.Outcome[R]
+        try:
+            result = outcome.Value(await compute())
+        except Exception as error:
+            result = outcome.Error(error)
         try:
             reply_to.send_nowait(result)
         except (trio.BrokenResourceError, trio.WouldBlock):

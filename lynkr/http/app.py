@@ -20,7 +20,7 @@ import orjson
 import trio
 
 from lynkr import __version__
-from lynkr.actors.messages import CountTokens, ErrorReply, StreamItem, Turn
+from lynkr.actors.messages import CountTokens, ErrorReply, Frames, StreamItem, Turn, Whole
 from lynkr.actors.runtime import ActorGone, ActorStatistics, Mailbox, ReplyTo, ask
 from lynkr.errors import AuthenticationFailed, InvalidRequest, LynkrError, NotFound
 from lynkr.http.asgi import (
@@ -38,7 +38,6 @@ from lynkr.http.asgi import (
 from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import RequestMetrics, Sample
 from lynkr.wire.anthropic import (
-    MessageAssembler,
     parse_count_tokens_request,
     parse_messages_request,
     session_id_from_metadata,
@@ -52,7 +51,7 @@ SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-REPLY_BUFFER = 32
+REPLY_BUFFER = 128  # frames the pool may queue before it waits for the edge's write
 
 GaugeFamily = tuple[str, str, list[Sample]]
 
@@ -297,22 +296,34 @@ async def _cancel_on_disconnect(receive: Receive, cancel: trio.CancelScope) -> N
 
 
 async def _stream_reply(replies: trio.MemoryReceiveChannel[StreamItem], send: Send, request_id: str) -> None:
-    """Forward events as they arrive; an error before the first event becomes a plain HTTP error."""
+    """Write frames as they arrive, everything already queued in one write; an error before the first frame
+    becomes a plain HTTP error."""
     started = finished = False
-    async for item in replies:
+    async for first in replies:
+        item: StreamItem | None = first
+        batch: list[bytes] = []
+        while isinstance(item, Frames):
+            batch.append(item.data)
+            finished = item.last
+            try:
+                item = replies.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                item = None
+        if batch:
+            if not started:
+                await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+                started = True
+            body = batch[0] if len(batch) == 1 else b"".join(batch)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        if item is None:
+            continue
         if isinstance(item, ErrorReply):
             if not started:
                 await send_response(send, item.status, item.body, headers=item.headers)
                 return
             await send({"type": "http.response.body", "body": _sse_error(item), "more_body": True})
             finished = True
-            break
-        if not started:
-            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-            started = True
-        body = b"".join([encode_event(event) for event in item])
-        await send({"type": "http.response.body", "body": body, "more_body": True})
-        finished = item[-1]["type"] == "message_stop"
+        break
     if not started:
         await send_response(send, 500, error_body(_lost(), request_id))
         return
@@ -322,19 +333,15 @@ async def _stream_reply(replies: trio.MemoryReceiveChannel[StreamItem], send: Se
 
 
 async def _whole_reply(replies: trio.MemoryReceiveChannel[StreamItem], send: Send, request_id: str) -> None:
-    assembler = MessageAssembler()
-    finished = False
     async for item in replies:
+        if isinstance(item, Whole):
+            await send_response(send, 200, json_bytes(item.message))
+            return
         if isinstance(item, ErrorReply):
             await send_response(send, item.status, item.body, headers=item.headers)
             return
-        for event in item:
-            assembler.feed(event)
-        finished = item[-1]["type"] == "message_stop"
-    if not finished:
-        await send_response(send, 500, error_body(_lost(), request_id))
-        return
-    await send_response(send, 200, json_bytes(assembler.message()))
+        break
+    await send_response(send, 500, error_body(_lost(), request_id))
 
 
 def _lost() -> LynkrError:

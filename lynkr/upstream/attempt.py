@@ -1,7 +1,8 @@
-"""One attempt against one upstream: send the request, turn its stream into Anthropic events.
+"""One attempt against one upstream: send the request, turn its answer into Anthropic events.
 
-The upstream is always asked to stream, whatever the client asked for; a non-streaming client gets the
-events assembled at the edge.  That keeps one code path and lets the first event leave as soon as it exists.
+The caller says whether the upstream is asked to stream.  Either way the answer comes out as :class:`Read` records
+of Anthropic events (a whole JSON answer as the events it would have streamed), so there is one code path
+after this module.  An Anthropic-native upstream's SSE bytes come along verbatim beside their parsed events.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import httpx
 import orjson
 import trio
@@ -50,6 +52,15 @@ class UpstreamStatus(Exception):
         )
 
 
+@attrs.frozen
+class Read:
+    """What one upstream read produced: its Anthropic events and, when the upstream speaks Anthropic SSE, the
+    upstream's own bytes of exactly those events, which a streaming client can be sent unchanged."""
+
+    events: list[StreamEvent]
+    verbatim: bytes | None = None
+
+
 class StreamBroken(Exception):
     """The upstream stream failed after it started: cut off, stalled, or an error event mid-stream."""
 
@@ -72,9 +83,13 @@ async def open_attempt(
     *,
     headers: Mapping[str, str],
     small: bool,
+    stream: bool,
     first_byte_timeout_s: float,
-) -> AsyncIterator[AsyncIterator[list[StreamEvent]]]:
-    """Send ``request`` to ``adapter``'s upstream and yield an iterator of Anthropic stream events, read by read.
+) -> AsyncIterator[AsyncIterator[Read]]:
+    """Send ``request`` to ``adapter``'s upstream and yield an iterator of its answer's events, read by read.
+
+    ``stream`` asks the upstream to stream.  Without it the first byte comes only once the whole answer exists,
+    so the caller asks for a JSON body only where ``first_byte_timeout_s`` cannot trip first.
 
     Raises :class:`UpstreamStatus` for an error status, ``httpx`` transport errors for connection
     trouble, ``trio.TooSlowError`` when no response arrives within ``first_byte_timeout_s``.
@@ -83,10 +98,10 @@ async def open_attempt(
     max_tokens = int(request["max_tokens"])
     if adapter.max_tokens is not None:
         max_tokens = min(max_tokens, adapter.max_tokens)
-    body, source = _prepare(adapter, request, model=model, max_tokens=max_tokens)
+    body, source = _prepare(adapter, request, model=model, max_tokens=max_tokens, stream=stream)
     upstream_request = client.build_request(
         "POST",
-        adapter.messages_url(stream=True),
+        adapter.messages_url(stream=stream),
         content=orjson.dumps(body),
         headers=adapter.headers(headers),
     )
@@ -99,7 +114,7 @@ async def open_attempt(
                 response.status_code, error_body, dict(response.headers), native=adapter.wire == "anthropic"
             )
         if response.headers.get("content-type", "").startswith("application/json"):
-            # An upstream that ignores `stream: true` answers with the whole message at once.
+            # Asked for, or from an upstream that ignores `stream: true`: the whole message at once.
             yield _whole(await _read_limited(response, WHOLE_ANSWER_LIMIT), source)
             return
         chunks = response.aiter_raw()
@@ -125,13 +140,27 @@ async def _abandon(chunks: AsyncIterator[bytes]) -> None:
             pass
 
 
-async def _events(chunks: AsyncIterator[bytes], parser: StreamParser) -> AsyncGenerator[list[StreamEvent], None]:
-    """The events of each upstream read, together: one hand-off and one client write per read, never held back."""
+async def _events(chunks: AsyncIterator[bytes], parser: StreamParser) -> AsyncGenerator[Read, None]:
+    """The events of each piece httpx hands over (one HTTP chunk), together and never held back; the pool
+    batches the pieces of one socket read into one client write."""
     try:
-        async for data in chunks:
-            events = parser.feed(data)
-            if events:
-                yield events
+        if isinstance(parser, AnthropicStream):
+            # Bytes that complete no event (comment lines) go along with the next event's: a read that only
+            # carries a comment neither counts as the answer's start nor costs a client write.
+            held = b""
+            async for data in chunks:
+                events, verbatim = parser.feed_verbatim(data)
+                if not events:
+                    held += verbatim or b""
+                    continue
+                if held and verbatim is not None:
+                    verbatim, held = held + verbatim, b""
+                yield Read(events, verbatim)
+        else:
+            async for data in chunks:
+                events = parser.feed(data)
+                if events:
+                    yield Read(events)
         tail = parser.close()
     except httpx.ReadTimeout:
         raise StreamBroken(
@@ -144,23 +173,23 @@ async def _events(chunks: AsyncIterator[bytes], parser: StreamParser) -> AsyncGe
             str(error), status=error.upstream_status or 502, error_type=error.upstream_type or "api_error"
         ) from None
     if tail:
-        yield tail
+        yield Read(tail)
 
 
-async def _whole(body: bytes, parser: StreamParser) -> AsyncGenerator[list[StreamEvent], None]:
+async def _whole(body: bytes, parser: StreamParser) -> AsyncGenerator[Read, None]:
     try:
         events = parser.whole(body)
     except UpstreamStreamError as error:
         raise StreamBroken(str(error), status=error.upstream_status or 502) from None
-    yield events
+    yield Read(events)
 
 
 def _prepare(
-    adapter: Adapter, request: Mapping[str, Any], *, model: str, max_tokens: int
+    adapter: Adapter, request: Mapping[str, Any], *, model: str, max_tokens: int, stream: bool
 ) -> tuple[dict[str, Any], StreamParser]:
     if adapter.wire == "anthropic":
         signed_only = without_unsigned_thinking(request)  # type: ignore[arg-type]
-        return {**signed_only, "model": model, "max_tokens": max_tokens, "stream": True}, AnthropicStream()
+        return {**signed_only, "model": model, "max_tokens": max_tokens, "stream": stream}, AnthropicStream()
     message_id = "msg_" + os.urandom(12).hex()
     input_tokens = estimate_tokens(request)
     if adapter.wire == "openai":
@@ -168,7 +197,7 @@ def _prepare(
             request,  # type: ignore[arg-type]
             model=model,
             max_tokens=max_tokens,
-            stream=True,
+            stream=stream,
             reasoning_model=adapter.reasoning_model(model),
             tool_ids=tool_id_scheme_of(adapter),
         )
@@ -176,7 +205,7 @@ def _prepare(
     # Ollama refuses `think` for models that cannot think, so it is sent only where the configuration says so.
     think = adapter.reasoning_model(model) and is_thinking_request(request)
     body = ollama.build_request(
-        request, model=model, max_tokens=max_tokens, stream=True, think=think  # type: ignore[arg-type]
+        request, model=model, max_tokens=max_tokens, stream=stream, think=think  # type: ignore[arg-type]
     )
     return body, OllamaStream(message_id=message_id, model=model, input_tokens=input_tokens)
 

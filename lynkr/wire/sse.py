@@ -15,6 +15,7 @@ import attrs
 import orjson
 
 from lynkr.errors import UpstreamError
+from lynkr.wire.types import StreamEvent
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
     """``event: <type>\\ndata: <compact json>\\n\\n`` (UTF-8, no ASCII escaping).
@@ -26,6 +27,18 @@ def encode_event(event: Mapping[str, Any]) -> bytes:
     return b"".join(
         (b"event: ", str(event["type"]).encode(), b"\ndata: ", orjson.dumps(event), b"\n\n")
     )
+
+
+def encode_events(events: list[StreamEvent]) -> bytes:
+    """Several events framed as by :func:`encode_event`, in one buffer (one client write per upstream read)."""
+    parts: list[bytes] = []
+    append = parts.append
+    dumps = orjson.dumps
+    for event in events:
+        append(b"event: " + event["type"].encode() + b"\ndata: ")
+        append(dumps(event))
+        append(b"\n\n")
+    return b"".join(parts)
 
 
 @attrs.frozen(kw_only=True)
@@ -113,6 +126,81 @@ class SSEDecoder:
             self._event = value or None
         elif field == "id" and "\0" not in value:
             self._id = value
+
+
+class SSEDataReader:
+    """Incremental SSE reader for the hot path: each complete event's data, and the bytes those events came in.
+
+    Events are found by a byte search for their blank line, and each ``data:`` payload is returned as bytes for
+    orjson to parse directly: no per-line decoding, no record per event.  The bytes returned with them end at
+    the last complete event, so they can be forwarded to a client that never sees half an event.  A stream whose
+    lines end in CR or CRLF (the SSE rules allow both) is handed to :class:`SSEDecoder` from then on; its
+    payloads are then ``str`` and no bytes are returned for forwarding (None).
+    """
+
+    def __init__(self) -> None:
+        self._rest = b""
+        self._first = True
+        self._decoder: SSEDecoder | None = None
+
+    def feed(self, data: bytes) -> tuple[list[bytes | str], bytes | None]:
+        if self._decoder is not None:
+            return [event.data for event in self._decoder.feed(data)], None
+        buffer = self._rest + data if self._rest else data
+        if self._first and buffer:
+            if len(buffer) < len(_UTF8_BOM) and _UTF8_BOM.startswith(buffer):
+                self._rest = buffer
+                return [], b""
+            self._first = False
+            buffer = buffer.removeprefix(_UTF8_BOM)
+        if b"\r" in buffer:
+            self._decoder = SSEDecoder()
+            self._rest = b""
+            return [event.data for event in self._decoder.feed(buffer)], None
+        end = buffer.rfind(b"\n\n")
+        if end < 0:
+            self._rest = buffer
+            return [], b""
+        end += 2
+        complete, self._rest = buffer[:end], buffer[end:]
+        payloads: list[bytes | str] = []
+        for block in complete.split(b"\n\n"):
+            payload = _data_of(block)
+            if payload:
+                payloads.append(payload)
+        return payloads, complete
+
+    def close(self) -> list[bytes | str]:
+        """End of stream: the data of a last event that lacks its blank line."""
+        if self._decoder is not None:
+            return [event.data for event in self._decoder.close()]
+        rest, self._rest = self._rest, b""
+        payload = _data_of(rest.rstrip(b"\n"))
+        return [payload] if payload else []
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _data_of(block: bytes) -> bytes | None:
+    """The data of one event (its ``data:`` lines joined), or None when it has none (comments, ``retry:``)."""
+    if block.startswith(b"event: ") or block.startswith(b"data: "):
+        # The usual shapes, ``event: <type>\ndata: <json>`` and ``data: <json>``: one search, no line split.
+        at = block.find(b"data: ")
+        if at == 0 or (at > 0 and block[at - 1 : at] == b"\n"):
+            line_end = block.find(b"\n", at)
+            if line_end < 0:
+                return block[at + 6 :]
+            if block.find(b"\ndata:", line_end) < 0:
+                return block[at + 6 : line_end]
+    parts = []
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
+            value = line[5:]
+            parts.append(value[1:] if value[:1] == b" " else value)
+        elif line == b"data":
+            parts.append(b"")
+    return b"\n".join(parts) if parts else None
 
 
 class NDJSONDecoder:

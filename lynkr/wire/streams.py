@@ -8,13 +8,13 @@ reports in-band.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 
 from lynkr.wire import ollama, openai
 from lynkr.wire.anthropic import UpstreamStreamError, message_to_events
-from lynkr.wire.sse import NDJSONDecoder, ServerSentEvent, SSEDecoder
+from lynkr.wire.sse import NDJSONDecoder, SSEDataReader
 from lynkr.wire.types import StreamEvent
 
 _ANTHROPIC_ERROR_STATUS = {"overloaded_error": 529, "rate_limit_error": 429, "api_error": 500, "timeout_error": 504}
@@ -41,17 +41,33 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 class AnthropicStream:
-    """An Anthropic-native SSE body, passed through event by event."""
+    """An Anthropic-native SSE body, passed through.
+
+    ``feed_verbatim`` returns, beside the parsed events, the upstream's own bytes of exactly those events, cut at
+    the last complete event, so a streaming client can be sent them unparsed and never sees half an event
+    before a possible error event of lynkr's.  None instead of bytes (a stream with CR line endings) means the
+    events must be re-encoded.
+    """
 
     def __init__(self) -> None:
-        self._decoder = SSEDecoder()
+        self._reader = SSEDataReader()
         self._stopped = False
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        return self._convert(self._decoder.feed(data))
+        return self.feed_verbatim(data)[0]
+
+    def feed_verbatim(self, data: bytes) -> tuple[list[StreamEvent], bytes | None]:
+        """The events completed by ``data`` and their bytes as the upstream sent them (None: re-encode them)."""
+        payloads, complete = self._reader.feed(data)
+        out: list[StreamEvent] = []
+        for payload in payloads:
+            self._accept(payload, out)
+        return out, complete
 
     def close(self) -> list[StreamEvent]:
-        out = self._convert(self._decoder.close())
+        out: list[StreamEvent] = []
+        for payload in self._reader.close():
+            self._accept(payload, out)
         if not self._stopped:
             raise UpstreamStreamError("the upstream stream ended before message_stop")
         return out
@@ -60,35 +76,32 @@ class AnthropicStream:
         message: Any = _json_object(body)
         return message_to_events(message)
 
-    def _convert(self, messages: list[ServerSentEvent]) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for sse in messages:
-            if not sse.data:
-                continue
-            try:
-                event = orjson.loads(sse.data)
-            except orjson.JSONDecodeError:
-                continue  # the API may add lines that clients must tolerate
-            kind = event.get("type")
-            if kind == "error":
-                error = event.get("error") or {}
-                error_type = error.get("type")
-                raise UpstreamStreamError(
-                    str(error.get("message", "upstream error")),
-                    status=_ANTHROPIC_ERROR_STATUS.get(str(error_type), 502),
-                    error_type=error_type,
-                )
-            if kind == "message_stop" or kind == "message_delta":
-                self._stopped = True
-            out.append(event)
-        return out
+    def _accept(self, payload: str | bytes, out: list[StreamEvent]) -> None:
+        try:
+            event: Any = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return  # the API may add lines that clients must tolerate
+        if not isinstance(event, dict):
+            return
+        kind = event.get("type")
+        if kind == "error":
+            error = event.get("error") or {}
+            error_type = error.get("type")
+            raise UpstreamStreamError(
+                str(error.get("message", "upstream error")),
+                status=_ANTHROPIC_ERROR_STATUS.get(str(error_type), 502),
+                error_type=error_type,
+            )
+        if kind == "message_stop" or kind == "message_delta":
+            self._stopped = True
+        out.append(cast(StreamEvent, event))
 
 
 class OpenAIStream:
     """An OpenAI chat-completions SSE body, converted chunk by chunk."""
 
     def __init__(self, *, message_id: str, model: str, input_tokens: int) -> None:
-        self._decoder = SSEDecoder()
+        self._reader = SSEDataReader()
         self._converter = openai.StreamConverter(message_id=message_id, model=model, input_tokens=input_tokens)
         self._message_id = message_id
         self._model = model
@@ -100,24 +113,22 @@ class OpenAIStream:
         )
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        return self._convert(self._decoder.feed(data))
+        return self._convert(self._reader.feed(data)[0])
 
     def close(self) -> list[StreamEvent]:
-        out = self._convert(self._decoder.close())
+        out = self._convert(self._reader.close())
         if not self._done:
             raise UpstreamStreamError("the upstream stream ended before data: [DONE]")
         return out + self._converter.finish()
 
-    def _convert(self, messages: list[ServerSentEvent]) -> list[StreamEvent]:
+    def _convert(self, payloads: list[bytes | str]) -> list[StreamEvent]:
         out: list[StreamEvent] = []
-        for sse in messages:
-            if not sse.data:
-                continue
-            if sse.data == "[DONE]":
+        for payload in payloads:
+            if payload == b"[DONE]" or payload == "[DONE]":
                 self._done = True
                 continue
             try:
-                chunk = orjson.loads(sse.data)
+                chunk = orjson.loads(payload)
             except orjson.JSONDecodeError:
                 continue
             out.extend(self._converter.feed(chunk))

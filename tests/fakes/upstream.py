@@ -69,6 +69,7 @@ class Exchange:
     client_disconnected_at: float | None = None
     finished_at: float | None = None
     ended: trio.Event = attrs.field(factory=trio.Event)
+    sent: bytearray = attrs.field(factory=bytearray)  # the response body bytes, exactly as written
 
     def finish(self, outcome: Outcome) -> None:
         if self.outcome is not None:
@@ -309,6 +310,7 @@ async def _deliver(
             if index and not chunk.is_comment:
                 await trio.sleep(faults.chunk_delay)
             await send({"type": "http.response.body", "body": chunk.data, "more_body": True})
+            exchange.sent += chunk.data
         if drop:
             # Returning without the final body message makes hypercorn close the connection mid-body: the client
             # sees an unterminated chunked response (httpx: RemoteProtocolError), like a dropped upstream.
