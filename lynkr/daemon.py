@@ -22,7 +22,7 @@ import attrs
 import trio
 
 from lynkr import __version__
-from lynkr.actors import edge, providers, recorder, session, tools
+from lynkr.actors import edge, indexer, providers, recorder, session, tools
 from lynkr.actors.messages import RunTool, Turn
 from lynkr.actors.providers import breakers_for
 from lynkr.actors.recorder import Recorder
@@ -32,6 +32,10 @@ from lynkr.datadir import DAEMON_STREAM, StartupError, daemon_lock, open_store
 from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.scrub import Scrubber
+from lynkr.index.handle import IndexHandle
+from lynkr.index.metrics import index_gauges
+from lynkr.index.store import IndexStore
+from lynkr.index.symbols import IndexReader
 from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
 from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import Sample
@@ -106,19 +110,32 @@ async def run_daemon(
         raise ConfigError(str(error)) from None
     with daemon_lock(config.data_dir):
         store = open_store(config.data_dir, map_size=config.log_map_size_bytes)
+        # The index is derived state in an environment of its own (see lynkr.index.store).
+        index_store = IndexStore.open(config.data_dir) if config.index.enabled else None
         try:
             listening = bind_socket(config.host, config.port)
             with listening:
-                daemon = _Daemon(config, store, listening)
+                daemon = _Daemon(config, store, listening, index_store)
                 await daemon.serve(install_signal_handlers=install_signal_handlers, task_status=task_status)
         finally:
             store.close()
+            if index_store is not None:
+                index_store.close()
 
 
 class _Daemon:
-    def __init__(self, config: Config, store: LmdbEventStore, listening: socket.socket) -> None:
+    def __init__(
+        self, config: Config, store: LmdbEventStore, listening: socket.socket, index_store: IndexStore | None
+    ) -> None:
         self.config = config
         self.store = store
+        self.index_store = index_store
+        self.index_mailbox: Mailbox[indexer.Message] = Mailbox(4)
+        self.index = (
+            IndexHandle(reader=IndexReader(index_store), rebuild=partial(indexer.request_rebuild, self.index_mailbox))
+            if index_store is not None
+            else None
+        )
         self.listening = listening
         self.policy = RestartPolicy(
             max_restarts=config.supervisor_max_restarts,
@@ -196,6 +213,11 @@ class _Daemon:
                 breakers=self.breakers,
                 learned=self.learned_limits,
             )
+            if self.index is not None and self.index_store is not None:
+                await supervisor.start(
+                    "indexer", indexer.run, config, mailbox=self.index_mailbox, store=self.index_store,
+                    reader=self.index.reader, recorder=self.recorder,
+                )
             specs = await supervisor.start(
                 "tools",
                 tools.run,
@@ -204,6 +226,7 @@ class _Daemon:
                 store=self.store,
                 recorder=self.recorder,
                 providers=self.provider_mailbox,
+                index=self.index,
             )
             await supervisor.start(
                 "session",
@@ -227,6 +250,7 @@ class _Daemon:
                         "providers": self.provider_mailbox,
                         "session": self.session_mailbox,
                         "tools": self.tools_mailbox,
+                        "indexer": self.index_mailbox,
                     },
                 )
             )
@@ -307,6 +331,8 @@ class _Daemon:
                 ],
             )
         )
+        if self.index is not None:
+            families.extend(index_gauges(self.index.reader))
         return families
 
 

@@ -30,7 +30,7 @@ from lynkr.actors.runtime import Mailbox, answer
 from lynkr.agent.events import TOOLS_STREAM, ToolWorkerStarted
 from lynkr.config import Config
 from lynkr.events.store import EventStore
-from lynkr.tools.base import Projection, ToolContext, ToolSpec, ToolState
+from lynkr.tools.base import Projection, ToolContext, ToolSpec, ToolState, WorkspaceIndex
 from lynkr.tools.runner import Outcome, Toolbox, run_call
 from lynkr.tools.toolbox import build_toolbox, tool_context
 from lynkr.wire.types import Message
@@ -47,6 +47,7 @@ async def run(
     store: EventStore,
     recorder: Recorder,
     providers: Mailbox[ProviderMessage],
+    index: WorkspaceIndex | None = None,
     task_status: trio.TaskStatus[tuple[ToolSpec, ...]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     toolbox = build_toolbox(config)
@@ -55,7 +56,7 @@ async def run(
     # Built the one way tools-core builds it (workspace resolved, environment scrubbed) once per incarnation;
     # each call gets a copy with its session, its summarizer and the state as of its start.
     worker = _Worker(
-        base=tool_context(config, toolbox, state=state),
+        base=tool_context(config, toolbox, state=state, index=index),
         toolbox=toolbox,
         recorder=recorder,
         providers=providers,

@@ -199,3 +199,4 @@ class BetasUnsupported(Event):
 # Tool events live beside the tools; imported here so every reader of the log knows them.
 import lynkr.agent.events  # noqa: E402,F401
 from lynkr.tools import events, task_events, test_events  # noqa: E402,F401
+import lynkr.index.events  # noqa: E402,F401

@@ -139,6 +139,13 @@ class IndexWriter:
         self.finish(counts, time.perf_counter() - started)
         return counts
 
+    def forget(self) -> None:
+        """Drop every file from the index, so the next run parses all of them again."""
+        if self.known:
+            self.store.write([], sorted(self.known))
+            self.known.clear()
+
     def finish(self, counts: RunCounts, duration_s: float) -> None:
+        runs = int(self.store.meta("runs_finished") or 0) + 1
         self.store.write([], meta={"last_run": {**counts.as_dict(), "duration_s": round(duration_s, 3),
-                                                "finished_at": time.time()}})
+                                                "finished_at": time.time()}, "runs_finished": runs})
