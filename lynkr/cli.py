@@ -23,6 +23,7 @@ from lynkr.actors.runtime import ActorEscalation
 from lynkr.config import Config, ConfigError, load_config, nothing_configured_hint
 from lynkr.datadir import DAEMON_STREAM, StartupError, open_log_readonly
 from lynkr.events.records import EventFromTheFuture, Recorded
+from lynkr.index.cli import add_commands as add_index_commands
 from lynkr.inspect import render_event_line, render_transcript, replay_sessions
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("--table", action="store_true",
                         help="print every setting as a Markdown table (variable, default, meaning) instead")
     config.set_defaults(command=_config)
+    add_index_commands(commands, common, _load)
     return parser
 
 

@@ -32,13 +32,13 @@ from lynkr.datadir import DAEMON_STREAM, StartupError, daemon_lock, open_store
 from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.scrub import Scrubber
+from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
+from lynkr.http.guard import RequestGuard
+from lynkr.http.metrics import Sample
 from lynkr.index.handle import IndexHandle
 from lynkr.index.metrics import index_gauges
 from lynkr.index.store import IndexStore
 from lynkr.index.symbols import IndexReader
-from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
-from lynkr.http.guard import RequestGuard
-from lynkr.http.metrics import Sample
 from lynkr.upstream.fitting import InvalidProviderOption, limits_for
 from lynkr.upstream.learned import LimitsBook
 

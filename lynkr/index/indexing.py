@@ -139,7 +139,7 @@ def parse_job(job: tuple[str, Candidate, bytes | None]) -> Parsed:
         return Parsed(update=_skip(candidate, digest, refused, base), duration_s=time.perf_counter() - started)
     try:
         facts = extract(candidate.path, candidate.language, data)
-    except Exception:  # a grammar bug must cost one file, not the run
+    except Exception:  # noqa: BLE001 - a grammar bug must cost one file, not the run
         return Parsed(update=_skip(candidate, digest, "parse_failed", base), duration_s=time.perf_counter() - started)
     record = attrs.evolve(base, definitions=len(facts.definitions), references=len(facts.references))
     return Parsed(update=Update(record=record, facts=facts), duration_s=time.perf_counter() - started,

@@ -84,9 +84,10 @@ def _test_command(root: Path, manifests: list[str], dependencies: dict[str, None
                   scripts: dict[str, Any]) -> str | None:
     if isinstance(scripts.get("test"), str) and "no test specified" not in scripts["test"]:
         return "npm test"
-    if "pyproject.toml" in manifests or "setup.py" in manifests or "pytest" in tooling or "tox" in tooling:
-        if "pytest" in dependencies or "pytest" in tooling or (root / "tests").is_dir() or (root / "conftest.py").exists():
-            return "python -m pytest"
+    python = "pyproject.toml" in manifests or "setup.py" in manifests or "pytest" in tooling or "tox" in tooling
+    has_tests = "pytest" in dependencies or "pytest" in tooling or (root / "tests").is_dir()
+    if python and (has_tests or (root / "conftest.py").exists()):
+        return "python -m pytest"
     if "go.mod" in manifests:
         return "go test ./..."
     if "Cargo.toml" in manifests:

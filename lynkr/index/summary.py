@@ -81,8 +81,8 @@ def project_summary_text(reader: IndexReader) -> str:
         "Key modules: " + (", ".join(data["key_modules"]) or "none") + ".",
         "Most referenced: " + (", ".join(f"{m['name']} ({m['path']}:{m['line']}, {m['references']} refs)"
                                           for m in data["most_referenced"][:10]) or "none") + ".",
-        f"Tests: {data['tests']['files']} test files, {data['tests']['functions']} test functions; "
-        f"run them with: {data['tests']['command'] or 'no test command detected'}.",
+        (f"Tests: {data['tests']['files']} test files, {data['tests']['functions']} test functions; "
+         f"run them with: {data['tests']['command'] or 'no test command detected'}."),
     ]
     if data["style"]:
         lines.append("Style: " + " ".join(data["style"]))

@@ -108,6 +108,10 @@ class WorkspaceIndex(Protocol):
 
     def generation(self) -> int: ...
 
+    def detected_test_command(self) -> str | None:
+        """The test command the workspace's manifests suggest, for ``workspace_test_run``'s last resort."""
+        ...
+
 
 @attrs.frozen(kw_only=True)
 class ToolContext:
