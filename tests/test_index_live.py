@@ -68,6 +68,10 @@ class Asker:
                 await trio.sleep(0.05)
 
 
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def _gauge(response: httpx.Response, name: str) -> float:
     [line] = [line for line in response.text.splitlines() if line.startswith(name + " ")]
     return float(line.split()[1])
@@ -93,6 +97,7 @@ async def test_live_index_follows_edits_creates_deletes_renames_and_branch_switc
         repo = init_git_repo(workspace)
         (workspace / "pkg").mkdir()
         (workspace / "pkg" / "alpha.py").write_text("def alpha_one():\n    return 1\n")
+        (workspace / "CLAUDE.md").write_text("# The user's own notes\n")
         _commit(repo, "alpha")
         async with _daemon(config, fake) as ask:
             await ask.wait_until("alpha_one", present="pkg/alpha.py:1:1")
@@ -127,6 +132,12 @@ async def test_live_index_follows_edits_creates_deletes_renames_and_branch_switc
             repo.checkout("refs/heads/feature")
             await ask.wait_until("FeatureNumber0", present="pkg/feature_0.go:3:1")
             await ask.wait_until("alpha_two", present="pkg/gamma.py:3:1")
+            # The generated guide lands in the data folder once changes pause; the user's file is untouched.
+            with trio.fail_after(WAIT_S):
+                while "- go: 300 files" not in _read(config.data_dir / "CLAUDE.md"):
+                    await trio.sleep(0.1)
+            assert "- `pkg/`: 301 files" in _read(config.data_dir / "CLAUDE.md")
+            assert (workspace / "CLAUDE.md").read_text() == "# The user's own notes\n"
 
     events = recorded_events(config.data_dir)
     started = [e for e in events if isinstance(e, IndexRunStarted)]

@@ -7,7 +7,7 @@ through one :class:`~lynkr.index.writer.IndexWriter` under one lock, one thread 
 
 Live changes come from watchfiles: whatever arrives within its debounce window is one batch, so a branch
 switch that rewrites thousands of files is one triage and one run of batches, not thousands of events.  The
-generated ``CLAUDE.md`` is rewritten after a quiet moment, and only when its text changed.
+generated ``CLAUDE.md`` is rewritten after a quiet moment following a material change, only when its text changed.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class _Indexer:
         self.reader = reader
         self.recorder = recorder
         self.lock = trio.Lock()
-        self.changed = trio.Event()  # set after every write: the guide writer waits for it
+        self.changed = trio.Event()  # set after a material change: the guide writer waits for it
         self._executor: Executor | None = None
 
     def executor(self, files: int) -> Executor | None:
@@ -157,6 +157,11 @@ class _Indexer:
             if not triage.to_parse and not triage.removed:
                 return
             counts = RunCounts()
+            # The guide is rebuilt only for material changes: files come or go, or a file's definitions count
+            # changes.  An edit inside a function body leaves it alone (its ranking pass costs whole seconds
+            # on a big workspace).
+            before = {c.path: writer.known[c.path].definitions if c.path in writer.known else -1
+                      for c, _ in triage.to_parse}
             executor = self.executor(len(triage.to_parse))
             for start in range(0, max(1, len(triage.to_parse)), 256):
                 batch = triage.to_parse[start : start + 256]
@@ -166,7 +171,9 @@ class _Indexer:
                 await self._record_files(reports)
             if triage.removed:
                 await self.recorder.record(INDEX_STREAM, IndexFilesRemoved(paths=tuple(triage.removed)))
-            self.changed.set()
+            after = {path: writer.known[path].definitions if path in writer.known else -1 for path in before}
+            if triage.removed or after != before:
+                self.changed.set()
 
     async def _record_files(self, reports: list[FileUpdated]) -> None:
         for report in reports:
@@ -178,15 +185,22 @@ class _Indexer:
 
     async def watch(self, stop: trio.Event, ready: trio.Event) -> None:
         root = self.writer.root
-        async for changes in watchfiles.awatch(
-            root, watch_filter=_worth_watching, stop_event=stop, step=WATCH_STEP_MS, debounce=WATCH_DEBOUNCE_MS,
-            yield_on_timeout=True, rust_timeout=100,
-        ):
+        try:
+            async for changes in watchfiles.awatch(
+                root, watch_filter=_worth_watching, stop_event=stop, step=WATCH_STEP_MS,
+                debounce=WATCH_DEBOUNCE_MS, yield_on_timeout=True, rust_timeout=100,
+            ):
+                ready.set()
+                paths = {_relative(root, path) for _, path in changes}
+                paths.discard(None)
+                if paths:
+                    await self.apply_changes(p for p in paths if p is not None)
+        except (OSError, RuntimeError) as error:
+            # Out of inotify watches, or a file system that cannot be watched: the index still serves, as of
+            # its last run; restarting every few seconds would not fix the machine's limits.
+            log.warning("cannot watch %s for changes (%s); the index will not follow edits until a restart or "
+                        "workspace_index_rebuild; raise fs.inotify.max_user_watches to fix it", root, error)
             ready.set()
-            paths = {_relative(root, path) for _, path in changes}
-            paths.discard(None)
-            if paths:
-                await self.apply_changes(p for p in paths if p is not None)
 
     async def guide_writer(self) -> None:
         """Rewrite the generated CLAUDE.md once writes pause, when its text changed."""

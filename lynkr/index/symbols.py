@@ -12,6 +12,7 @@ counts (for the ranking graph).  Reference positions are read from the store whe
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 import threading
 from collections import Counter
@@ -80,7 +81,7 @@ class IndexReader:
     def _load_all(self) -> None:
         self._records = self.store.records()
         self._definitions, self._referenced, self._imports, self._lines = {}, {}, {}, {}
-        self._by_name, self._ref_paths = {}, {}
+        self._by_name, self._ref_paths, self._original = {}, {}, {}
         for path, packed in self.store.packed_facts():
             self._add(path, packed)
         self._names_dirty = True
@@ -103,7 +104,12 @@ class IndexReader:
         self._imports[path] = tuple(packed["imports"])
         self._lines[path] = packed["lines"]
         for definition in definitions:
-            self._by_name.setdefault(definition.name, []).append(definition)
+            siblings = self._by_name.get(definition.name)
+            if siblings is None:
+                self._by_name[definition.name] = [definition]
+                self._original.setdefault(definition.name.lower(), []).append(definition.name)
+            else:
+                siblings.append(definition)
         counts = Counter(row[0] for row in packed["references"])
         self._referenced[path] = counts
         for name, count in counts.items():
@@ -116,6 +122,10 @@ class IndexReader:
                 siblings[:] = [d for d in siblings if d.path != path]
                 if not siblings:
                     del self._by_name[definition.name]
+                    spellings = self._original[definition.name.lower()]
+                    spellings.remove(definition.name)
+                    if not spellings:
+                        del self._original[definition.name.lower()]
         for name in self._referenced.pop(path, Counter()):
             holders = self._ref_paths.get(name)
             if holders is not None:
@@ -126,21 +136,18 @@ class IndexReader:
         self._lines.pop(path, None)
 
     def _ensure_names(self) -> None:
+        """Rebuild the sorted names and their blob, for the prefix, substring and fuzzy tiers only.
+
+        Exact lookups never wait for this, so a saved file is found by name without it.  Each step is one C
+        call (sort, join, accumulate) over the distinct names: a Python loop here cost ~100 ms on 40k names.
+        """
         if not self._names_dirty:
             return
-        original: dict[str, list[str]] = {}
-        for name in self._by_name:
-            original.setdefault(name.lower(), []).append(name)
-        self._original = original
-        self._names = sorted(original)
+        self._names = sorted(self._original)
         # One newline-separated string: substring and fuzzy matching then run in the regex engine's C loop
         # instead of a Python loop over every name.
         self._names_blob = "\n" + "\n".join(self._names) + "\n"
-        starts, offset = [], 1
-        for name in self._names:
-            starts.append(offset)
-            offset += len(name) + 1
-        self._name_starts = starts
+        self._name_starts = list(itertools.accumulate(map(len, self._names), lambda at, n: at + n + 1, initial=1))
         self._names_dirty = False
 
     # Queries
@@ -160,26 +167,33 @@ class IndexReader:
         """
         with self._lock:
             self.refresh()
-            self._ensure_names()
             scope, name = _split_qualified(query.strip())
             if not name:
                 return []
             wanted_kinds, wanted_languages = set(kinds), set(languages)
             found: list[tuple[tuple[int, int, int, str], Match]] = []
             for tier, names in enumerate(self._name_tiers(name, exact=exact)):
+                # Shorter names rank first within a tier, so names are taken a length at a time and the
+                # search stops once the limit is met: a prefix like "get" may match thousands of names.
+                by_length: dict[int, list[str]] = {}
                 for written in names:
-                    popularity = self._popularity(written)
-                    for definition in self._by_name.get(written, ()):
-                        record = self._records.get(definition.path)
-                        language = record.language if record is not None else ""
-                        if wanted_kinds and definition.kind not in wanted_kinds:
-                            continue
-                        if wanted_languages and language not in wanted_languages:
-                            continue
-                        if scope and not _in_scope(definition, scope):
-                            continue
-                        key = (tier, len(written), -popularity, f"{definition.path}:{definition.line:09d}")
-                        found.append((key, Match(definition=definition, tier=tier, language=language)))
+                    by_length.setdefault(len(written), []).append(written)
+                for length in sorted(by_length):
+                    for written in by_length[length]:
+                        popularity = self._popularity(written)
+                        for definition in self._by_name.get(written, ()):
+                            record = self._records.get(definition.path)
+                            language = record.language if record is not None else ""
+                            if wanted_kinds and definition.kind not in wanted_kinds:
+                                continue
+                            if wanted_languages and language not in wanted_languages:
+                                continue
+                            if scope and not _in_scope(definition, scope):
+                                continue
+                            key = (tier, length, -popularity, f"{definition.path}:{definition.line:09d}")
+                            found.append((key, Match(definition=definition, tier=tier, language=language)))
+                    if len(found) >= limit:
+                        break
                 # Later tiers rank below every match found so far: once the limit is met, stop looking.
                 if len(found) >= limit:
                     break
@@ -197,6 +211,7 @@ class IndexReader:
         yield [n for n in self._original.get(lower, []) if n != name]
         if exact:
             return
+        self._ensure_names()
         index = bisect.bisect_left(self._names, lower)
         prefix: list[str] = []
         seen = {lower}
@@ -208,13 +223,16 @@ class IndexReader:
         yield prefix
         yield self._blob_matches(re.escape(lower), seen)
         if len(lower) > 1:
-            yield self._blob_matches("[^\n]*?".join(re.escape(char) for char in lower), seen)
+            # Fuzzy: the letters in order, starting at the name's first letter.  Anchoring at a name start lets
+            # the regex engine skip to candidate lines instead of trying every position of the blob.
+            pattern = "\n" + "[^\n]*?".join(re.escape(char) for char in lower)
+            yield self._blob_matches(pattern, seen, offset=1)
 
-    def _blob_matches(self, pattern: str, seen: set[str], cap: int = 2000) -> list[str]:
+    def _blob_matches(self, pattern: str, seen: set[str], cap: int = 2000, offset: int = 0) -> list[str]:
         names: list[str] = []
         last = -1
         for match in re.finditer(pattern, self._names_blob):
-            index = bisect.bisect_right(self._name_starts, match.start()) - 1
+            index = bisect.bisect_right(self._name_starts, match.start() + offset) - 1
             if index == last or index < 0:
                 continue
             last = index
