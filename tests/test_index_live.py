@@ -143,7 +143,7 @@ async def test_live_index_follows_edits_creates_deletes_renames_and_branch_switc
     started = [e for e in events if isinstance(e, IndexRunStarted)]
     finished = [e for e in events if isinstance(e, IndexRunFinished)]
     assert [e.reason for e in started] == ["start"] and [e.reason for e in finished] == ["start"]
-    assert finished[0].counts["parsed"] == 2  # README.md (file-level facts) and pkg/alpha.py
+    assert finished[0].counts["parsed"] == 3  # README.md and CLAUDE.md (file-level facts), pkg/alpha.py
     updated = [e for e in events if isinstance(e, IndexFileUpdated)]
     assert {"pkg/alpha.py", "pkg/beta.ts", "pkg/gamma.py", "pkg/feature_0.go"} <= {e.path for e in updated}
     assert all(len(e.content_hash) == 32 for e in updated)
@@ -159,4 +159,4 @@ async def test_live_index_follows_edits_creates_deletes_renames_and_branch_switc
                     await trio.sleep(0.05)
     restarted = [e for e in recorded_events(config.data_dir) if isinstance(e, IndexRunFinished)][-1]
     assert restarted.counts["parsed"] == 0
-    assert restarted.counts["unchanged"] == 302
+    assert restarted.counts["unchanged"] == 303
