@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pygit2
+import pytest
 import trio
 
 from lynkr.config import Config
@@ -22,8 +23,9 @@ SIGNATURE = pygit2.Signature("lynkr tests", "tests@lynkr.invalid")
 WAIT_S = 20
 
 
-def _env(upstream: str) -> dict[str, str]:
+def _env(upstream: str, workers: str = "1") -> dict[str, str]:
     return {
+        "LYNKR_INDEX_WORKERS": workers,
         "MODEL_PROVIDER": "openai",
         "OPENAI_ENDPOINT": f"{upstream}/v1/chat/completions",
         "OPENAI_API_KEY": "sk-upstream-secret-1234",
@@ -89,10 +91,13 @@ def _commit(repo: pygit2.Repository, message: str) -> None:
     repo.create_commit("HEAD", SIGNATURE, SIGNATURE, message, repo.index.write_tree(), [repo.head.target])
 
 
-async def test_live_index_follows_edits_creates_deletes_renames_and_branch_switches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: the 300-file branch switch is parsed in worker processes
+async def test_live_index_follows_edits_creates_deletes_renames_and_branch_switches(
+    tmp_path: Path, workers: str
+) -> None:
     fake = FakeUpstream()
     async with serve_fake(fake) as upstream:
-        config = make_config(tmp_path, _env(upstream))
+        config = make_config(tmp_path, _env(upstream, workers))
         workspace = config.workspace_root
         repo = init_git_repo(workspace)
         (workspace / "pkg").mkdir()
