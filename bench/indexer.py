@@ -37,7 +37,7 @@ MAX_FILE_BYTES = 1_048_576
 
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def _run(root: Path, data: Path, workers: int) -> tuple[RunCounts, float, float]:
@@ -138,8 +138,14 @@ def _daemon(root: Path, work: Path, samples: int) -> dict[str, float]:
         if not base_url:
             raise RuntimeError(f"the daemon did not start (exit code {daemon.wait()})")
         health_s = time.perf_counter() - started
+        # While the initial index runs, the edge must keep answering: time /health meanwhile.
+        health_ms: list[float] = []
         while _gauge(base_url, "lynkr_index_runs_finished_total") < 1:
-            time.sleep(0.1)
+            began = time.perf_counter()
+            with urllib.request.urlopen(f"{base_url}/health", timeout=10) as response:
+                response.read()
+            health_ms.append((time.perf_counter() - began) * 1000)
+            time.sleep(0.05)
         indexed_s = time.perf_counter() - started
         rss = _rss_mib(daemon.pid)
         size = _gauge(base_url, "lynkr_index_size_bytes")
@@ -163,7 +169,9 @@ def _daemon(root: Path, work: Path, samples: int) -> dict[str, float]:
         reader.close()
         return {"copied": copied, "files": files, "health_s": health_s, "indexed_s": indexed_s, "rss_mib": rss,
                 "size_bytes": size, "save_p50_ms": statistics.median(latencies),
-                "save_p95_ms": _percentile(latencies, 0.95), "save_max_ms": max(latencies)}
+                "save_p95_ms": _percentile(latencies, 0.95), "save_max_ms": max(latencies),
+                "health_p50_ms": statistics.median(health_ms), "health_p99_ms": _percentile(health_ms, 0.99),
+                "health_max_ms": max(health_ms), "health_samples": len(health_ms)}
     finally:
         daemon.send_signal(signal.SIGINT)
         try:
@@ -217,6 +225,9 @@ def main() -> None:
         print(f"- daemon (`python -m lynkr serve`) over a copy of the source files ({daemon['copied']:.0f} files, "
               f"{daemon['files']:.0f} indexed): listening after {daemon['health_s']:.2f} s, initial index finished "
               f"after {daemon['indexed_s']:.1f} s")
+        print(f"- `GET /health` while the initial index ran ({daemon['health_samples']:.0f} requests): "
+              f"p50 {daemon['health_p50_ms']:.1f} ms, p99 {daemon['health_p99_ms']:.1f} ms, "
+              f"max {daemon['health_max_ms']:.1f} ms")
         print(f"- daemon RSS after the initial index: {daemon['rss_mib']:.0f} MiB = "
               f"**{daemon['rss_mib'] * per10k_daemon:.0f} MiB per 10k files**")
         print(f"- save-to-queryable ({args.samples} new files, a query from another process polling every 1 ms): "

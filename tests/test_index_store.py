@@ -125,7 +125,7 @@ def test_a_file_deleted_before_it_is_read_is_counted_and_the_run_goes_on(tmp_pat
 def test_reader_catches_up_with_only_the_changed_files(tmp_path: Path) -> None:
     root = tmp_path / "ws"
     _write(root, "a.py", "def alpha(): pass\n")
-    counts, store = _index(root, tmp_path / "data")
+    _, store = _index(root, tmp_path / "data")
     reader = IndexReader(store)
     assert [m.definition.name for m in reader.search("alpha")] == ["alpha"]
     _write(root, "a.py", "def beta(): pass\n")
@@ -148,6 +148,6 @@ def test_damaged_index_is_rebuilt_not_fatal(tmp_path: Path) -> None:
 def test_fuzzy_search_ranks_close_names(tmp_path: Path, query: str, expected: str) -> None:
     root = tmp_path / "ws"
     _write(root, "c.py", "class Cache:\n    pass\n\ndef cached_call(): pass\n")
-    counts, store = _index(root, tmp_path / "data")
+    _, store = _index(root, tmp_path / "data")
     assert IndexReader(store).search(query)[0].definition.name == expected
     store.close()
