@@ -1,4 +1,4 @@
-"""Event log benchmark: durable appends through the recorder, replay, bytes per event, idle RSS, daemon start.
+"""Event log benchmark: appends, rebuild and snapshots, bytes per event and per Claude Code session, daemon start.
 
     /work/venv/bin/python bench/eventlog.py --events 1000000 --repeats 3 --results bench/RESULTS.md
 
@@ -8,12 +8,17 @@ One run measures, over ``--repeats`` repeats (medians are quoted):
   actor (scrubbing with one known secret, batching, one fsync'd LMDB transaction per batch) into a fresh log;
   and the same with producers that only queue (``Recorder.record``, how most actors record), timed until
   the recorder has committed the last batch;
-* replay rate over the filled log: ``replay`` with the sessions fold, and a plain ``store.read()`` loop
-  (which decodes every record);
+* full rebuild of all derived state without a snapshot (``rebuild(use_snapshots=False)``, every registered
+  fold, as ``lynkr replay --rebuild`` and a start-up without a snapshot do), and a plain ``store.read()`` loop
+  (which decodes every record into its event);
+* writing the snapshots of the rebuilt state, their size, and a rebuild from them;
+* log bytes of a 200-turn Claude Code session (``tests/claude_session.py``) stored content-addressed, against
+  its final transcript plus responses, and against storing every body whole (``request.received`` v2);
 * bytes per event on disk for the mix and for each kind alone;
 * idle RSS of a fresh process that opened the filled log;
 * start-up of the daemon (``python -m lynkr serve``) against the filled log until ``GET /health`` answers
-  200, and the daemon's RSS once idle.
+  200 (the daemon rebuilds derived state before it is ready), without a snapshot and then with the one the
+  previous daemon wrote at shutdown, and the daemon's RSS once idle.
 
 The mix repeats one turn of four events: ``request.received`` with a ~2 kB body (built as the daemon builds
 it, ``RequestReceived.of(..., body=<the raw bytes>)``), two small ``upstream.attempted`` and
@@ -25,6 +30,7 @@ work on the machine moves every figure.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import signal
@@ -50,9 +56,12 @@ sys.path.insert(0, str(REPO))
 from lynkr.actors.recorder import Append, Hub, Recorder, run  # noqa: E402
 from lynkr.events.catalog import RequestReceived, ResponseCompleted, UpstreamAttempted  # noqa: E402
 from lynkr.events.lmdb_store import LmdbEventStore  # noqa: E402
-from lynkr.events.projections import SESSIONS, replay  # noqa: E402
+from lynkr.events.codec import encode_payload, payload_of  # noqa: E402
+from lynkr.events.projections import SESSIONS, Projection, SessionsState, apply_session_event, replay  # noqa: E402
 from lynkr.events.records import Event  # noqa: E402
 from lynkr.events.scrub import Scrubber  # noqa: E402
+from lynkr.events.snapshots import DERIVED_STATE, rebuild, save_snapshots  # noqa: E402
+from tests.claude_session import session  # noqa: E402
 
 SESSIONS_IN_MIX = 1000
 KNOWN_SECRET = "sk-bench-0123456789abcdefghijklmnop"
@@ -190,13 +199,81 @@ async def append_through_recorder(
 # Replaying
 
 
-def time_replay_sessions(path: Path) -> float:
+def time_full_rebuild(path: Path) -> float:
+    with LmdbEventStore.open(path, readonly=True) as store:
+        rebuilt = rebuild(store, use_snapshots=False)
+        assert len(rebuilt.states["sessions"].sessions) == SESSIONS_IN_MIX
+    return rebuilt.seconds
+
+
+def time_fold_over_events(path: Path) -> float:
+    """The sessions fold as replay ran it before folds over payloads: an event object built per record."""
+    over_events = Projection(initial=SessionsState(), apply=apply_session_event, topics=SESSIONS.topics)
     with LmdbEventStore.open(path, readonly=True) as store:
         started = time.perf_counter()
-        state = replay(store, {"sessions": SESSIONS})["sessions"]
-        elapsed = time.perf_counter() - started
-        assert len(state.sessions) == SESSIONS_IN_MIX
-    return elapsed
+        replay(store, {"sessions": over_events})
+        return time.perf_counter() - started
+
+
+def snapshot_figures(path: Path) -> tuple[float, int, float]:
+    """Seconds to write the snapshots of a full rebuild, their bytes, and seconds to rebuild from them."""
+    with LmdbEventStore.open(path) as store:
+        rebuilt = rebuild(store, use_snapshots=False)
+        started = time.perf_counter()
+        save_snapshots(store, DERIVED_STATE, rebuilt.states, rebuilt.last_seq)
+        written = time.perf_counter() - started
+        size = sum(len(store.load_snapshot(d.name) or b"") for d in DERIVED_STATE)
+        last_seq = rebuilt.last_seq
+        # The full state is millions of objects: collect it now, or the collector's pass over it lands in
+        # the timing below (a starting daemon never holds it).
+        del rebuilt
+        gc.collect()
+        loaded = rebuild(store)
+        assert all(origin.snapshot_seq == last_seq for origin in loaded.origins)
+    return written, size, loaded.seconds
+
+
+def delete_snapshots(path: Path) -> None:
+    with LmdbEventStore.open(path) as store:
+        store.delete_snapshots()
+
+
+# A Claude Code session
+
+
+def claude_code_session_bytes(scratch: Path, turns: int = 200) -> dict[str, int]:
+    """Log bytes of one ``turns``-turn Claude Code session, recorded as the daemon records each turn."""
+    exchanges = list(session(turns))
+    path = scratch / "claude-session"
+    whole_records = 0
+    with LmdbEventStore.open(path) as store:
+        for n, exchange in enumerate(exchanges):
+            request = RequestReceived.of(
+                request_id=f"req_{n:04d}", session_id="sess", path="/v1/messages",
+                headers={"anthropic-version": "2023-06-01", "content-type": "application/json", "x-api-key": "***"},
+                request=exchange.request, body=exchange.body,
+            )
+            turn: list[Stamped] = [
+                ("sess", request),
+                ("sess", UpstreamAttempted(request_id=f"req_{n:04d}", provider="anthropic", attempt=1, status=200,
+                                           latency_ms=2400.0, error=None, will_retry=False)),
+                ("sess", ResponseCompleted(request_id=f"req_{n:04d}", session_id="sess", provider="anthropic",
+                                           model="claude-opus-5-5", message=exchange.response, latency_ms=2400.0)),
+            ]
+            store.append(turn)
+            # The same request as v2 stored it: the body whole (compressed as a large record).
+            payload = {k: v for k, v in payload_of(request).items() if k not in ("template", "parts")}
+            whole_records += len(encode_payload(1, "sess", RequestReceived.TYPE, 2, {**payload, "body": exchange.body}))
+            whole_records += sum(len(encode_payload(1, "sess", e.TYPE, e.VERSION, payload_of(e))) for _, e in turn[1:])
+        used = store.stats().bytes_used
+    shutil.rmtree(path)
+    return {
+        "final": len(exchanges[-1].body),
+        "responses": sum(len(orjson.dumps(exchange.response)) for exchange in exchanges),
+        "bodies": sum(len(exchange.body) for exchange in exchanges),
+        "whole_records": whole_records,
+        "log": used,
+    }
 
 
 def time_decode_loop(path: Path) -> float:
@@ -303,7 +380,7 @@ def daemon_start(data_dir: Path, workspace: Path, timeout_s: float = 60.0) -> tu
     finally:
         daemon.send_signal(signal.SIGINT)
         try:
-            daemon.wait(timeout=15)
+            daemon.wait(timeout=120)  # it snapshots derived state as it stops
         except subprocess.TimeoutExpired:
             daemon.kill()
             daemon.wait()
@@ -359,11 +436,16 @@ def main(argv: list[str] | None = None) -> int:
             seconds = trio.run(append_through_recorder, log_path, args.events, args.producers, args.batch_max)
             append_rates.append(args.events / seconds)
 
-        replay_rates, decode_rates = [], []
+        replay_rates, event_fold_rates, decode_rates = [], [], []
         for repeat in range(args.repeats):
-            print(f"replay {repeat + 1}/{args.repeats}", file=sys.stderr)
-            replay_rates.append(args.events / time_replay_sessions(log_path))
+            print(f"rebuild {repeat + 1}/{args.repeats}", file=sys.stderr)
+            replay_rates.append(args.events / time_full_rebuild(log_path))
+            event_fold_rates.append(args.events / time_fold_over_events(log_path))
             decode_rates.append(args.events / time_decode_loop(log_path))
+        print("snapshots", file=sys.stderr)
+        snapshot_write_s, snapshot_bytes, snapshot_load_s = snapshot_figures(log_path)
+        print("claude code session", file=sys.stderr)
+        claude = claude_code_session_bytes(scratch)
 
         mixed_bytes = bytes_per_event(log_path)
         kinds = {
@@ -379,14 +461,22 @@ def main(argv: list[str] | None = None) -> int:
                 daemon_lines.append("- daemon start: not measured (lynkr/daemon.py does not exist yet)")
             else:
                 starts: list[float] = []
+                cold_starts: list[float] = []
                 daemon_rss: dict[str, int] = {}
                 for repeat in range(args.repeats):
-                    print(f"daemon start {repeat + 1}/{args.repeats}", file=sys.stderr)
+                    print(f"daemon start without a snapshot {repeat + 1}/{args.repeats}", file=sys.stderr)
+                    delete_snapshots(log_path)
+                    seconds, _ = daemon_start(data_dir, workspace)  # it writes a snapshot as it stops
+                    cold_starts.append(seconds)
+                    print(f"daemon start with a snapshot {repeat + 1}/{args.repeats}", file=sys.stderr)
                     seconds, daemon_rss = daemon_start(data_dir, workspace)
                     starts.append(seconds)
                 daemon_lines += [
-                    f"- daemon start with {args.events:,} events to `GET /health` 200: "
-                    f"**{median(starts):.2f} s** median (runs: {', '.join(f'{s:.2f}' for s in starts)}; target <= 5 s)",
+                    f"- daemon start with {args.events:,} events to `GET /health` 200, **with a snapshot**: "
+                    f"**{median(starts):.2f} s** median (runs: {', '.join(f'{s:.2f}' for s in starts)}; "
+                    f"target <= 1 s)",
+                    f"- the same **without a snapshot** (a full rebuild before ready): **{median(cold_starts):.2f} s** "
+                    f"median (runs: {', '.join(f'{s:.2f}' for s in cold_starts)}; target <= 5 s)",
                     f"- daemon idle RSS after start: {daemon_rss.get('VmRSS', 0) / 1024:.1f} MiB "
                     f"(anon {daemon_rss.get('RssAnon', 0) / 1024:.1f} MiB, "
                     f"file-backed {daemon_rss.get('RssFile', 0) / 1024:.1f} MiB)",
@@ -406,12 +496,24 @@ def main(argv: list[str] | None = None) -> int:
             f"(runs: {', '.join(f'{r:,.0f}' for r in append_rates)}; target >= 40k)",
             f"- the same with producers that only queue (`record`), until the last batch is committed: "
             f"**{median(queued_rates):,.0f} events/s** (runs: {', '.join(f'{r:,.0f}' for r in queued_rates)})",
-            f"- replay with the sessions fold: **{median(replay_rates):,.0f} events/s** "
-            f"(runs: {', '.join(f'{r:,.0f}' for r in replay_rates)}; target >= 300k)",
+            f"- full rebuild of all derived state without a snapshot (`rebuild`, every registered fold, over "
+            f"payloads): **{median(replay_rates):,.0f} events/s**, {args.events / median(replay_rates):.2f} s "
+            f"(runs: {', '.join(f'{r:,.0f}' for r in replay_rates)}; target >= 200k, <= 5 s)",
+            f"- the same sessions fold over event objects (how replay folded before, same run): "
+            f"{median(event_fold_rates):,.0f} events/s (runs: {', '.join(f'{r:,.0f}' for r in event_fold_rates)})",
+            f"- snapshots of the rebuilt state: written in {snapshot_write_s:.2f} s, {snapshot_bytes / MiB:.1f} MiB; "
+            f"a rebuild from them (load, validate, fold the empty tail): **{snapshot_load_s:.3f} s**",
             f"- plain decode loop (`store.read()`): **{median(decode_rates):,.0f} events/s** "
             f"(runs: {', '.join(f'{r:,.0f}' for r in decode_rates)})",
             f"- bytes per event on disk, mix: **{mixed_bytes:,.0f}**; "
             + "; ".join(f"{name} alone: {size:,.0f}" for name, size in kinds.items()),
+            f"- a 200-turn Claude Code session (`tests/claude_session.py`): final transcript {claude['final']:,} B "
+            f"plus responses {claude['responses']:,} B; its request bodies add up to {claude['bodies']:,} B "
+            f"({claude['bodies'] / claude['final']:.0f}x the final transcript); stored whole (request.received v2, "
+            f"large records compressed) its records took {claude['whole_records']:,} B; content-addressed "
+            f"(v3) the log takes **{claude['log']:,} B = "
+            f"{claude['log'] / (claude['final'] + claude['responses']):.2f}x** final transcript plus responses "
+            f"(target <= 1.5x)",
             f"- idle RSS of a process that opened the {args.events:,}-event log: "
             f"{opened_rss.get('VmRSS', 0) / 1024:.1f} MiB",
             *daemon_lines,

@@ -21,7 +21,7 @@ import trio
 from lynkr import __version__
 from lynkr.actors.runtime import ActorEscalation
 from lynkr.config import Config, ConfigError, load_config, nothing_configured_hint
-from lynkr.datadir import DAEMON_STREAM, StartupError, open_log_readonly
+from lynkr.datadir import DAEMON_STREAM, StartupError, events_dir, open_log_readonly, open_store
 from lynkr.events.records import EventFromTheFuture, Recorded
 from lynkr.index.cli import add_commands as add_index_commands
 from lynkr.inspect import render_event_line, render_transcript, replay_sessions
@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         "or show one session's transcript turn by turn.",
     )
     replay.add_argument("session", nargs="?", help="session id (or a unique prefix); omit to list sessions")
+    replay.add_argument("--rebuild", action="store_true",
+                        help="rebuild all derived state from the whole log, ignoring snapshots, and write fresh "
+                        "snapshots; reports counts and time")
     replay.add_argument("--json", action="store_true", help="print the transcript as JSON")
     replay.add_argument("--full", action="store_true", help="show whole messages instead of summaries")
     replay.set_defaults(command=_replay)
@@ -107,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("--table", action="store_true",
                         help="print every setting as a Markdown table (variable, default, meaning) instead")
     config.set_defaults(command=_config)
+
+    mcp = commands.add_parser("mcp", parents=[common], help="list MCP servers: state, tools, last error",
+                              description="List the MCP servers lynkr bridges, as the running daemon sees them "
+                              "(or as configured, when no daemon answers): state, tools and the last error of each.")
+    mcp.add_argument("--json", action="store_true", help="print as JSON")
+    mcp.set_defaults(command=_mcp)
+
     add_index_commands(commands, common, _load)
     return parser
 
@@ -170,6 +180,10 @@ def _banner(config: Config, running: Running, out: TextIO) -> None:
 
 def _replay(args: argparse.Namespace) -> int:
     config = _load(args)
+    if args.rebuild:
+        if args.session is not None:
+            return _fail("--rebuild rebuilds every session; leave out the session id", EXIT_USAGE)
+        return _rebuild(config)
     with open_log_readonly(config.data_dir) as store:
         stream = None
         if args.session is not None:
@@ -205,6 +219,29 @@ def _replay(args: argparse.Namespace) -> int:
             print(json.dumps(render_transcript(chosen, full=True, as_json=True), indent=2, ensure_ascii=False))
         else:
             print(render_transcript(chosen, full=args.full, as_json=False))
+    return 0
+
+
+def _rebuild(config: Config) -> int:
+    from lynkr.events.snapshots import DERIVED_STATE, rebuild, save_snapshots
+
+    if not events_dir(config.data_dir).exists():
+        return _fail(f"no event log in {config.data_dir}; start the daemon first, or set LYNKR_DATA_DIR", EXIT_FAILURE)
+    with open_store(config.data_dir, map_size=config.log_map_size_bytes) as store:
+        progress = ProgressBar("rebuilding", sys.stderr) if sys.stderr.isatty() else None
+        rebuilt = rebuild(store, DERIVED_STATE, use_snapshots=False, progress=progress)
+        if progress is not None:
+            progress.close()
+        save_snapshots(store, DERIVED_STATE, rebuilt.states, rebuilt.last_seq)
+        stats = store.stats()
+    rate = rebuilt.events_folded / rebuilt.seconds if rebuilt.seconds > 0 else 0.0
+    print(
+        f"rebuilt from {rebuilt.events_folded:,} events in {rebuilt.seconds:.2f} s ({rate:,.0f} events/s, "
+        f"{stats.skipped_corrupt + stats.skipped_unknown} skipped as corrupt or unknown); snapshots written at "
+        f"seq {rebuilt.last_seq:,}"
+    )
+    for derived in DERIVED_STATE:
+        print(f"  {derived.name}: {derived.describe(rebuilt.states[derived.name])}")
     return 0
 
 
@@ -246,6 +283,17 @@ def _type_filter(types: list[str] | None) -> Callable[[Recorded], bool]:
 
 def _print_event(recorded: Recorded, as_json: bool) -> None:
     print(render_event_line(recorded, as_json=as_json))
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    from lynkr.mcp import report
+
+    servers, note = report.fetch(_load(args))
+    if args.json:
+        print(json.dumps({"servers": servers, "note": note}, indent=2))
+    else:
+        print(report.render(servers, note))
+    return 0
 
 
 def _config(args: argparse.Namespace) -> int:

@@ -60,6 +60,10 @@ from lynkr.envfile import read_env_file
 from lynkr.http.guard import GuardConfig
 from lynkr.index.settings import IndexConfig
 from lynkr.layers import ENV_FILE_NAME, TOML_FILE_NAME, Source, read_toml
+
+# The short names the declarations below (and the groups merged into Config) are written with.
+from lynkr.layers import Layers as _Layers
+from lynkr.mcp.settings import McpConfig
 from lynkr.provider_tables import build_providers, field_of
 from lynkr.settings import (
     BOOL,
@@ -73,25 +77,18 @@ from lynkr.settings import (
     STR,
     STR_LIST,
     ConfigError,
-    Context,
     Converter,
-    Invalid,
     JsonTree,
     ProviderConfig,
     ProviderSettings,
     Secret,
     SettingInfo,
     default_text,
-    items,
     masked_settings,
-    path,
     setting,
     walk_fields,
     walk_settings,
 )
-
-# The short names the declarations below (and the groups merged into Config) are written with.
-from lynkr.layers import Layers as _Layers
 from lynkr.settings import GROUP_KEY as _GROUP
 from lynkr.settings import SETTING_KEY as _SETTING
 from lynkr.settings import SPECIAL_KEY as _SPECIAL
@@ -102,44 +99,40 @@ from lynkr.settings import group as _group
 from lynkr.settings import seconds as _seconds
 
 __all__ = [  # the settings vocabulary stays importable from here, where it used to be declared
-    "BOOL", "JSON", "MASK", "PATH", "PATH_LIST", "PORT", "REGEX", "SECRET", "STR", "STR_LIST", "Config",
-    "ConfigError", "Converter", "McpConfig", "PolicyConfig", "PromptCacheConfig", "ProviderConfig", "RouteRule",
-    "SandboxMount", "Secret", "SettingInfo", "Source", "load_config", "nothing_configured_hint", "setting",
-    "ENV_FILE_NAME", "TOML_FILE_NAME",
-    "_choice", "_computed", "_count", "_group", "_seconds",
+    "BOOL",
+    "ENV_FILE_NAME",
+    "JSON",
+    "MASK",
+    "PATH",
+    "PATH_LIST",
+    "PORT",
+    "REGEX",
+    "SECRET",
+    "STR",
+    "STR_LIST",
+    "TOML_FILE_NAME",
+    "Config",
+    "ConfigError",
+    "Converter",
+    "McpConfig",
+    "PolicyConfig",
+    "PromptCacheConfig",
+    "ProviderConfig",
+    "RouteRule",
+    "Secret",
+    "SettingInfo",
+    "Source",
+    "_choice",
+    "_computed",
+    "_count",
+    "_group",
+    "_seconds",
+    "load_config",
+    "nothing_configured_hint",
+    "setting",
 ]
 
 MiB: Final = 1024 * 1024
-
-
-@attrs.frozen(kw_only=True)
-class SandboxMount:
-    """An extra bind mount for the MCP sandbox container."""
-
-    host: Path
-    container: str
-    mode: str = "rw"
-
-
-def _convert_mounts(raw: object, ctx: Context) -> tuple[SandboxMount, ...]:
-    mounts = []
-    for entry in items(raw, ";"):
-        parts = [part.strip() for part in entry.split(":")]
-        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-            raise Invalid
-        mode = parts[2] if len(parts) == 3 and parts[2] else "rw"
-        if mode not in ("ro", "rw"):
-            raise Invalid
-        mounts.append(SandboxMount(host=path(parts[0], ctx), container=parts[1], mode=mode))
-    return tuple(mounts)
-
-
-MOUNTS = Converter(
-    what="a ;-separated list of host:container[:ro|rw] mounts",
-    example="mounts like /data:/data:ro;/tmp/x:/x",
-    convert=_convert_mounts,
-    keep_empty=True,
-)
 
 
 @attrs.frozen(kw_only=True)
@@ -158,6 +151,17 @@ class PromptCacheConfig:
     )
     max_entries: int = setting(
         64, env="PROMPT_CACHE_MAX_ENTRIES", doc="Most responses kept in the cache.", converter=_count(0, 64)
+    )
+
+
+@attrs.frozen(kw_only=True)
+class SnapshotConfig:
+    interval_s: float = setting(
+        300.0,
+        env="LYNKR_SNAPSHOT_INTERVAL_S",
+        doc="How often the daemon snapshots state derived from the log (sessions), so that start-up folds "
+        "only the log's tail; it also snapshots at shutdown.",
+        converter=_seconds(300.0),
     )
 
 
@@ -258,104 +262,6 @@ class ToolsConfig:
         env="LYNKR_WEB_FETCH_ALLOWED_HOSTS",
         doc="Private, loopback or link-local hosts WebFetch may reach anyway.",
         converter=STR_LIST,
-    )
-
-
-@attrs.frozen(kw_only=True)
-class McpConfig:
-    server_manifest: Path | None = setting(
-        None, env="MCP_SERVER_MANIFEST", doc="A JSON manifest of MCP servers to start.", converter=PATH
-    )
-    # None only on a hand-built McpConfig: load_config fills in ~/.claude/mcp when nothing sets it.
-    manifest_dirs: tuple[Path, ...] | None = setting(
-        None,
-        env="MCP_MANIFEST_DIRS",
-        doc="Folders searched for MCP manifests (empty: none).",
-        converter=PATH_LIST,
-        default_text="~/.claude/mcp",
-    )
-    sandbox_enabled: bool = setting(
-        True, env="MCP_SANDBOX_ENABLED", doc="Run MCP servers in a container when an image is set.", converter=BOOL
-    )
-    sandbox_image: str | None = setting(
-        None,
-        env="MCP_SANDBOX_IMAGE",
-        doc="Container image for MCP servers.",
-        converter=STR,
-    )
-    sandbox_runtime: str = setting("docker", env="MCP_SANDBOX_RUNTIME", doc="Container runtime command.", converter=STR)
-    sandbox_container_workspace: str = setting(
-        "/workspace", env="MCP_SANDBOX_CONTAINER_WORKSPACE", doc="Workspace path inside the container.", converter=STR
-    )
-    sandbox_mount_workspace: bool = setting(
-        True, env="MCP_SANDBOX_MOUNT_WORKSPACE", doc="Mount the workspace into the container.", converter=BOOL
-    )
-    sandbox_allow_networking: bool = setting(
-        False, env="MCP_SANDBOX_ALLOW_NETWORKING", doc="Give the container network access.", converter=BOOL
-    )
-    sandbox_network_mode: str = setting(
-        "bridge",
-        env="MCP_SANDBOX_NETWORK_MODE",
-        doc="Container network mode when networking is allowed.",
-        converter=STR,
-    )
-    sandbox_passthrough_env: tuple[str, ...] = setting(
-        ("PATH", "LANG", "LC_ALL", "TERM", "HOME"),
-        env="MCP_SANDBOX_PASSTHROUGH_ENV",
-        doc="Environment variables passed into the container.",
-        converter=STR_LIST,
-    )
-    sandbox_extra_mounts: tuple[SandboxMount, ...] = setting(
-        (), env="MCP_SANDBOX_EXTRA_MOUNTS", doc="Extra mounts, host:container[:ro|rw];...", converter=MOUNTS
-    )
-    sandbox_timeout_ms: int = setting(
-        20_000, env="MCP_SANDBOX_TIMEOUT_MS", doc="Default MCP call timeout.", converter=_count(1, 20000, "ms")
-    )
-    sandbox_user: str | None = setting(
-        None,
-        env="MCP_SANDBOX_USER",
-        doc="User to run as in the container.",
-        converter=STR,
-    )
-    sandbox_entrypoint: str | None = setting(
-        None, env="MCP_SANDBOX_ENTRYPOINT", doc="Container entrypoint override.", converter=STR
-    )
-    sandbox_reuse_session: bool = setting(
-        True, env="MCP_SANDBOX_REUSE_SESSION", doc="Reuse one container per session.", converter=BOOL
-    )
-    sandbox_read_only_root: bool = setting(
-        False, env="MCP_SANDBOX_READ_ONLY_ROOT", doc="Mount the container's root read-only.", converter=BOOL
-    )
-    sandbox_no_new_privileges: bool = setting(
-        True, env="MCP_SANDBOX_NO_NEW_PRIVILEGES", doc="Forbid privilege escalation in the container.", converter=BOOL
-    )
-    sandbox_drop_capabilities: tuple[str, ...] = setting(
-        ("ALL",), env="MCP_SANDBOX_DROP_CAPABILITIES", doc="Linux capabilities dropped.", converter=STR_LIST
-    )
-    sandbox_add_capabilities: tuple[str, ...] = setting(
-        (), env="MCP_SANDBOX_ADD_CAPABILITIES", doc="Linux capabilities added back.", converter=STR_LIST
-    )
-    sandbox_memory_limit: str = setting(
-        "512m",
-        env="MCP_SANDBOX_MEMORY_LIMIT",
-        doc="Container memory limit.",
-        converter=STR,
-    )
-    sandbox_cpu_limit: str = setting("1.0", env="MCP_SANDBOX_CPU_LIMIT", doc="Container CPU limit.", converter=STR)
-    sandbox_pids_limit: int = setting(
-        100, env="MCP_SANDBOX_PIDS_LIMIT", doc="Most processes in the container.", converter=_count(1, 100)
-    )
-    permission_mode: str = setting(
-        "auto",
-        env="MCP_SANDBOX_PERMISSION_MODE",
-        doc="MCP tool permission: auto, require (ask) or deny.",
-        converter=_choice("auto", "require", "deny"),
-    )
-    permission_allow: tuple[str, ...] = setting(
-        (), env="MCP_SANDBOX_PERMISSION_ALLOW", doc="MCP tools always allowed.", converter=STR_LIST
-    )
-    permission_deny: tuple[str, ...] = setting(
-        (), env="MCP_SANDBOX_PERMISSION_DENY", doc="MCP tools always denied.", converter=STR_LIST
     )
 
 
@@ -527,6 +433,7 @@ class Config:
     )
     guard: GuardConfig = _group(GuardConfig, "Which web origins and Host names may reach the daemon.")
     prompt_cache: PromptCacheConfig = _group(PromptCacheConfig, "Prompt cache.")
+    snapshots: SnapshotConfig = _group(SnapshotConfig, "Snapshots of state derived from the event log.")
     policy: PolicyConfig = _group(PolicyConfig, "Limits on server-side tool use.")
     tools: ToolsConfig = _group(ToolsConfig, "lynkr's own tools.")
     mcp: McpConfig = _group(McpConfig, "MCP servers and their sandbox.")

@@ -1,7 +1,9 @@
 """The daemon: opens the log, starts the actors in order, serves, and shuts down gracefully.
 
-Start-up order is dependency order: the recorder first (everyone records), then the provider pool, the tool
-worker (its tool summaries ask the pool), the session actor (its agent loop asks both), and last the HTTP edge, so nothing is accepted before it can be served.  Shutdown runs the
+Start-up order is dependency order: derived state (sessions) is rebuilt from snapshots and the log first, then
+the recorder starts (everyone records), then the projector that keeps derived state live, the provider pool,
+the tool worker (its tool summaries ask the pool), the session actor (its agent loop asks both), and last the
+HTTP edge, so nothing is accepted before it can be served.  Shutdown runs the
 other way: the edge stops accepting and lets in-flight streams finish up to the grace deadline, the actors
 are cancelled, and the recorder drains its mailbox into a final durable batch before the log closes.
 """
@@ -22,16 +24,27 @@ import attrs
 import trio
 
 from lynkr import __version__
-from lynkr.actors import edge, indexer, providers, recorder, session, tools
+from lynkr.actors import edge, indexer, mcp, projector, providers, recorder, session, tools
 from lynkr.actors.messages import RunTool, Turn
+from lynkr.actors.projector import LiveState
 from lynkr.actors.providers import breakers_for
 from lynkr.actors.recorder import Recorder
-from lynkr.actors.runtime import ActorEscalation, ActorStatistics, Crash, Mailbox, RestartPolicy, Supervisor
+from lynkr.actors.runtime import (
+    ActorEscalation,
+    ActorStatistics,
+    Crash,
+    Mailbox,
+    ReplyTo,
+    RestartPolicy,
+    Supervisor,
+    ask,
+)
 from lynkr.config import Config, ConfigError
 from lynkr.datadir import DAEMON_STREAM, StartupError, daemon_lock, open_store
 from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.scrub import Scrubber
+from lynkr.events.snapshots import DERIVED_STATE, rebuild
 from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
 from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import Sample
@@ -39,6 +52,11 @@ from lynkr.index.handle import IndexHandle
 from lynkr.index.metrics import index_gauges
 from lynkr.index.store import IndexStore
 from lynkr.index.symbols import IndexReader
+from lynkr.mcp.endpoint import SESSION_ID as MCP_SESSION_ID
+from lynkr.mcp.endpoint import McpEndpoint
+from lynkr.mcp.manifest import discover
+from lynkr.tools.runner import Outcome, Toolbox
+from lynkr.tools.toolbox import build_toolbox
 from lynkr.upstream.fitting import InvalidProviderOption, limits_for
 from lynkr.upstream.learned import LimitsBook
 
@@ -55,6 +73,11 @@ class Running:
     stop: trio.Event
     # Each actor's mailbox by actor name, to look at (statistics) or, in tests, to put a message in.
     mailboxes: Mapping[str, Mailbox[Any]] = attrs.field(factory=dict)
+    # Sessions (and every other DerivedState) folded from the log, kept live by the projector.
+    derived: LiveState = attrs.field(factory=lambda: LiveState(states={}, last_seq=0))
+    # Every tool the daemon runs (MCP servers' tools appear in its registry as they come up), and the MCP bridge.
+    toolbox: Toolbox | None = None
+    bridge: mcp.Bridge | None = None
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -154,8 +177,24 @@ class _Daemon:
         self.learned_limits = LimitsBook.from_log(store)
         self.ready = False
         self._nursery: trio.Nursery | None = None
+        self.derived = LiveState(states={}, last_seq=0)
+        self.toolbox = build_toolbox(config)
+        workspace = config.workspace_root.resolve()
+        self.bridge = mcp.Bridge(
+            config.mcp,
+            discovered=discover(config.mcp, workspace),
+            registry=self.toolbox.registry,
+            recorder=self.recorder,
+            workspace=workspace,
+        )
+        self.mcp_endpoint = McpEndpoint(toolbox=self.toolbox, run_tool=self._run_tool_for_mcp)
 
     async def serve(self, *, install_signal_handlers: bool, task_status: trio.TaskStatus[Running]) -> None:
+        # Derived state is rebuilt before anything records: from snapshots and the log's tail, in a thread.
+        rebuilt = await trio.to_thread.run_sync(rebuild, self.store)
+        snapshot_seq = min((origin.snapshot_seq or 0 for origin in rebuilt.origins), default=0)
+        self.derived = LiveState(states=rebuilt.states, last_seq=rebuilt.last_seq, snapshot_seq=snapshot_seq)
+        log.info("rebuilt derived state from %d events of the log in %.2f s", rebuilt.events_folded, rebuilt.seconds)
         async with trio.open_nursery() as core:
             self._nursery = core
             await self._supervisor(core).start(
@@ -200,10 +239,16 @@ class _Daemon:
                     bound=self.listening.getsockname()[:2],
                     record=partial(self.recorder.record, DAEMON_STREAM),
                 ),
+                mcp=self.mcp_endpoint,
+                mcp_servers=lambda: {"servers": self.bridge.snapshot()},
             )
         )
         async with trio.open_nursery() as actors:
             supervisor = self._supervisor(actors)
+            await supervisor.start(
+                "projector", projector.run, self.store, self.recorder.hub, DERIVED_STATE, self.derived,
+                interval_s=config.snapshots.interval_s,
+            )
             await supervisor.start(
                 "providers",
                 providers.run,
@@ -226,6 +271,7 @@ class _Daemon:
                 store=self.store,
                 recorder=self.recorder,
                 providers=self.provider_mailbox,
+                toolbox=self.toolbox,
                 index=self.index,
             )
             await supervisor.start(
@@ -234,8 +280,13 @@ class _Daemon:
                 mailbox=self.session_mailbox,
                 providers=self.provider_mailbox,
                 recorder=self.recorder,
-                agent=session.AgentSetup(config=config, tools=self.tools_mailbox, specs=specs, store=self.store),
+                agent=session.AgentSetup(
+                    config=config, tools=self.tools_mailbox, specs=specs, store=self.store, toolbox=self.toolbox
+                ),
             )
+            # Reports ready at once: MCP servers come up in the background and never delay /health.
+            await supervisor.start("mcp", mcp.run, self.bridge)
+            await supervisor.start("mcp_endpoint", self.mcp_endpoint.run)
             await supervisor.start(
                 "edge", edge.run, app, self.listening, graceful_timeout_s=config.shutdown_grace_s, stop=edge_stop
             )
@@ -245,6 +296,7 @@ class _Daemon:
                     base_url=base_url(self.listening),
                     data_dir=config.data_dir,
                     stop=stop,
+                    derived=self.derived,
                     mailboxes={
                         "recorder": self.recorder_mailbox,
                         "providers": self.provider_mailbox,
@@ -252,6 +304,8 @@ class _Daemon:
                         "tools": self.tools_mailbox,
                         "indexer": self.index_mailbox,
                     },
+                    toolbox=self.toolbox,
+                    bridge=self.bridge,
                 )
             )
             if install_signal_handlers:
@@ -267,6 +321,28 @@ class _Daemon:
                 await supervisor.wait_finished("edge")
             actors.cancel_scope.cancel()
         return "shutdown requested"
+
+    async def _run_tool_for_mcp(self, name: str, tool_use_id: str, arguments: Mapping[str, Any]) -> Outcome:
+        """A call that came in through ``/mcp``, run by the tool worker like the agent loop's calls."""
+        cancel = trio.CancelScope()
+
+        def message(reply_to: ReplyTo[Outcome]) -> RunTool:
+            return RunTool(
+                session_id=MCP_SESSION_ID,
+                request_id=tool_use_id,
+                model=self.config.model_default or "",
+                tool_use_id=tool_use_id,
+                name=name,
+                arguments=arguments,
+                reply_to=reply_to,
+                cancel=cancel,
+            )
+
+        try:
+            outcome: Outcome = await ask(self.tools_mailbox, message)
+            return outcome
+        finally:
+            cancel.cancel()  # the client went away, or the answer came: either way the call is over
 
     def _supervisor(self, nursery: trio.Nursery) -> Supervisor:
         supervisor = Supervisor(nursery, policy=self.policy, on_crash=self._crashed, on_escalation=self._escalated)

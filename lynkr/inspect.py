@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from lynkr.events.catalog import RequestReceived
 from lynkr.events.projections import SESSIONS, Progress, Session, SessionsState, Turn, replay
 from lynkr.events.records import Recorded
 from lynkr.events.store import EventStore
@@ -103,7 +104,12 @@ def _clock(time_ns: int) -> str:
 
 
 def render_event_line(recorded: Recorded, *, as_json: bool) -> str:
-    payload = recorded.event.to_payload()
+    event = recorded.event
+    payload = event.to_payload()
+    if isinstance(event, RequestReceived):
+        # The body as the client sent it, not the template and parts it is stored as.
+        del payload["template"], payload["parts"]
+        payload["body"] = event.body
     if as_json:
         return json.dumps(
             {

@@ -14,9 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from lynkr.events.catalog import DaemonStopped, UpstreamAttempted
+import orjson
+
+from lynkr.events.catalog import DaemonStopped, RequestReceived, UpstreamAttempted
+from lynkr.events.codec import payload_of
 from lynkr.events.records import Recorded
 from lynkr.events.store import EventStore
+from lynkr.events.transcript import split
+from tests.claude_session import session
 
 
 def stopped(reason: str) -> DaemonStopped:
@@ -33,6 +38,16 @@ def attempted(request_id: str, attempt: int = 1) -> UpstreamAttempted:
         error=None,
         will_retry=False,
     )
+
+
+def claude_code_requests(turns: int) -> list[RequestReceived]:
+    return [
+        RequestReceived.of(
+            request_id=f"req_{n}", session_id="sess", path="/v1/messages", headers={}, request=exchange.request,
+            body=exchange.body,
+        )
+        for n, exchange in enumerate(session(turns))
+    ]
 
 
 class EventStoreConformance(abc.ABC):
@@ -140,3 +155,47 @@ class EventStoreConformance(abc.ABC):
             store.append([("s", stopped("good")), ("s", unencodable)])
         assert store.last_seq() == 1
         assert store.append([("s", stopped("after"))]) == [2]
+
+    # Blobs: the content-addressed parts of request bodies
+
+    def test_request_bodies_read_back_exactly_and_their_parts_are_blobs(self, store: EventStore) -> None:
+        requests = claude_code_requests(3)
+        store.append([("sess", request) for request in requests[:2]])
+        store.append([("sess", requests[2])])
+        read = [record.event for record in store.read()]
+        assert [event.body for event in read if isinstance(event, RequestReceived)] == [r.body for r in requests]
+        assert [event.whole() for event in read if isinstance(event, RequestReceived)] == requests
+        for digest, data in split(requests[2].body).blobs.items():
+            assert store.blob(digest) == data
+        assert store.blob(b"\x00" * 32) is None
+
+    def test_blobs_survive_reopening(self, tmp_path: Path) -> None:
+        (request,) = claude_code_requests(1)
+        store = self.open_store(tmp_path / "log")
+        store.append([("sess", request)])
+        store.close()
+        store = self.open_store(tmp_path / "log")
+        try:
+            (recorded,) = store.read()
+            assert isinstance(recorded.event, RequestReceived)
+            assert recorded.event.body == request.body
+            assert orjson.loads(recorded.event.body) == recorded.event.request()
+        finally:
+            store.close()
+
+    def test_a_batch_that_cannot_be_stored_leaves_no_blobs_behind(self, store: EventStore) -> None:
+        (request,) = claude_code_requests(1)
+        unencodable = DaemonStopped(reason={"not", "plain", "data"})  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="not plain data"):
+            store.append([("sess", request), ("s", unencodable)])
+        assert all(store.blob(digest) is None for digest in split(request.body).blobs)
+
+    def test_read_payloads_matches_read_without_building_events(self, store: EventStore) -> None:
+        store.append([("a", stopped("1")), ("b", attempted("r1")), ("a", stopped("3"))], time_ns=5)
+        assert list(store.read_payloads()) == [
+            (1, 5, "daemon.stopped", {"reason": "1"}),
+            (2, 5, "upstream.attempted", payload_of(attempted("r1"))),
+            (3, 5, "daemon.stopped", {"reason": "3"}),
+        ]
+        assert [seq for seq, *_ in store.read_payloads(2, topics={"daemon.stopped"})] == [3]
+        assert [seq for seq, *_ in store.read_payloads(stream="b")] == [2]

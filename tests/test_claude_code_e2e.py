@@ -113,7 +113,10 @@ async def _lynkr_in_front_of(
 def _read_log(data_dir: Path) -> list[Recorded]:
     """Every event lynkr recorded; read after the daemon stopped, so the log is complete."""
     with LmdbEventStore.open(events_dir(data_dir), readonly=True) as store:
-        return list(store.read())
+        return [
+            attrs.evolve(record, event=record.event.whole()) if isinstance(record.event, RequestReceived) else record
+            for record in store.read()
+        ]
 
 
 def _assert_tool_loop_succeeded(result: ClaudeResult, workdir: Path) -> None:

@@ -14,7 +14,6 @@ from lynkr.config import (
     ConfigError,
     ProviderConfig,
     RouteRule,
-    SandboxMount,
     Secret,
     load_config,
     nothing_configured_hint,
@@ -577,7 +576,7 @@ def test_policy_mcp_and_cache_variables_are_typed(tmp_path: Path) -> None:
             "MCP_SERVER_MANIFEST": "~/mcp.json",
             "MCP_MANIFEST_DIRS": "",
             "MCP_SANDBOX_ENABLED": "no",
-            "MCP_SANDBOX_EXTRA_MOUNTS": "/data:/data:ro;/tmp/x:/x",
+            "MCP_TIMEOUT_MS": "1500",
             "MCP_SANDBOX_PERMISSION_MODE": "DENY",
             "PROMPT_CACHE_ENABLED": "0",
             "PROMPT_CACHE_TTL_MS": "1000",
@@ -594,10 +593,7 @@ def test_policy_mcp_and_cache_variables_are_typed(tmp_path: Path) -> None:
     assert mcp.server_manifest == tmp_path / "mcp.json"
     assert mcp.manifest_dirs == ()
     assert mcp.sandbox_enabled is False
-    assert mcp.sandbox_extra_mounts == (
-        SandboxMount(host=Path("/data"), container="/data", mode="ro"),
-        SandboxMount(host=Path("/tmp/x"), container="/x", mode="rw"),
-    )
+    assert mcp.timeout_ms == 1500
     assert mcp.permission_mode == "deny"
     assert (cache.enabled, cache.ttl_ms, cache.max_entries) == (False, 1000, 5)
 

@@ -65,7 +65,7 @@ EVERY_EVENT: list[Event] = [
         messages=1,
         tools=(),
         last_user_text="héllo",
-        body='{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"héllo"}]}'.encode(),
+        template='{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"héllo"}]}'.encode(),
     ),
     RequestRefused(
         request_id="req_2",
@@ -229,7 +229,7 @@ def test_a_large_record_is_stored_compressed_and_reads_back_the_same() -> None:
     assert len(body) > COMPRESS_MIN_BYTES
     event = RequestReceived(
         request_id="r", session_id="s", path="/v1/messages", model="m", stream=True, headers={},
-        messages=20, tools=(), last_user_text="", body=body,
+        messages=20, tools=(), last_user_text="", template=body,
     )
     data = encode(1, "s", event)
     assert data[0] == COMPRESSED

@@ -300,11 +300,36 @@ class ScrambledStore:
     ) -> Iterator[Recorded]:
         return iter(sorted(self.inner.read(start, stream=stream, topics=topics), key=lambda r: -r.seq))
 
+    def read_payloads(
+        self, start: int = 1, *, stream: str | None = None, topics: Collection[str] | None = None
+    ) -> Iterator[tuple[int, int, str, dict[str, Any]]]:
+        return iter(sorted(self.inner.read_payloads(start, stream=stream, topics=topics), key=lambda r: -r[0]))
+
 
 def test_replay_refuses_events_out_of_order(store: LmdbEventStore) -> None:
     store.append([("a", request("r1", "a")), ("a", completed("r1", "a"))])
     with pytest.raises(OutOfOrderEvent):
         replay(ScrambledStore(store), {"count": Projection(initial=0, apply=count_events)})  # type: ignore[arg-type]
+
+
+def test_replay_over_payloads_builds_the_same_sessions_as_over_events(store: LmdbEventStore) -> None:
+    store.append([("a", request("r1", "a")), ("a", attempted("r1")), ("a", completed("r1", "a"))])
+    store.append([("b", request("r2", "b")), ("b", failed("r2", "b")), ("a", request("r3", "a"))])
+    store.append([("a", completed("r3", "a")), ("c", completed("orphan", "c"))])
+    over_events = Projection(initial=SessionsState(), apply=apply_session_event, topics=SESSIONS.topics)
+    by_events = replay(store, {"sessions": over_events})["sessions"]
+    by_payloads = replay(store, {"sessions": SESSIONS})["sessions"]
+    assert by_payloads == by_events
+    assert [s.turns for s in by_payloads.sessions.values()] == [s.turns for s in by_events.sessions.values()]
+    assert len(by_payloads.sessions["a"].turns) == 2
+
+
+def test_a_payload_without_its_fields_changes_nothing() -> None:
+    from lynkr.events.projections import apply_session_payload
+
+    state = SessionsState()
+    assert apply_session_payload(state, 1, 1, "request.received", {"session_id": "s"}) is state
+    assert apply_session_payload(state, 2, 1, "response.completed", {"request_id": "r"}) is state
 
 
 def test_replay_leaves_the_garbage_collector_as_it_found_it(store: LmdbEventStore) -> None:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
+import attrs
 import orjson
 import outcome
 import pytest
@@ -213,7 +214,7 @@ async def test_secrets_never_reach_the_disk(tmp_path: Path) -> None:
         messages=1,
         tools=(),
         last_user_text="",
-        body=orjson.dumps({"max_tokens": 100, "messages": [{"role": "user", "content": f"use {SECRET} for the call"}]}),
+        template=orjson.dumps({"max_tokens": 100, "messages": [{"role": "user", "content": f"use {SECRET} for the call"}]}),
     )
     with LmdbEventStore.open(path) as store:
         async with running_recorder(store, secrets=(SECRET,)) as recorder:
@@ -221,6 +222,7 @@ async def test_secrets_never_reach_the_disk(tmp_path: Path) -> None:
                 await recorder.record_durably("sess", request)
                 published = await live.receive()
         (stored,) = store.read()
+        stored = attrs.evolve(stored, event=stored.event.whole()) if isinstance(stored.event, RequestReceived) else stored
     on_disk = b"".join(file.read_bytes() for file in path.iterdir())
     assert SECRET.encode() not in on_disk
     assert OTHER_TOKEN.encode() not in on_disk
@@ -294,3 +296,24 @@ async def test_events_nobody_waits_on_share_a_transaction_within_the_commit_dela
     assert seq == 4
     assert statistics.batches == 1
     assert waited < 0.15
+
+
+async def test_secrets_are_masked_before_a_transcript_is_split_into_blobs(tmp_path: Path) -> None:
+    from tests.claude_session import session
+
+    path = tmp_path / "events"
+    exchanges = list(session(3))
+    with LmdbEventStore.open(path) as store:
+        async with running_recorder(store, secrets=(SECRET,)) as recorder:
+            for n, exchange in enumerate(exchanges):
+                body = exchange.body.replace(b"Refactor the parser", f"Use {SECRET} to refactor the parser".encode())
+                request = RequestReceived.of(
+                    request_id=f"req_{n}", session_id="sess", path="/v1/messages", headers={},
+                    request=orjson.loads(body), body=body,
+                )
+                await recorder.record_durably("sess", request)
+        bodies = [r.event.body for r in store.read() if isinstance(r.event, RequestReceived)]
+    on_disk = b"".join(file.read_bytes() for file in path.iterdir())
+    assert SECRET.encode() not in on_disk
+    assert all(b"Use *** to refactor the parser" in body for body in bodies)
+    assert [body.replace(b"Use *** to refactor", b"Refactor") for body in bodies] == [e.body for e in exchanges]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any, cast
 
 import attrs
@@ -49,7 +50,7 @@ from lynkr.errors import LynkrError
 from lynkr.events.catalog import RequestReceived, ResponseCompleted
 from lynkr.events.store import EventStore
 from lynkr.tools.base import ToolResult, ToolSpec
-from lynkr.tools.runner import Outcome
+from lynkr.tools.runner import Outcome, Toolbox
 from lynkr.wire.anthropic import MessageAssembler
 from lynkr.wire.sse import encode_events
 from lynkr.wire.types import StreamEvent
@@ -69,6 +70,8 @@ class AgentSetup:
     tools: Mailbox[RunTool]
     specs: tuple[ToolSpec, ...]
     store: EventStore
+    # The live toolbox, when tools come and go (the MCP bridge's): its specs are read again after each change.
+    toolbox: Toolbox | None = None
 
 
 async def run(
@@ -107,9 +110,21 @@ class _Sessions:
         server_mode = agent.config.tool_execution_mode == "server"
         tools_config = agent.config.tools
         families = tools_config.server_mode_families if server_mode else tools_config.client_mode_families
-        # The tools this mode may offer, chosen once: when there are none, every turn takes the hot path.
-        self.mode_specs = tuple(spec for spec in agent.specs if spec.family in families)
-        self.offers = OfferBook(self.mode_specs, families=families, server_mode=server_mode)
+        self.families = families
+        self.server_mode = server_mode
+        self.generation = agent.toolbox.registry.generation if agent.toolbox is not None else 0
+        self._choose(agent.specs)
+
+    def _choose(self, specs: Iterable[ToolSpec]) -> None:
+        # The tools this mode may offer, chosen once per change: when there are none, turns take the hot path.
+        self.mode_specs = tuple(spec for spec in specs if spec.family in self.families)
+        self.offers = OfferBook(self.mode_specs, families=self.families, server_mode=self.server_mode)
+
+    def _follow_the_toolbox(self) -> None:
+        toolbox = self.agent.toolbox
+        if toolbox is not None and toolbox.registry.generation != self.generation:
+            self.generation = toolbox.registry.generation
+            self._choose(toolbox.specs())
 
     async def take(self, turn: Turn, loops: trio.Nursery) -> None:
         await self.recorder.record(
@@ -123,6 +138,7 @@ class _Sessions:
                 body=turn.body,
             ),
         )
+        self._follow_the_toolbox()
         if not self.mode_specs and not self.splices:
             await self.providers.send(turn)
             return

@@ -47,10 +47,12 @@ async def run(
     store: EventStore,
     recorder: Recorder,
     providers: Mailbox[ProviderMessage],
+    toolbox: Toolbox | None = None,
     index: WorkspaceIndex | None = None,
     task_status: trio.TaskStatus[tuple[ToolSpec, ...]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    toolbox = build_toolbox(config)
+    # The daemon passes its toolbox, whose registry the MCP bridge adds tools to and takes them from.
+    toolbox = toolbox if toolbox is not None else build_toolbox(config)
     marker = await recorder.record_durably(TOOLS_STREAM, ToolWorkerStarted(tools=len(toolbox.specs())))
     state = await trio.to_thread.run_sync(fold_tool_state, store, toolbox.projections, marker)
     # Built the one way tools-core builds it (workspace resolved, environment scrubbed) once per incarnation;

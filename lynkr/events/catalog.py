@@ -8,7 +8,9 @@ from typing import Any
 import attrs
 import orjson
 
-from lynkr.events.records import Event, Payload, event, upcaster
+from lynkr.events import transcript
+from lynkr.events.records import STORED, Event, Payload, event, upcaster
+from lynkr.events.transcript import NO_BLOBS, BlobSource, join
 
 USER_TEXT_LIMIT = 500  # characters of the newest user message kept in a request's brief
 
@@ -45,10 +47,17 @@ class ActorEscalated(Event):
     window_s: float
 
 
-@event("request.received", version=2)
+@event("request.received", version=3)
 @attrs.frozen(kw_only=True)
 class RequestReceived(Event):
-    """A client's request, kept as the bytes it sent plus the brief that replay needs without parsing them."""
+    """A client's request: the exact bytes it sent, content-addressed, plus the brief that replay needs.
+
+    A request as recorded carries its whole body in ``template``.  The log stores it split
+    (:meth:`stored_form`): the transcript's messages, system blocks and tools as blobs stored once, and the
+    rest as ``template`` plus ``parts`` saying where each blob goes back.  Read back from the log, ``blobs``
+    is the store, and :attr:`body` rebuilds the exact bytes through :func:`lynkr.events.transcript.join`
+    (``template`` and ``parts`` say how the body is stored, so compare ``whole()`` requests, not stored ones).
+    """
 
     request_id: str
     session_id: str
@@ -59,7 +68,9 @@ class RequestReceived(Event):
     messages: int
     tools: tuple[str, ...] = attrs.field(converter=tuple)
     last_user_text: str  # cut to USER_TEXT_LIMIT characters
-    body: bytes  # the JSON body as received, known secrets masked
+    template: bytes  # the JSON body as received with known secrets masked, less its content-addressed parts
+    parts: bytes = b""  # where the blobs go back into the template (lynkr.events.transcript)
+    blobs: BlobSource = attrs.field(default=NO_BLOBS, eq=False, repr=False, metadata={STORED: False})
 
     @classmethod
     def of(
@@ -73,14 +84,29 @@ class RequestReceived(Event):
             model=str(request.get("model", "")),
             stream=bool(request.get("stream", False)),
             headers=headers,
-            body=body,
+            template=body,
             **_brief(request),
         )
+
+    @property
+    def body(self) -> bytes:
+        """The body exactly as received (known secrets masked); raises ``MissingBlob`` if the log lost a part."""
+        return join(self.template, self.parts, self.blobs)
 
     def request(self) -> dict[str, Any]:
         """The request body, parsed."""
         parsed: dict[str, Any] = orjson.loads(self.body)
         return parsed
+
+    def whole(self) -> RequestReceived:
+        """This request carrying its whole body, so that it no longer needs the store it was read from."""
+        return self if not self.parts else attrs.evolve(self, template=self.body, parts=b"", blobs=NO_BLOBS)
+
+    def stored_form(self) -> tuple[RequestReceived, dict[bytes, bytes]]:
+        split = transcript.split(self.body)
+        if not split.parts:
+            return (self if not self.parts else attrs.evolve(self, template=split.template, parts=b"")), {}
+        return attrs.evolve(self, template=split.template, parts=split.parts, blobs=NO_BLOBS), split.blobs
 
 
 @upcaster("request.received", from_version=1)
@@ -88,6 +114,13 @@ def _body_as_bytes(payload: Payload) -> Payload:
     """v1 kept the parsed body; v2 keeps the bytes and a brief of them."""
     body = payload.pop("body")
     return {**payload, **_brief(body), "body": orjson.dumps(body)}
+
+
+@upcaster("request.received", from_version=2)
+def _body_as_template(payload: Payload) -> Payload:
+    """v2 kept the body whole; v3 keeps it as a template and content-addressed parts, of which it has none."""
+    body = payload.pop("body")
+    return {**payload, "template": body}
 
 
 def _brief(request: Mapping[str, Any]) -> dict[str, Any]:

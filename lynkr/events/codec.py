@@ -36,6 +36,7 @@ import msgpack  # type: ignore[import-untyped]
 # Imported for its side effect: decoding looks topics up in the registry, which the catalog fills.
 import lynkr.events.catalog  # noqa: F401
 from lynkr.events.records import (
+    STORED,
     Event,
     EventFromTheFuture,
     Payload,
@@ -44,6 +45,7 @@ from lynkr.events.records import (
     event_class,
     upcast,
 )
+from lynkr.events.transcript import BlobSource
 
 PLAIN = 1
 COMPRESSED = 2
@@ -100,7 +102,8 @@ _FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
 def _field_names(cls: type[Event]) -> tuple[str, ...]:
     """The attribute names to copy for ``cls``, or ``()`` when it has its own ``to_payload``."""
     overrides = cls.to_payload is not Event.to_payload
-    names = () if overrides else tuple(field.name for field in attrs.fields(cls))
+    stored = [field.name for field in attrs.fields(cls) if field.metadata.get(STORED, True)]
+    names = () if overrides else tuple(stored)
     _FIELD_NAMES[cls] = names
     return names
 
@@ -178,16 +181,17 @@ def _topic_bytes(data: bytes | memoryview) -> bytes | None:
 
 
 # Per topic, how to build its event from a current-version payload: the class itself unless it has its own
-# ``from_payload`` (one call less per record), and the version it is at.
+# ``from_payload`` (one call less per record), the version it is at, and whether it takes the store's blobs.
 _Builder = Callable[..., Event]
-_builders: dict[str, tuple[_Builder, int]] = {}
+_builders: dict[str, tuple[_Builder, int, bool]] = {}
 
 
-def _builder_of(topic: str) -> tuple[_Builder, int]:
-    """The builder and current version for ``topic`` (raising ``UnknownEventType``), remembered."""
+def _builder_of(topic: str) -> tuple[_Builder, int, bool]:
+    """The builder, current version and blob use for ``topic`` (raising ``UnknownEventType``), remembered."""
     cls = event_class(topic)
     plain = getattr(cls.from_payload, "__func__", None) is getattr(Event.from_payload, "__func__", None)
-    found = _builders[topic] = ((cls if plain else _from_payload(cls)), cls.VERSION)
+    takes_blobs = any(field.name == "blobs" and not field.metadata.get(STORED, True) for field in attrs.fields(cls))
+    found = _builders[topic] = ((cls if plain else _from_payload(cls)), cls.VERSION, takes_blobs)
     return found
 
 
@@ -198,12 +202,44 @@ def _from_payload(cls: type[Event]) -> _Builder:
     return build
 
 
-def decode(seq: int, data: bytes | memoryview) -> Recorded:
+def decode(seq: int, data: bytes | memoryview, blobs: BlobSource | None = None) -> Recorded:
     """The record stored under ``seq``, upcast to the current version of its event class.
 
+    ``blobs`` is where an event that refers to content-addressed blobs (a request) finds them: the store.
     Raises :class:`CorruptRecord`, :class:`~lynkr.events.records.UnknownEventType` or
     :class:`~lynkr.events.records.EventFromTheFuture`.
     """
+    topic, version, time_ns, stream, payload = _fields(seq, data)
+    build, current, takes_blobs = _builders.get(topic) or _builder_of(topic)
+    try:
+        if version != current:
+            payload = upcast(topic, version, payload)
+        if takes_blobs and blobs is not None:
+            payload["blobs"] = blobs
+        event = build(**payload)
+    except (TypeError, ValueError, KeyError) as error:
+        raise CorruptRecord(f"record {seq}: {topic} v{version} payload does not fit: {error}") from None
+    return Recorded(seq=seq, time_ns=time_ns, stream=stream, event=event)
+
+
+def decode_payload(seq: int, data: bytes | memoryview) -> tuple[int, int, str, Payload]:
+    """``(seq, time_ns, topic, payload)`` of a record, the payload upcast but no event built from it.
+
+    What folds over payloads read (see ``Projection.apply_payload``): about half the cost of :func:`decode`.
+    The payload is not checked against the event's fields.  Raises as :func:`decode` does.
+    """
+    topic, version, time_ns, _, payload = _fields(seq, data)
+    current = (_builders.get(topic) or _builder_of(topic))[1]
+    if version != current:
+        try:
+            payload = upcast(topic, version, payload)
+        except (TypeError, ValueError, KeyError) as error:
+            raise CorruptRecord(f"record {seq}: {topic} v{version} payload does not fit: {error}") from None
+    return seq, time_ns, topic, payload
+
+
+def _fields(seq: int, data: bytes | memoryview) -> tuple[str, int, int, str, Payload]:
+    """The checked record fields ``(topic, version, time_ns, stream, payload)``."""
     if len(data) < _HEADER_SIZE:
         raise CorruptRecord(f"record {seq}: {len(data)} bytes is shorter than the record header")
     frame_format, crc = _unpack_header(data)
@@ -237,11 +273,4 @@ def decode(seq: int, data: bytes | memoryview) -> Recorded:
         and type(payload) is dict
     ):
         raise CorruptRecord(f"record {seq}: record fields have the wrong types")
-    build, current = _builders.get(topic) or _builder_of(topic)
-    try:
-        if version != current:
-            payload = upcast(topic, version, payload)
-        event = build(**payload)
-    except (TypeError, ValueError, KeyError) as error:
-        raise CorruptRecord(f"record {seq}: {topic} v{version} payload does not fit: {error}") from None
-    return Recorded(seq=seq, time_ns=time_ns, stream=stream, event=event)
+    return topic, version, time_ns, stream, payload

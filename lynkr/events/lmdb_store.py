@@ -6,6 +6,11 @@ Named databases:
   grow, so every put is an append; LMDB answers an out-of-order append with False, which is checked.
 * ``by_stream``: stream (utf-8) + ``b"\\x00"`` + 8-byte sequence number -> empty.  Replaying one session walks
   this index instead of the whole log.
+* ``blobs``: digest -> the content-addressed parts of requests (see :mod:`lynkr.events.transcript`), each
+  written in the transaction of the first record that refers to it.  A value is a format byte (0 plain,
+  1 zlib) and the bytes.
+* ``snapshots``: projection name -> a snapshot of its folded state (see :mod:`lynkr.events.snapshots`).  Derived
+  data: deleting them all changes nothing but start-up time.
 * ``meta``: ``layout`` -> the key layout version, so an older lynkr refuses a log laid out by a newer one.
 
 All methods block; the daemon calls them from a worker thread.  A write transaction begins, puts and commits
@@ -26,6 +31,7 @@ import os
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,8 +40,9 @@ from types import TracebackType
 import lmdb
 
 from lynkr.events.codec import TopicFilter, encode_all
-from lynkr.events.records import Event, EventFromTheFuture, Recorded
+from lynkr.events.records import Event, EventFromTheFuture, Payload, Recorded
 from lynkr.events.store import SkippingDecoder, StoreStats, StreamSummary
+from lynkr.events.transcript import MissingBlob
 
 log = logging.getLogger("lynkr.events")
 
@@ -57,11 +64,14 @@ class LmdbEventStore:
         self.path = path
         self._env = env
         self._readonly = readonly
+        self._closed = False
         self._gate = _ResizeGate()
-        self._decoder = SkippingDecoder()
+        self._decoder = SkippingDecoder(blobs=self)
         self._events = env.open_db(b"events", create=not readonly)
         self._by_stream = env.open_db(b"by_stream", create=not readonly)
         self._meta = env.open_db(b"meta", create=not readonly)
+        self._blobs = env.open_db(b"blobs", create=not readonly)
+        self._snapshots = env.open_db(b"snapshots", create=not readonly)
 
     @classmethod
     def open(
@@ -90,7 +100,7 @@ class LmdbEventStore:
             lock=True,
             sync=True,
             metasync=True,
-            max_dbs=3,
+            max_dbs=5,
             max_readers=max_readers,
         )
         try:
@@ -127,6 +137,7 @@ class LmdbEventStore:
         self.close()
 
     def close(self) -> None:
+        self._closed = True
         self._env.close()
 
     # Writing
@@ -135,18 +146,28 @@ class LmdbEventStore:
         if not batch:
             return []
         stamp = time.time_ns() if time_ns is None else time_ns
-        # Encode before the write transaction: less time holding LMDB's writer lock, and a payload that
-        # cannot be encoded fails the batch before anything is written.
-        records = list(zip([_stream_prefix(stream) for stream, _ in batch], encode_all(stamp, batch)))
+        # Split and encode before the write transaction: less time holding LMDB's writer lock, and a payload
+        # that cannot be encoded fails the batch before anything is written.
+        stored: list[tuple[str, Event]] = []
+        blobs: dict[bytes, bytes] = {}
+        for stream, event in batch:
+            form, carried = event.stored_form()
+            stored.append((stream, form))
+            blobs.update(carried)
+        records = list(zip([_stream_prefix(stream) for stream, _ in batch], encode_all(stamp, stored)))
         while True:
             try:
-                return self._write(records)
+                return self._write(records, blobs)
             except lmdb.MapFullError:
                 self._grow_map()
 
-    def _write(self, records: list[tuple[bytes, bytes]]) -> list[int]:
+    def _write(self, records: list[tuple[bytes, bytes]], blobs: dict[bytes, bytes]) -> list[int]:
         seqs: list[int] = []
         with self._transaction(write=True) as txn:
+            for digest, blob in blobs.items():
+                # A turn refers to every earlier message again; only the new ones are packed and written.
+                if txn.get(digest, db=self._blobs) is None:
+                    txn.put(digest, _pack_blob(blob), db=self._blobs)
             cursor = txn.cursor(db=self._events)
             seq = _SEQ.unpack(cursor.key())[0] if cursor.last() else 0
             for prefix, data in records:
@@ -157,6 +178,39 @@ class LmdbEventStore:
                 txn.put(prefix + key, b"", db=self._by_stream)
                 seqs.append(seq)
         return seqs
+
+    def blob(self, digest: bytes) -> bytes | None:
+        if self._closed:
+            raise MissingBlob(
+                f"the event log in {self.path} is closed; read request bodies while it is open, or keep "
+                f"RequestReceived.whole()"
+            )
+        with self._transaction() as txn:
+            stored = txn.get(digest, db=self._blobs)
+            return None if stored is None else _unpack_blob(digest, stored)
+
+    # Snapshots: bytes by name, interpreted by lynkr.events.snapshots.
+
+    def save_snapshot(self, name: str, data: bytes) -> None:
+        self._write_growing(lambda txn: txn.put(name.encode(), data, db=self._snapshots))
+
+    def load_snapshot(self, name: str) -> bytes | None:
+        with self._transaction() as txn:
+            stored = txn.get(name.encode(), db=self._snapshots)
+            return None if stored is None else bytes(stored)
+
+    def delete_snapshots(self) -> None:
+        self._write_growing(lambda txn: txn.drop(self._snapshots, delete=False))
+
+    def _write_growing(self, write: Callable[[lmdb.Transaction[memoryview]], object]) -> None:
+        """Run ``write`` in a write transaction, growing the map when it is full (even a delete needs pages)."""
+        while True:
+            try:
+                with self._transaction(write=True) as txn:
+                    write(txn)
+                return
+            except lmdb.MapFullError:
+                self._grow_map()
 
     def _grow_map(self) -> None:
         with self._gate.resizing():
@@ -188,6 +242,17 @@ class LmdbEventStore:
                 recorded = decode(seq, data)
                 if recorded is not None:
                     yield recorded
+
+    def read_payloads(
+        self, start: int = 1, *, stream: str | None = None, topics: Collection[str] | None = None
+    ) -> Iterator[tuple[int, int, str, Payload]]:
+        decode = self._decoder.decode_payload
+        admits = None if topics is None else TopicFilter(topics).admits
+        for chunk in self._chunks(start, stream, admits):
+            for seq, data in chunk:
+                fields = decode(seq, data)
+                if fields is not None:
+                    yield fields
 
     def read_raw(self, start: int = 1, *, stream: str | None = None) -> Iterator[tuple[int, bytes]]:
         for chunk in self._chunks(start, stream, None):
@@ -299,6 +364,28 @@ class LmdbEventStore:
                         yield txn
                     return
             self._adopt_map_size()
+
+
+_PLAIN_BLOB, _ZLIB_BLOB = b"\x00", b"\x01"
+_COMPRESS_BLOB_MIN = 512
+
+
+def _pack_blob(blob: bytes) -> bytes:
+    if len(blob) >= _COMPRESS_BLOB_MIN:
+        packed = zlib.compress(blob, 6)
+        if len(packed) * 5 <= len(blob) * 4:
+            return _ZLIB_BLOB + packed
+    return _PLAIN_BLOB + blob
+
+
+def _unpack_blob(digest: bytes, stored: memoryview) -> bytes | None:
+    if stored[:1] == _ZLIB_BLOB:
+        try:
+            return zlib.decompress(stored[1:])
+        except zlib.error:
+            log.warning("blob %s does not inflate; treating it as missing", digest.hex())
+            return None
+    return bytes(stored[1:])
 
 
 def _stream_prefix(stream: str) -> bytes:

@@ -2,7 +2,7 @@
 
 Projections are pure: ``apply(state, event)`` returns a new state and leaves the old one intact.  With a
 plain dict that means copying every entry on every event, which makes replaying a log with thousands of
-sessions quadratic.  :class:`PMap` is a two-level radix tree over the keys' hashes (64 x 64 branches, small
+sessions quadratic.  :class:`PMap` is a two-level radix tree over the keys' hashes (32 x 32 branches, small
 dicts at the leaves): :meth:`PMap.set` copies one path of two 64-slot tuples and one small leaf, and shares
 everything else with the map it came from.
 
@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 K = TypeVar("K")
 V = TypeVar("V")
 
-_BITS = 6
+_BITS = 5  # 32 x 32: copying two 32-slot tuples per set beats two 64-slot ones, even with fuller leaves
 _WIDTH = 1 << _BITS
 _MASK = _WIDTH - 1
 

@@ -14,14 +14,17 @@ stream through the by-stream index skips the others' numbers, and replay hands a
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
+import msgpack  # type: ignore[import-untyped]
 
 from lynkr.events.catalog import RequestReceived, ResponseCompleted, ResponseFailed
+from lynkr.events.codec import payload_of
 from lynkr.events.pmap import PMap
-from lynkr.events.records import Recorded
+from lynkr.events.records import Payload, Recorded
 from lynkr.events.store import EventStore
 
 S = TypeVar("S")
@@ -52,6 +55,9 @@ class Projection(Generic[S]):
     initial: S
     apply: Callable[[S, Recorded], S]
     topics: frozenset[str] | None = None
+    # The same fold over ``(state, seq, time_ns, topic, payload)``, the record's upcast payload: replay uses it
+    # when every fold has one, and then builds no event objects at all.
+    apply_payload: Callable[[S, int, int, str, Payload], S] | None = None
 
 
 # Sessions
@@ -95,17 +101,64 @@ class Turn:
 
 # A session's turns as a persistent list, newest first: each node is
 # (request_id, seq, time_ns, request brief or None, completion or None, failure or None, older node or None),
-# where the brief is (model, stream, messages, tools, last_user_text).  A new turn is one new node in front;
-# an answer, which nearly always belongs to one of the newest turns, copies only the nodes in front of its
-# turn.  Everything older is shared between the states before and after.  Turn records are built only when
-# someone reads ``Session.turns``.
-_Brief = tuple[str, bool, int, tuple[str, ...], str]
-_Node = tuple[str, int, int, "_Brief | None", "ResponseCompleted | None", "ResponseFailed | None", "_Node | None"]
+# where the brief is (model, stream, messages, tools, last_user_text) and the completion and failure are the
+# payloads of ``response.completed`` and ``response.failed`` (plain dicts, shared with the event: read-only).
+# A new turn is one new node in front; an answer, which nearly always belongs to one of the newest turns,
+# copies only the nodes in front of its turn.  Everything older is shared between the states before and
+# after.  Turn records are built only when someone reads ``Session.turns``.
+_Brief = tuple[str, bool, int, "Sequence[str]", str]
+_Node = tuple[str, int, int, "_Brief | None", "Payload | None", "Payload | None", "_Node | None"]
 
 
-def _turns_of(newest: _Node | None) -> tuple[Turn, ...]:
-    turns: list[Turn] = []
+class PackedTurns:
+    """A session's turns as a snapshot stored them, unpacked when first read or folded into.
+
+    Loading a snapshot then costs a copy of bytes per session, not an object per turn: start-up with a
+    large log stays fast, and sessions nobody touches are never unpacked.  The bytes are zlib-compressed
+    msgpack: assembled messages shrink several times over, so a snapshot is read (and held) in a fraction
+    of the bytes.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def unpack(self) -> _Node | None:
+        newest: _Node | None = None
+        for request_id, seq, time_ns, brief, completion, failure in msgpack.unpackb(zlib.decompress(self.data)):
+            newest = (
+                request_id,
+                seq,
+                time_ns,
+                None if brief is None else (brief[0], brief[1], brief[2], brief[3], brief[4]),
+                completion,
+                failure,
+                newest,
+            )
+        return newest
+
+
+def pack_turns(newest: _Node | PackedTurns | None) -> bytes:
+    """The bytes :class:`PackedTurns` unpacks: each turn, oldest first, with its answer's payload."""
+    if isinstance(newest, PackedTurns):
+        return newest.data
+    turns: list[list[Any]] = []
     node = newest
+    while node is not None:
+        request_id, seq, time_ns, brief, completion, failure, node = node
+        turns.append([request_id, seq, time_ns, brief, completion, failure])
+    turns.reverse()
+    return zlib.compress(msgpack.packb(turns, use_bin_type=True), 1)
+
+
+def _nodes(newest: _Node | PackedTurns | None) -> _Node | None:
+    return newest.unpack() if isinstance(newest, PackedTurns) else newest
+
+
+def _turns_of(newest: _Node | PackedTurns | None) -> tuple[Turn, ...]:
+    turns: list[Turn] = []
+    node = _nodes(newest)
     while node is not None:
         request_id, seq, time_ns, brief, completion, failure, node = node
         turns.append(
@@ -114,13 +167,14 @@ def _turns_of(newest: _Node | None) -> tuple[Turn, ...]:
                 seq=seq,
                 time_ns=time_ns,
                 request=None if brief is None else RequestSummary(
-                    model=brief[0], stream=brief[1], messages=brief[2], tools=brief[3], last_user_text=brief[4]
+                    model=brief[0], stream=brief[1], messages=brief[2], tools=tuple(brief[3]),
+                    last_user_text=brief[4],
                 ),
-                message=None if completion is None else completion.message,
-                provider=None if completion is None else completion.provider,
-                latency_ms=None if completion is None else completion.latency_ms,
+                message=None if completion is None else completion["message"],
+                provider=None if completion is None else completion["provider"],
+                latency_ms=None if completion is None else completion["latency_ms"],
                 failure=None if failure is None else TurnFailure(
-                    status=failure.status, error_type=failure.error_type, message=failure.message
+                    status=failure["status"], error_type=failure["error_type"], message=failure["message"]
                 ),
             )
         )
@@ -128,7 +182,7 @@ def _turns_of(newest: _Node | None) -> tuple[Turn, ...]:
     return tuple(turns)
 
 
-def _turns_repr(newest: _Node | None) -> str:
+def _turns_repr(newest: _Node | PackedTurns | None) -> str:
     return repr(_turns_of(newest))
 
 
@@ -144,7 +198,7 @@ class Session:
     first_time_ns: int
     last_time_ns: int
     # Compared (and shown) as the turns they make; not hashed, since turns hold dicts.
-    newest_turn: _Node | None = attrs.field(default=None, eq=_turns_of, hash=False, repr=_turns_repr)
+    newest_turn: _Node | PackedTurns | None = attrs.field(default=None, eq=_turns_of, hash=False, repr=_turns_repr)
 
     @property
     def turns(self) -> tuple[Turn, ...]:
@@ -158,24 +212,40 @@ class SessionsState:
     last_seq: int = 0  # of the newest request, response or failure applied
 
 
+_REQUEST, _COMPLETED, _FAILED = RequestReceived.TYPE, ResponseCompleted.TYPE, ResponseFailed.TYPE
+_SESSION_TOPICS = frozenset({_REQUEST, _COMPLETED, _FAILED})
+
+
 def apply_session_event(state: SessionsState, recorded: Recorded) -> SessionsState:
     """Fold requests, completed responses and failures into per-session turns; other events change nothing."""
-    seq = recorded.seq
+    event = recorded.event
+    return apply_session_payload(state, recorded.seq, recorded.time_ns, event.TYPE, payload_of(event))
+
+
+def apply_session_payload(state: SessionsState, seq: int, time_ns: int, topic: str, payload: Payload) -> SessionsState:
+    """:func:`apply_session_event` over a record's upcast payload, as replay reads it (no event object built).
+
+    A payload without the fields its topic has (a damaged record that still decoded) changes nothing.
+    """
     if seq <= state.last_seq:
         raise OutOfOrderEvent(seq, state.last_seq)
-    event = recorded.event
-    if not isinstance(event, (RequestReceived, ResponseCompleted, ResponseFailed)):
+    if topic not in _SESSION_TOPICS:
         return state
-    session_id = event.session_id
-    sessions = state.sessions
-    session = sessions.get(session_id)
-    newest = None if session is None else session.newest_turn
-    time_ns = recorded.time_ns
-    if isinstance(event, RequestReceived):
-        brief = (event.model, event.stream, event.messages, event.tools, event.last_user_text)
-        newest = (event.request_id, seq, time_ns, brief, None, None, newest)
-    else:
-        newest = _answered(newest, event, seq, time_ns)
+    try:
+        session_id = payload["session_id"]
+        sessions = state.sessions
+        session = sessions.get(session_id)
+        newest = None if session is None else session.newest_turn
+        if isinstance(newest, PackedTurns):
+            newest = newest.unpack()
+        if topic == _REQUEST:
+            brief = (payload["model"], payload["stream"], payload["messages"], payload["tools"],
+                     payload["last_user_text"])
+            newest = (payload["request_id"], seq, time_ns, brief, None, None, newest)
+        else:
+            newest = _answered(newest, payload["request_id"], topic == _COMPLETED, payload, seq, time_ns)
+    except (KeyError, TypeError):
+        return state
     if session is None:
         session = Session(session_id, seq, seq, time_ns, time_ns, newest)
     else:
@@ -186,15 +256,39 @@ def apply_session_event(state: SessionsState, recorded: Recorded) -> SessionsSta
 SESSIONS: Projection[SessionsState] = Projection(
     initial=SessionsState(),
     apply=apply_session_event,
-    topics=frozenset({RequestReceived.TYPE, ResponseCompleted.TYPE, ResponseFailed.TYPE}),
+    topics=_SESSION_TOPICS,
+    apply_payload=apply_session_payload,
 )
 
 
+def encode_sessions(state: SessionsState) -> bytes:
+    """The sessions state as snapshot bytes (a session's turns stay packed if they were never unpacked)."""
+    sessions = [
+        [s.session_id, s.first_seq, s.last_seq, s.first_time_ns, s.last_time_ns, pack_turns(s.newest_turn)]
+        for s in state.sessions.values()
+    ]
+    encoded: bytes = msgpack.packb([state.last_seq, sessions], use_bin_type=True)
+    return encoded
+
+
+def decode_sessions(data: bytes | memoryview) -> SessionsState:
+    """What :func:`encode_sessions` encoded; raises ``ValueError`` (or msgpack's errors) on bytes it did not."""
+    last_seq, sessions = msgpack.unpackb(data)
+    mapping: PMap[str, Session] = PMap()
+    for session_id, first_seq, session_last_seq, first_time_ns, last_time_ns, packed in sessions:
+        if not (type(session_id) is str and type(packed) is bytes):
+            raise ValueError("a session in the snapshot has the wrong shape")
+        mapping = mapping.set(
+            session_id,
+            Session(session_id, first_seq, session_last_seq, first_time_ns, last_time_ns, PackedTurns(packed)),
+        )
+    return SessionsState(mapping, int(last_seq))
+
+
 def _answered(
-    newest: _Node | None, answer: ResponseCompleted | ResponseFailed, seq: int, time_ns: int
+    newest: _Node | None, request_id: str, completed: bool, answer: Payload, seq: int, time_ns: int
 ) -> _Node:
     """The turn list with ``answer`` applied to its request's turn (or to a new turn when it has none)."""
-    request_id = answer.request_id
     newer: list[_Node] = []
     node = newest
     while node is not None and node[0] != request_id:
@@ -204,7 +298,7 @@ def _answered(
         # The request's record is missing (skipped as corrupt, or before a snapshot): keep the answer anyway.
         node = (request_id, seq, time_ns, None, None, None, newest)
         newer = []
-    if isinstance(answer, ResponseCompleted):
+    if completed:
         changed: _Node = (node[0], node[1], node[2], node[3], answer, node[5], node[6])
     else:
         changed = (node[0], node[1], node[2], node[3], node[4], answer, node[6])
@@ -223,19 +317,28 @@ def replay(
     start: int = 1,
     stream: str | None = None,
     progress: Progress | None = None,
+    resume: Mapping[str, tuple[Any, int]] | None = None,
+    end: int | None = None,
 ) -> dict[str, Any]:
-    """Fold every event from ``start`` up to the log's end at call time into each projection.
+    """Fold every event from ``start`` up to ``end`` (the log's end at call time) into each projection.
 
+    ``resume`` gives some folds a state to start from and the last sequence number that state has folded
+    (a snapshot's): each of those folds only the events after it, and the read starts at the earliest.
     Returns the final state of each fold under its name.  ``progress(done, total)`` is called now and
     then, counted in sequence numbers, and once at the end with ``done == total``.  Events appended while
     replaying are left for live updates, so the result is the state as of one point in the log.  When
     every fold names its topics, records of other topics are not even decoded.
     """
-    states = {name: projection.initial for name, projection in folds.items()}
-    applies = [(name, projection.apply) for name, projection in folds.items()]
+    resume = resume or {}
+    states = {name: resume[name][0] if name in resume else projection.initial for name, projection in folds.items()}
+    after = {name: resume[name][1] if name in resume else start - 1 for name in folds}
+    if folds:
+        start = min(after.values()) + 1
+    applies = [(name, projection.apply, after[name]) for name, projection in folds.items()]
     wanted = [projection.topics for projection in folds.values()]
     topics = None if None in wanted else frozenset[str]().union(*(t for t in wanted if t is not None))
-    end = store.last_seq()
+    if end is None:
+        end = store.last_seq()
     total = max(0, end - start + 1)
     last_seq = start - 1
     next_report = last_seq + _PROGRESS_EVERY
@@ -246,14 +349,31 @@ def replay(
     collecting = gc.isenabled()
     gc.disable()
     try:
+        if all(projection.apply_payload is not None for projection in folds.values()):
+            # No event objects: each fold reads the upcast payload (about twice as fast for a large log).
+            payload_applies = [(name, projection.apply_payload, after[name]) for name, projection in folds.items()]
+            for seq, time_ns, topic, payload in store.read_payloads(start, stream=stream, topics=topics):
+                if seq > end:
+                    break
+                if seq <= last_seq:
+                    raise OutOfOrderEvent(seq, last_seq)
+                for name, apply_payload, folded in payload_applies:
+                    if seq > folded:
+                        states[name] = apply_payload(states[name], seq, time_ns, topic, payload)  # type: ignore[misc]
+                last_seq = seq
+                if progress is not None and seq >= next_report:
+                    progress(seq - start + 1, total)
+                    next_report = seq + _PROGRESS_EVERY
+            return states
         for recorded in store.read(start, stream=stream, topics=topics):
             seq = recorded.seq
             if seq > end:
                 break
             if seq <= last_seq:
                 raise OutOfOrderEvent(seq, last_seq)
-            for name, apply in applies:
-                states[name] = apply(states[name], recorded)
+            for name, apply, folded in applies:
+                if seq > folded:
+                    states[name] = apply(states[name], recorded)
             last_seq = seq
             if progress is not None and seq >= next_report:
                 progress(seq - start + 1, total)
@@ -261,6 +381,6 @@ def replay(
     finally:
         if collecting:
             gc.enable()
-    if progress is not None:
-        progress(total, total)
+        if progress is not None:
+            progress(total, total)
     return states

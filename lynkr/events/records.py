@@ -18,6 +18,10 @@ Upcaster = Callable[[Payload], Payload]
 
 E = TypeVar("E", bound="Event")
 
+# attrs field metadata key: ``{STORED: False}`` marks a field that lives only in memory and is not part of the
+# payload (a request's source of blobs, for instance).
+STORED = "lynkr.stored"
+
 
 class UnknownEventType(Exception):
     """No event class is registered for a stored topic."""
@@ -35,11 +39,22 @@ class Event:
     VERSION: ClassVar[int] = 1
 
     def to_payload(self) -> Payload:
-        return attrs.asdict(self, recurse=True)
+        return attrs.asdict(self, recurse=True, filter=_stored)
+
+    def stored_form(self) -> tuple[Event, dict[bytes, bytes]]:
+        """This event as the log stores it, and the blobs it refers to by digest (stored once each).
+
+        Most events are stored as they are; a request splits its transcript into content-addressed blobs.
+        """
+        return self, {}
 
     @classmethod
     def from_payload(cls: type[E], payload: Mapping[str, Any]) -> E:
         return cls(**payload)
+
+
+def _stored(attribute: attrs.Attribute[Any], value: Any) -> bool:
+    return bool(attribute.metadata.get(STORED, True))
 
 
 _REGISTRY: dict[str, type[Event]] = {}

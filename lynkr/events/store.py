@@ -5,6 +5,11 @@ and reads back from any sequence number, optionally for one stream only.  Its me
 them through ``trio.to_thread.run_sync``.  Live subscription is not the store's business; the recorder
 actor publishes what it commits.
 
+Some events refer to content stored apart from them: a request's transcript is split into blobs, each stored
+once under the digest of its bytes (see :mod:`lynkr.events.transcript`).  Blobs belong to the log as much
+as records do: ``append`` stores the blobs of a batch's events in the same atomic step as the records, and
+``blob`` hands them back to the events read from the store.
+
 Reading is forgiving where it must be and strict where it matters: a record that is corrupt or whose event
 type this build does not know is skipped, counted and logged, so replay never crashes on one bad record;
 a record from a *newer* lynkr raises :class:`~lynkr.events.records.EventFromTheFuture`, so a newer log is
@@ -19,8 +24,9 @@ from typing import Protocol
 
 import attrs
 
-from lynkr.events.codec import CorruptRecord, decode
-from lynkr.events.records import Event, Recorded, UnknownEventType
+from lynkr.events.codec import CorruptRecord, decode, decode_payload
+from lynkr.events.records import Event, Payload, Recorded, UnknownEventType
+from lynkr.events.transcript import BlobSource
 
 log = logging.getLogger("lynkr.events")
 
@@ -49,8 +55,13 @@ class EventStore(Protocol):
         """Append ``(stream, event)`` pairs atomically; durable when it returns.
 
         Assigns the next sequence numbers and the time (``time_ns`` when given, else now) and returns the
-        sequence numbers in batch order.  Nothing of a batch is stored when it raises.
+        sequence numbers in batch order.  Each event is stored in its ``stored_form()``, and the blobs that
+        form refers to are stored with it, each once.  Nothing of a batch is stored when it raises.
         """
+        ...
+
+    def blob(self, digest: bytes) -> bytes | None:
+        """The blob stored under ``digest``, or None when there is none."""
         ...
 
     def last_seq(self) -> int:
@@ -63,7 +74,17 @@ class EventStore(Protocol):
         """Records with ``seq >= start`` in order, skipping (and counting) unreadable ones.
 
         With ``topics``, only records of those topics; intact records of other known topics are passed
-        over undecoded, while corrupt and unknown ones are still skipped and counted as above.
+        over undecoded, while corrupt and unknown ones are still skipped and counted as above.  Events
+        that refer to blobs find them through this store while it is open.
+        """
+        ...
+
+    def read_payloads(
+        self, start: int = 1, *, stream: str | None = None, topics: Collection[str] | None = None
+    ) -> Iterator[tuple[int, int, str, Payload]]:
+        """``(seq, time_ns, topic, payload)`` of what :meth:`read` would return, with no event objects built.
+
+        Payloads are upcast to their event's current version; what folds over payloads read.
         """
         ...
 
@@ -83,7 +104,8 @@ class EventStore(Protocol):
 class SkippingDecoder:
     """Decodes records for reading, skipping and counting the corrupt and the unknown."""
 
-    def __init__(self) -> None:
+    def __init__(self, blobs: BlobSource | None = None) -> None:
+        self._blobs = blobs
         self.skipped_corrupt = 0
         self.skipped_unknown = 0
         self._unknown_seen: set[str] = set()
@@ -91,14 +113,26 @@ class SkippingDecoder:
     def decode(self, seq: int, data: bytes | memoryview) -> Recorded | None:
         """The record, or None when it must be skipped; raises ``EventFromTheFuture``."""
         try:
-            return decode(seq, data)
-        except CorruptRecord as error:
+            return decode(seq, data, self._blobs)
+        except (CorruptRecord, UnknownEventType) as error:
+            self._skip(seq, error)
+        return None
+
+    def decode_payload(self, seq: int, data: bytes | memoryview) -> tuple[int, int, str, Payload] | None:
+        """``(seq, time_ns, topic, payload)``, or None when the record must be skipped."""
+        try:
+            return decode_payload(seq, data)
+        except (CorruptRecord, UnknownEventType) as error:
+            self._skip(seq, error)
+        return None
+
+    def _skip(self, seq: int, error: CorruptRecord | UnknownEventType) -> None:
+        if isinstance(error, CorruptRecord):
             self.skipped_corrupt += 1
             log.warning("skipping corrupt event log record: %s", error)
-        except UnknownEventType as error:
-            self.skipped_unknown += 1
-            # A plugin's events recur by the thousand once it is gone: warn once per type.
-            if str(error) not in self._unknown_seen:
-                self._unknown_seen.add(str(error))
-                log.warning("skipping records of unknown event type %s (first: record %d)", error, seq)
-        return None
+            return
+        self.skipped_unknown += 1
+        # A plugin's events recur by the thousand once it is gone: warn once per type.
+        if str(error) not in self._unknown_seen:
+            self._unknown_seen.add(str(error))
+            log.warning("skipping records of unknown event type %s (first: record %d)", error, seq)

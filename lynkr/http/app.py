@@ -12,7 +12,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -74,6 +74,9 @@ class EdgeDependencies:
     provider_states: Callable[[], dict[str, dict[str, Any]]]
     ready: Callable[[], bool]
     guard: RequestGuard
+    # lynkr's own tools over MCP (streamable HTTP) at /mcp, and the bridged servers' states; None: not served.
+    mcp: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
+    mcp_servers: Callable[[], Any] | None = None
 
 
 def new_request_id() -> str:
@@ -129,6 +132,8 @@ class App:
 
     def _route(self, method: str, path: str) -> tuple[str, Handler | None]:
         tail = path.rstrip("/")
+        if tail.endswith("/mcp") and method in ("POST", "GET", "DELETE") and self._deps.mcp is not None:
+            return "mcp", self._mcp
         if method == "POST":
             if tail.endswith("/v1/messages"):
                 return "messages", self._messages
@@ -143,6 +148,8 @@ class App:
                 return "metrics", self._metrics
             if tail.endswith("/v1/models"):
                 return "models", self._models
+            if tail.endswith("/lynkr/mcp/servers") and self._deps.mcp_servers is not None:
+                return "mcp_servers", self._mcp_servers
             if "/v1/models/" in tail:
                 return "model", self._model
         elif method == "HEAD":
@@ -200,6 +207,14 @@ class App:
                 nursery.cancel_scope.cancel()
         finally:
             cancel.cancel()
+
+    async def _mcp(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        assert self._deps.mcp is not None
+        await self._deps.mcp(scope, receive, send)
+
+    async def _mcp_servers(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        assert self._deps.mcp_servers is not None
+        await send_response(send, 200, json_bytes(self._deps.mcp_servers()))
 
     async def _count_tokens(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         request = parse_count_tokens_request(await self._body(scope, receive))

@@ -215,6 +215,8 @@ class Registry:
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
         self._aliases: dict[str, str] = {}
+        # Counts changes: whoever caches what the registry offers (the session's offers) re-reads it on a change.
+        self.generation = 0
         for tool in tools:
             self.add(tool)
 
@@ -223,12 +225,21 @@ class Registry:
         if name in self._tools or name in self._aliases:
             raise ValueError(f"tool {name!r} is registered twice")
         self._tools[name] = tool
+        self.generation += 1
 
     def alias(self, alias: str, target: str) -> None:
         """``alias`` resolves to the tool ``target``: same schema, same actions, same policy."""
         if alias in self._tools or alias in self._aliases:
             raise ValueError(f"tool {alias!r} is registered twice")
         self._aliases[alias] = self.resolve(target).spec.name
+        self.generation += 1
+
+    def remove(self, name: str) -> None:
+        """Take ``name`` and the aliases to it out: tools that come and go (a bridged MCP server's) use this."""
+        self._tools.pop(name, None)
+        for alias in [alias for alias, target in self._aliases.items() if target == name]:
+            del self._aliases[alias]
+        self.generation += 1
 
     def resolve(self, name: str) -> Tool:
         tool = self._tools.get(self._aliases.get(name, name))

@@ -48,6 +48,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "lynkr.tools.tasks",
     "lynkr.tools.index_tools",
     "lynkr.tools.policy",
+    "lynkr.mcp.tools",  # the mcp.call policy rule; the MCP tools themselves come and go with the bridge
 )
 
 

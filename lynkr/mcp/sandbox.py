@@ -1,0 +1,77 @@
+"""Running an MCP server inside bubblewrap: no network unless allowed, a read-only root, the workspace writable.
+
+bubblewrap needs user (or, as root, mount) namespaces; some machines and containers forbid them.  So the runtime
+is probed once by running ``true`` inside the same kind of sandbox; when that fails lynkr says why at start-up and
+refuses to start sandboxed servers: it never runs one unsandboxed without saying so.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+PROBE_TIMEOUT_S = 5.0
+
+
+@functools.cache
+def _probe() -> tuple[str | None, str]:
+    """``(path of bwrap, "")`` when it works here, else ``(None, why not)``."""
+    path = shutil.which("bwrap")
+    if path is None:
+        return None, "bubblewrap (bwrap) is not installed; on Debian: apt-get install bubblewrap"
+    try:
+        done = subprocess.run(
+            [path, *_base_arguments(allow_network=False), "--", "true"],
+            capture_output=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"bwrap could not run: {exc}"
+    if done.returncode != 0:
+        detail = done.stderr.decode(errors="replace").strip().splitlines()
+        return None, "bwrap cannot create its namespaces here: " + (detail[-1] if detail else f"exit {done.returncode}")
+    return path, ""
+
+
+def find_runtime() -> str | None:
+    return _probe()[0]
+
+
+def why_unavailable() -> str:
+    return _probe()[1] or "bubblewrap works"
+
+
+def _base_arguments(*, allow_network: bool) -> list[str]:
+    arguments = [
+        "--ro-bind", "/", "/",
+        "--dev", "/dev",
+        "--proc", "/proc",
+        "--tmpfs", "/tmp",
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+    ]  # fmt: skip
+    if allow_network:
+        arguments.append("--share-net")
+    return arguments
+
+
+def wrap(
+    runtime: str,
+    argv: Sequence[str],
+    *,
+    workspace: Path,
+    env: Mapping[str, str],
+    allow_network: bool,
+) -> tuple[str, list[str]]:
+    """The command and arguments that run ``argv`` sandboxed, with exactly ``env`` as its environment."""
+    arguments = _base_arguments(allow_network=allow_network)
+    arguments += ["--bind", str(workspace), str(workspace), "--chdir", str(workspace)]
+    for name, value in env.items():
+        arguments += ["--setenv", name, value]
+    return runtime, [*arguments, "--", *argv]
