@@ -49,6 +49,7 @@ from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
 from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import Sample
 from lynkr.index.handle import IndexHandle
+from lynkr.index.inject import RepoMapContext
 from lynkr.index.metrics import index_gauges
 from lynkr.index.store import IndexStore
 from lynkr.index.symbols import IndexReader
@@ -281,7 +282,12 @@ class _Daemon:
                 providers=self.provider_mailbox,
                 recorder=self.recorder,
                 agent=session.AgentSetup(
-                    config=config, tools=self.tools_mailbox, specs=specs, store=self.store, toolbox=self.toolbox
+                    config=config, tools=self.tools_mailbox, specs=specs, store=self.store, toolbox=self.toolbox,
+                    context=(
+                        RepoMapContext(self.index.reader, config.index.repo_map_tokens)
+                        if self.index is not None and config.index.repo_map_in_requests
+                        else None
+                    ),
                 ),
             )
             # Reports ready at once: MCP servers come up in the background and never delay /health.

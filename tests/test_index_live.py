@@ -4,6 +4,7 @@ through ``/v1/messages``.  A restart over an unchanged workspace parses nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -165,3 +166,30 @@ async def test_live_index_follows_edits_creates_deletes_renames_and_branch_switc
     restarted = [e for e in recorded_events(config.data_dir) if isinstance(e, IndexRunFinished)][-1]
     assert restarted.counts["parsed"] == 0
     assert restarted.counts["unchanged"] == 303
+
+
+async def test_repo_map_goes_into_requests_when_configured_and_stays_byte_stable(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    async with serve_fake(fake) as upstream:
+        env = {**_env(upstream), "TOOL_EXECUTION_MODE": "client", "LYNKR_REPO_MAP_IN_REQUESTS": "true"}
+        config = make_config(tmp_path, env)
+        (config.workspace_root / "cache.py").write_text("class Cache:\n    def get(self, key):\n        pass\n")
+        (config.workspace_root / "other.py").write_text("def unrelated():\n    pass\n")
+        async with _daemon(config, fake) as ask:
+            with trio.fail_after(WAIT_S):
+                while _gauge(await ask.client.get("/metrics"), "lynkr_index_runs_finished_total") < 1:
+                    await trio.sleep(0.05)
+            systems = []
+            for later in ("and then?", "something about unrelated() now"):
+                fake.push(Reply.text("ok"))
+                messages = [{"role": "user", "content": "how does Cache.get work?"},
+                            {"role": "assistant", "content": "let me see"}, {"role": "user", "content": later}]
+                request = {"model": "claude-sonnet-5-5", "max_tokens": 50, "system": "You are terse.",
+                           "messages": messages}
+                response = await ask.client.post("/v1/messages", json=request)
+                assert response.status_code == 200, response.text
+                sent = fake.model_calls[-1].request.json["messages"]
+                systems.append([m["content"] for m in sent if m["role"] == "system"])
+    text = json.dumps(systems[0])
+    assert "You are terse." in text and "class Cache:" in text and "def get(self, key):" in text
+    assert systems[1] == systems[0]  # seeded by the first message: later turns keep the same bytes

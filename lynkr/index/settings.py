@@ -21,6 +21,11 @@ class IndexConfig:
         converter=count(1, 2, "processes"),
     )
     watch: bool = setting(True, env="LYNKR_INDEX_WATCH", doc="Re-index files as they change.", converter=BOOL)
+    repo_map_in_requests: bool = setting(
+        False, env="LYNKR_REPO_MAP_IN_REQUESTS",
+        doc="Add a repo map, seeded by the conversation's first message, to each request's system prompt.",
+        converter=BOOL,
+    )
     repo_map_tokens: int = setting(
         1024, env="LYNKR_REPO_MAP_TOKENS", doc="Token budget of the repo map.", converter=count(64, 1024, "tokens")
     )
