@@ -371,12 +371,12 @@ async def test_metrics_are_valid_prometheus_text_with_counters_histograms_and_lo
             await client.post("/v1/messages", json=REQUEST)
         await client.get("/nowhere")
         # The recorder commits in batches, shortly after the responses went out: wait for the last batch.
-        # One daemon.started and one tools.worker_started, then request.received, upstream.attempted and
-        # response.completed per request.
+        # One daemon.started, one tools.worker_started, the indexer's index.run_started and index.run_finished
+        # (the workspace is empty), then request.received, upstream.attempted and response.completed per request.
         with trio.fail_after(2):
             while True:
                 response = await client.get("/metrics")
-                if "\nlynkr_eventlog_events_total 11\n" in response.text:
+                if "\nlynkr_eventlog_events_total 13\n" in response.text:
                     break
                 await trio.sleep(0.01)
     assert response.status_code == 200
