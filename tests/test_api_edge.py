@@ -397,7 +397,7 @@ async def test_metrics_are_valid_prometheus_text_with_counters_histograms_and_lo
     assert counts[-1] == total == 3.0
     assert next(_find(samples, "lynkr_http_request_duration_seconds_sum", route="messages")).value > 0
 
-    assert next(_find(samples, "lynkr_eventlog_last_seq")).value == 11
+    assert next(_find(samples, "lynkr_eventlog_last_seq")).value == 13
     assert next(_find(samples, "lynkr_eventlog_batches_total")).value >= 1
     assert next(_find(samples, "lynkr_eventlog_size_bytes")).value > 0
     assert next(_find(samples, "lynkr_actor_up", actor="providers")).value == 1.0
