@@ -23,6 +23,7 @@ from lynkr.actors.runtime import ActorEscalation
 from lynkr.config import Config, ConfigError, load_config, nothing_configured_hint
 from lynkr.datadir import DAEMON_STREAM, StartupError, events_dir, open_log_readonly, open_store
 from lynkr.events.records import EventFromTheFuture, Recorded
+from lynkr.index.cli import add_commands as add_index_commands
 from lynkr.inspect import render_event_line, render_transcript, replay_sessions
 
 if TYPE_CHECKING:
@@ -115,6 +116,8 @@ def _parser() -> argparse.ArgumentParser:
                               "(or as configured, when no daemon answers): state, tools and the last error of each.")
     mcp.add_argument("--json", action="store_true", help="print as JSON")
     mcp.set_defaults(command=_mcp)
+
+    add_index_commands(commands, common, _load)
     return parser
 
 

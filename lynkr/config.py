@@ -59,6 +59,7 @@ import attrs
 from lynkr.cache.settings import PromptCacheConfig
 from lynkr.envfile import read_env_file
 from lynkr.http.guard import GuardConfig
+from lynkr.index.settings import IndexConfig
 from lynkr.layers import ENV_FILE_NAME, TOML_FILE_NAME, Source, read_toml
 
 # The short names the declarations below (and the groups merged into Config) are written with.
@@ -418,6 +419,7 @@ class Config:
     policy: PolicyConfig = _group(PolicyConfig, "Limits on server-side tool use.")
     tools: ToolsConfig = _group(ToolsConfig, "lynkr's own tools.")
     mcp: McpConfig = _group(McpConfig, "MCP servers and their sandbox.")
+    index: IndexConfig = _group(IndexConfig, "The workspace index, its tools and the generated CLAUDE.md.")
 
     @property
     def provider(self) -> ProviderConfig | None:

@@ -24,7 +24,7 @@ import attrs
 import trio
 
 from lynkr import __version__
-from lynkr.actors import cache, edge, mcp, projector, providers, recorder, session, tools
+from lynkr.actors import cache, edge, indexer, mcp, projector, providers, recorder, session, tools
 from lynkr.actors.messages import CacheMessage, RunTool, Turn
 from lynkr.actors.projector import LiveState
 from lynkr.actors.providers import breakers_for
@@ -49,6 +49,11 @@ from lynkr.events.snapshots import DERIVED_STATE, rebuild
 from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
 from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import Sample
+from lynkr.index.handle import IndexHandle
+from lynkr.index.inject import RepoMapContext
+from lynkr.index.metrics import index_gauges
+from lynkr.index.store import IndexStore
+from lynkr.index.symbols import IndexReader
 from lynkr.mcp.endpoint import SESSION_ID as MCP_SESSION_ID
 from lynkr.mcp.endpoint import McpEndpoint
 from lynkr.mcp.manifest import discover
@@ -130,19 +135,32 @@ async def run_daemon(
         raise ConfigError(str(error)) from None
     with daemon_lock(config.data_dir):
         store = open_store(config.data_dir, map_size=config.log_map_size_bytes)
+        # The index is derived state in an environment of its own (see lynkr.index.store).
+        index_store = IndexStore.open(config.data_dir) if config.index.enabled else None
         try:
             listening = bind_socket(config.host, config.port)
             with listening:
-                daemon = _Daemon(config, store, listening)
+                daemon = _Daemon(config, store, listening, index_store)
                 await daemon.serve(install_signal_handlers=install_signal_handlers, task_status=task_status)
         finally:
             store.close()
+            if index_store is not None:
+                index_store.close()
 
 
 class _Daemon:
-    def __init__(self, config: Config, store: LmdbEventStore, listening: socket.socket) -> None:
+    def __init__(
+        self, config: Config, store: LmdbEventStore, listening: socket.socket, index_store: IndexStore | None
+    ) -> None:
         self.config = config
         self.store = store
+        self.index_store = index_store
+        self.index_mailbox: Mailbox[indexer.Message] = Mailbox(4)
+        self.index = (
+            IndexHandle(reader=IndexReader(index_store), rebuild=partial(indexer.request_rebuild, self.index_mailbox))
+            if index_store is not None
+            else None
+        )
         self.listening = listening
         self.policy = RestartPolicy(
             max_restarts=config.supervisor_max_restarts,
@@ -256,6 +274,11 @@ class _Daemon:
                     providers=self.provider_mailbox,
                     recorder=self.recorder,
                 )
+            if self.index is not None and self.index_store is not None:
+                await supervisor.start(
+                    "indexer", indexer.run, config, mailbox=self.index_mailbox, store=self.index_store,
+                    reader=self.index.reader, recorder=self.recorder,
+                )
             specs = await supervisor.start(
                 "tools",
                 tools.run,
@@ -265,6 +288,7 @@ class _Daemon:
                 recorder=self.recorder,
                 providers=self.provider_mailbox,
                 toolbox=self.toolbox,
+                index=self.index,
             )
             await supervisor.start(
                 "session",
@@ -273,7 +297,12 @@ class _Daemon:
                 providers=self.provider_mailbox,
                 recorder=self.recorder,
                 agent=session.AgentSetup(
-                    config=config, tools=self.tools_mailbox, specs=specs, store=self.store, toolbox=self.toolbox
+                    config=config, tools=self.tools_mailbox, specs=specs, store=self.store, toolbox=self.toolbox,
+                    context=(
+                        RepoMapContext(self.index.reader, config.index.repo_map_tokens)
+                        if self.index is not None and config.index.repo_map_in_requests
+                        else None
+                    ),
                 ),
                 cache=self.cache_mailbox if config.prompt_cache.active else None,
             )
@@ -296,6 +325,7 @@ class _Daemon:
                         "session": self.session_mailbox,
                         "tools": self.tools_mailbox,
                         "cache": self.cache_mailbox,
+                        "indexer": self.index_mailbox,
                     },
                     toolbox=self.toolbox,
                     bridge=self.bridge,
@@ -401,6 +431,8 @@ class _Daemon:
             )
         )
         families.extend(cache.gauges(self.prompt_cache))
+        if self.index is not None:
+            families.extend(index_gauges(self.index.reader))
         return families
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 import attrs
@@ -72,6 +72,8 @@ class AgentSetup:
     store: EventStore
     # The live toolbox, when tools come and go (the MCP bridge's): its specs are read again after each change.
     toolbox: Toolbox | None = None
+    # Adds context to each request before it goes anywhere (the repo map, when LYNKR_REPO_MAP_IN_REQUESTS is on).
+    context: Callable[[Turn], Awaitable[Turn]] | None = None
 
 
 async def run(
@@ -149,6 +151,8 @@ class _Sessions:
             ),
         )
         self._follow_the_toolbox()
+        if self.agent.context is not None:
+            turn = await self.agent.context(turn)
         if not self.mode_specs and not self.splices:
             await self._direct(turn)
             return

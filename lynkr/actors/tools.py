@@ -30,7 +30,7 @@ from lynkr.actors.runtime import Mailbox, answer
 from lynkr.agent.events import TOOLS_STREAM, ToolWorkerStarted
 from lynkr.config import Config
 from lynkr.events.store import EventStore
-from lynkr.tools.base import Projection, ToolContext, ToolSpec, ToolState
+from lynkr.tools.base import Projection, ToolContext, ToolSpec, ToolState, WorkspaceIndex
 from lynkr.tools.runner import Outcome, Toolbox, run_call
 from lynkr.tools.toolbox import build_toolbox, tool_context
 from lynkr.wire.types import Message
@@ -48,6 +48,7 @@ async def run(
     recorder: Recorder,
     providers: Mailbox[ProviderMessage],
     toolbox: Toolbox | None = None,
+    index: WorkspaceIndex | None = None,
     task_status: trio.TaskStatus[tuple[ToolSpec, ...]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     # The daemon passes its toolbox, whose registry the MCP bridge adds tools to and takes them from.
@@ -57,7 +58,7 @@ async def run(
     # Built the one way tools-core builds it (workspace resolved, environment scrubbed) once per incarnation;
     # each call gets a copy with its session, its summarizer and the state as of its start.
     worker = _Worker(
-        base=tool_context(config, toolbox, state=state),
+        base=tool_context(config, toolbox, state=state, index=index),
         toolbox=toolbox,
         recorder=recorder,
         providers=providers,

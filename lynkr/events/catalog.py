@@ -233,3 +233,4 @@ class BetasUnsupported(Event):
 import lynkr.agent.events  # noqa: E402,F401
 import lynkr.cache.events  # noqa: E402,F401
 from lynkr.tools import events, task_events, test_events  # noqa: E402,F401
+import lynkr.index.events  # noqa: E402,F401

@@ -102,6 +102,17 @@ class ToolInputError(Exception):
     """The model's input is wrong for the tool: it gets ``<tool_use_error>...</tool_use_error>``, never a crash."""
 
 
+class WorkspaceIndex(Protocol):
+    """The workspace index as tools reach it (``lynkr.index.handle.IndexHandle``), typed here so this module
+    need not import the index."""
+
+    def generation(self) -> int: ...
+
+    def detected_test_command(self) -> str | None:
+        """The test command the workspace's manifests suggest, for ``workspace_test_run``'s last resort."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class ToolContext:
     """What a running tool may use.  Nothing here carries a secret.
@@ -109,6 +120,7 @@ class ToolContext:
     ``workspace`` is the resolved ``WORKSPACE_ROOT``.  ``environ`` is the scrubbed environment every
     subprocess gets.  ``state`` is the folded tool state as of this call.  ``summarize`` asks the configured
     provider for a short text (through the provider pool, recorded), or is None when no provider is set.
+    ``index`` is the workspace index the ``index`` family of tools queries (None: not running).
     """
 
     workspace: Path
@@ -117,6 +129,7 @@ class ToolContext:
     settings: Any  # lynkr.config.ToolsConfig; typed loosely so plugins need not import it
     session_id: str = ""
     summarize: Callable[[str], Awaitable[str]] | None = None
+    index: WorkspaceIndex | None = None  # the repo index, when the daemon runs one
 
 
 @attrs.frozen(kw_only=True)

@@ -189,6 +189,9 @@ async def _run(arguments: Arguments, context: ToolContext) -> ToolResult:
     limit_ms = int(context.settings.test_timeout_ms)
     timeout_ms = min(count_argument(arguments, "timeout_ms", limit_ms, low=1, high=10**9), limit_ms)
     command = await trio.to_thread.run_sync(chosen_command, context.workspace, context.settings.test_command)
+    if command is None and context.index is not None:
+        # The index reads more manifests (Maven, Gradle, Bundler, Composer, .NET) than the quick detection.
+        command = await trio.to_thread.run_sync(context.index.detected_test_command)
     if command is None:
         return error(
             "no test command: set WORKSPACE_TEST_COMMAND, or add what a test runner needs (pyproject.toml or a "

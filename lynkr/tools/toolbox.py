@@ -25,7 +25,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from lynkr.events.scrub import Scrubber
-from lynkr.tools.base import Alias, PolicyRule, Projection, Registry, Tool, ToolContext, ToolState
+from lynkr.tools.base import Alias, PolicyRule, Projection, Registry, Tool, ToolContext, ToolState, WorkspaceIndex
 from lynkr.tools.environ import seal_daemon_environment, tool_environ
 from lynkr.tools.policy import disallowed
 from lynkr.tools.runner import Toolbox
@@ -46,6 +46,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "lynkr.tools.git",
     "lynkr.tools.testing",
     "lynkr.tools.tasks",
+    "lynkr.tools.index_tools",
     "lynkr.tools.policy",
     "lynkr.mcp.tools",  # the mcp.call policy rule; the MCP tools themselves come and go with the bridge
 )
@@ -106,9 +107,10 @@ def tool_context(
     session_id: str = "",
     summarize: Callable[[str], Awaitable[str]] | None = None,
     environ: Mapping[str, str] | None = None,
+    index: WorkspaceIndex | None = None,
 ) -> ToolContext:
     """The context tools run in: the resolved workspace, the scrubbed environment (from ``environ``, else the
-    daemon's), the folded tool state (empty when none is given) and the tool settings."""
+    daemon's), the folded tool state (empty when none is given), the tool settings and the workspace index."""
     return ToolContext(
         workspace=config.workspace_root.resolve(),
         environ=tool_environ(config, environ),
@@ -116,6 +118,7 @@ def tool_context(
         settings=config.tools,
         session_id=session_id,
         summarize=summarize,
+        index=index,
     )
 
 
