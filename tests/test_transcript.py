@@ -42,7 +42,7 @@ blocks = st.one_of(
         st.text(min_size=1, max_size=12), texts, st.booleans(),
     ),
     st.builds(lambda ident, value: {"type": "tool_use", "id": ident, "name": "Bash", "input": {"x": value}},
-              st.text(min_size=1, max_size=12), st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), texts)),
+              st.text(min_size=1, max_size=12), st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False, allow_infinity=False), texts)),
 )
 messages = st.builds(
     lambda role, content: {"role": role, "content": content},

@@ -61,6 +61,21 @@ def _base_arguments(*, allow_network: bool) -> list[str]:
     return arguments
 
 
+def _under_tmp(argv: Sequence[str]) -> list[Path]:
+    """The top-level folders under /tmp that the command's program lives in (its virtualenv, say)."""
+    program = shutil.which(argv[0]) if argv else None
+    if program is None:
+        return []
+    found: list[Path] = []
+    for candidate in (Path(program), Path(program).resolve()):
+        parts = candidate.parts
+        if len(parts) > 2 and parts[1] == "tmp":
+            folder = Path("/", parts[1], parts[2])
+            if folder not in found:
+                found.append(folder)
+    return found
+
+
 def wrap(
     runtime: str,
     argv: Sequence[str],
@@ -71,6 +86,9 @@ def wrap(
 ) -> tuple[str, list[str]]:
     """The command and arguments that run ``argv`` sandboxed, with exactly ``env`` as its environment."""
     arguments = _base_arguments(allow_network=allow_network)
+    # /tmp is a fresh tmpfs inside; a server installed under /tmp (a virtualenv there) must stay visible, read-only.
+    for folder in _under_tmp(argv):
+        arguments += ["--ro-bind", str(folder), str(folder)]
     arguments += ["--bind", str(workspace), str(workspace), "--chdir", str(workspace)]
     for name, value in env.items():
         arguments += ["--setenv", name, value]
