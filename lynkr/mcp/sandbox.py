@@ -13,6 +13,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import attrs
+
 PROBE_TIMEOUT_S = 5.0
 
 
@@ -83,13 +85,49 @@ def wrap(
     workspace: Path,
     env: Mapping[str, str],
     allow_network: bool,
+    writable: Sequence[str] = (),
+    cwd: Path | None = None,
 ) -> tuple[str, list[str]]:
     """The command and arguments that run ``argv`` sandboxed, with exactly ``env`` as its environment."""
     arguments = _base_arguments(allow_network=allow_network)
     # /tmp is a fresh tmpfs inside; a server installed under /tmp (a virtualenv there) must stay visible, read-only.
     for folder in _under_tmp(argv):
         arguments += ["--ro-bind", str(folder), str(folder)]
-    arguments += ["--bind", str(workspace), str(workspace), "--chdir", str(workspace)]
+    arguments += ["--bind", str(workspace), str(workspace), "--chdir", str(cwd or workspace)]
+    for extra in writable:
+        arguments += ["--bind", extra, extra]
     for name, value in env.items():
         arguments += ["--setenv", name, value]
     return runtime, [*arguments, "--", *argv]
+
+
+class SandboxUnavailable(OSError):
+    """MCP_SANDBOX_ENABLED is set, but no sandbox runtime works here: commands are refused, never run bare."""
+
+
+@attrs.frozen(kw_only=True)
+class ToolSandbox:
+    """The sandbox shell and test commands run in when MCP_SANDBOX_ENABLED is set (see ``ToolContext.sandbox``)."""
+
+    workspace: Path
+    allow_network: bool
+
+    def __call__(
+        self, argv: Sequence[str], environ: Mapping[str, str], cwd: Path, writable: Sequence[str] = ()
+    ) -> list[str]:
+        runtime = find_runtime()
+        if runtime is None:
+            raise SandboxUnavailable(
+                f"MCP_SANDBOX_ENABLED is set but no sandbox runs here ({why_unavailable()}); the command was not "
+                "run. Install bubblewrap, or unset MCP_SANDBOX_ENABLED to run commands unsandboxed"
+            )
+        command, arguments = wrap(
+            runtime,
+            argv,
+            workspace=self.workspace,
+            env=environ,
+            allow_network=self.allow_network,
+            writable=writable,
+            cwd=cwd,
+        )
+        return [command, *arguments]

@@ -101,7 +101,7 @@ class McpConfig:
     sandbox_enabled: bool = setting(
         False,
         env="MCP_SANDBOX_ENABLED",
-        doc="Start stdio MCP servers inside bubblewrap (no network, read-only root, workspace read-write).",
+        doc="Run stdio MCP servers, and the shell, Bash and test commands of lynkr's tools, inside bubblewrap (no network, read-only root, workspace read-write).",
         converter=BOOL,
     )
     sandbox_allow_networking: bool = setting(

@@ -113,6 +113,12 @@ class WorkspaceIndex(Protocol):
         ...
 
 
+class Sandbox(Protocol):
+    def __call__(
+        self, argv: Sequence[str], environ: Mapping[str, str], cwd: Path, writable: Sequence[str] = ()
+    ) -> list[str]: ...
+
+
 @attrs.frozen(kw_only=True)
 class ToolContext:
     """What a running tool may use.  Nothing here carries a secret.
@@ -129,6 +135,9 @@ class ToolContext:
     settings: Any  # lynkr.config.ToolsConfig; typed loosely so plugins need not import it
     session_id: str = ""
     summarize: Callable[[str], Awaitable[str]] | None = None
+    # Wraps a command's argv to run it sandboxed (MCP_SANDBOX_ENABLED: bubblewrap, no network, read-only root,
+    # the workspace and ``writable`` paths read-write, exactly ``environ``); None runs commands as they are.
+    sandbox: Sandbox | None = None
     index: WorkspaceIndex | None = None  # the repo index, when the daemon runs one
 
 

@@ -104,6 +104,8 @@ class Bash:
                 environ=context.environ,
                 timeout_s=timeout_s,
                 limit_bytes=context.settings.output_limit_bytes,
+                sandbox=context.sandbox,
+                writable=(cwd_file,),
             )
             ended_in = (await trio.to_thread.run_sync(Path(cwd_file).read_text)).strip()
         finally:

@@ -87,7 +87,9 @@ class TestsMustPass:
                 "command; set POLICY_GIT_TEST_COMMAND or WORKSPACE_TEST_COMMAND",
             )
         try:
-            outcome = await run_tests(context.workspace, without_credentials(context.environ), command, self.timeout_ms)
+            outcome = await run_tests(
+                context.workspace, without_credentials(context.environ), command, self.timeout_ms, context.sandbox
+            )
         except OSError as exc:
             return Refusal(rule=self.name, reason=f"tests must pass first, but `{command}` could not start: {exc}")
         if outcome.passed:

@@ -29,7 +29,7 @@ import attrs
 import trio
 
 from lynkr.events.records import Event
-from lynkr.tools.base import Action, Projection, ToolContext, ToolInputError, ToolResult, ToolSpec
+from lynkr.tools.base import Action, Projection, Sandbox, ToolContext, ToolInputError, ToolResult, ToolSpec
 from lynkr.tools.cmdline import shell_actions
 from lynkr.tools.events import ShellCwdChanged
 from lynkr.tools.workspace import OutsideWorkspace, inside, relative
@@ -106,9 +106,20 @@ async def _drain(stream: trio.abc.ReceiveStream | None, capture: _Capture) -> No
 
 
 async def run_command(
-    command: str, *, cwd: Path, environ: Mapping[str, str], timeout_s: float, limit_bytes: int
+    command: str,
+    *,
+    cwd: Path,
+    environ: Mapping[str, str],
+    timeout_s: float,
+    limit_bytes: int,
+    sandbox: Sandbox | None = None,
+    writable: Sequence[str] = (),
 ) -> Completed:
-    """Run ``command``; never raises for the command's own failures (they are in the exit code and stderr)."""
+    """Run ``command`` (in ``sandbox`` when given, with ``writable`` paths besides the workspace); never raises
+    for the command's own failures (they are in the exit code and stderr)."""
+    argv = shell_argv(command)
+    if sandbox is not None:
+        argv = sandbox(argv, environ, cwd, writable)
     out, err = _Capture(limit_bytes), _Capture(limit_bytes)
     exit_code: int | None = None
     with trio.move_on_after(timeout_s) as deadline:
@@ -116,7 +127,7 @@ async def run_command(
             process: trio.Process = await nursery.start(
                 partial(
                     trio.run_process,
-                    shell_argv(command),
+                    argv,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
@@ -210,6 +221,7 @@ class ShellTool:
             environ=context.environ,
             timeout_s=timeout_s,
             limit_bytes=context.settings.output_limit_bytes,
+            sandbox=context.sandbox,
         )
         return format_completed(completed, timeout_s=timeout_s)
 

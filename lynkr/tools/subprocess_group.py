@@ -18,6 +18,9 @@ from pathlib import Path
 import attrs
 import trio
 
+from lynkr.tools.base import Sandbox
+from lynkr.tools.shell import shell_argv
+
 # Output kept in memory per command: the start and the end, which is where test summaries and errors are.
 KEEP_HEAD_BYTES = 256 * 1024
 KEEP_TAIL_BYTES = 2 * 1024 * 1024
@@ -33,10 +36,18 @@ class Finished:
 
 
 async def run_in_group(
-    command: str | Sequence[str], *, cwd: Path, environ: Mapping[str, str], timeout_s: float
+    command: str | Sequence[str],
+    *,
+    cwd: Path,
+    environ: Mapping[str, str],
+    timeout_s: float,
+    sandbox: Sandbox | None = None,
 ) -> Finished:
-    """Run ``command`` (a shell line, or an argv) and collect its output; never raises for the command's failure."""
+    """Run ``command`` (a shell line, or an argv; in ``sandbox`` when given) and collect its output; never raises
+    for the command's failure."""
     started = time.monotonic()
+    if sandbox is not None:
+        command = sandbox(shell_argv(command) if isinstance(command, str) else command, environ, cwd)
     process = await trio.lowlevel.open_process(
         command if isinstance(command, str) else list(command),
         shell=isinstance(command, str),

@@ -19,7 +19,7 @@ import trio
 
 from lynkr.config import Config
 from lynkr.events.records import Event
-from lynkr.tools.base import Action, Projection, Tool, ToolContext, ToolResult, ToolSpec
+from lynkr.tools.base import Action, Projection, Sandbox, Tool, ToolContext, ToolResult, ToolSpec
 from lynkr.tools.declared import Arguments, DeclaredTool, count_argument, error, schema
 from lynkr.tools.environ import without_credentials
 from lynkr.tools.subprocess_group import Finished, run_in_group
@@ -92,8 +92,10 @@ class Outcome:
         )
 
 
-async def run_tests(workspace: Path, environ: Mapping[str, str], command: str, timeout_ms: int) -> Outcome:
-    finished = await run_in_group(command, cwd=workspace, environ=environ, timeout_s=timeout_ms / 1000)
+async def run_tests(
+    workspace: Path, environ: Mapping[str, str], command: str, timeout_ms: int, sandbox: Sandbox | None = None
+) -> Outcome:
+    finished = await run_in_group(command, cwd=workspace, environ=environ, timeout_s=timeout_ms / 1000, sandbox=sandbox)
     return Outcome(command=command, finished=finished, parsed=parse(finished.output))
 
 
@@ -198,7 +200,9 @@ async def _run(arguments: Arguments, context: ToolContext) -> ToolResult:
             "tests/ folder for pytest, package.json, go.mod, Cargo.toml)"
         )
     try:
-        outcome = await run_tests(context.workspace, without_credentials(context.environ), command, timeout_ms)
+        outcome = await run_tests(
+            context.workspace, without_credentials(context.environ), command, timeout_ms, context.sandbox
+        )
     except OSError as exc:
         return error(f"the test command could not start in {context.workspace}: {exc}")
     revision = await trio.to_thread.run_sync(_revision, context.workspace)

@@ -25,6 +25,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from lynkr.events.scrub import Scrubber
+from lynkr.mcp.sandbox import ToolSandbox
 from lynkr.tools.base import Alias, PolicyRule, Projection, Registry, Tool, ToolContext, ToolState, WorkspaceIndex
 from lynkr.tools.environ import seal_daemon_environment, tool_environ
 from lynkr.tools.policy import disallowed
@@ -119,6 +120,11 @@ def tool_context(
         session_id=session_id,
         summarize=summarize,
         index=index,
+        sandbox=(
+            ToolSandbox(workspace=config.workspace_root.resolve(), allow_network=config.mcp.sandbox_allow_networking)
+            if config.mcp.sandbox_enabled
+            else None
+        ),
     )
 
 
