@@ -26,6 +26,7 @@ from lynkr.settings import (
     SECRET,
     STR,
     STRING_TABLE,
+    option_text,
     ConfigError,
     Converter,
     ProviderConfig,
@@ -101,14 +102,12 @@ def _string_table(layers: Layers, raw: object, dotted: str) -> dict[str, str]:
     table = layers.table(raw, dotted)
     out: dict[str, str] = {}
     for key, value in table.items():
-        if isinstance(value, bool):
-            out[key] = str(value).lower()
-        elif isinstance(value, str | int | float):
-            out[key] = str(value)
-        else:
+        as_text = option_text(value)
+        if as_text is None:
             raise ConfigError(
                 f"{layers.toml_label(f'{dotted}.{key}', value)} is not a string; set {dotted}.{key} to a quoted string"
             )
+        out[key] = as_text
     return out
 
 

@@ -221,13 +221,20 @@ def _convert_string_table(raw: object, ctx: Context) -> dict[str, str]:
         raise Invalid
     out: dict[str, str] = {}
     for key, value in table.items():
-        if isinstance(value, bool):
-            out[key] = str(value).lower()
-        elif isinstance(value, str | int | float):
-            out[key] = str(value)
-        else:
+        as_text = option_text(value)
+        if as_text is None:
             raise Invalid
+        out[key] = as_text
     return out
+
+
+def option_text(value: object) -> str | None:
+    """A provider option's value as the string it is kept as (``true``, ``16384``), or None if not a scalar."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str | int | float):
+        return str(value)
+    return None
 
 
 # 0 asks the OS for a free port (tests and side-by-side daemons use it).

@@ -23,7 +23,7 @@ from lynkr.tools.patch import PatchError, apply, parse
 from lynkr.tools.policy import FilePolicy, file_policy
 from lynkr.tools.text import BINARY_SNIFF_BYTES, MAX_EDIT_BYTES, check_file, decode, lines_of, looks_binary, numbered
 from lynkr.tools.walk import Ignorer, glob_regex, walk_files
-from lynkr.tools.workspace import relative, target
+from lynkr.tools.workspace import folder, relative, target
 
 if TYPE_CHECKING:
     from lynkr.config import Config
@@ -36,13 +36,6 @@ READ_LINES_LIMIT = 2000
 
 def _object(properties: Mapping[str, Any], required: Sequence[str] = ()) -> dict[str, Any]:
     return {"type": "object", "properties": dict(properties), "required": list(required), "additionalProperties": False}
-
-
-def _folder(context: ToolContext, raw: object) -> Path:
-    folder = context.workspace if raw in (None, "", ".") else target(context, raw)
-    if not folder.is_dir():
-        raise ToolInputError(f"{raw} is not a folder in the workspace; give an existing folder")
-    return folder
 
 
 @attrs.frozen
@@ -204,7 +197,7 @@ class WorkspaceList:
         return [Action(kind="fs.read", paths=(str(arguments.get("path") or "."),))]
 
     async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
-        start = _folder(context, arguments.get("path"))
+        start = folder(context, arguments.get("path"))
         pattern = str(arguments.get("pattern") or "**")
         limit = int(arguments.get("limit") or LIST_LIMIT)
         matcher = glob_matcher(pattern)

@@ -29,10 +29,10 @@ import attrs
 import trio
 
 from lynkr.events.records import Event
-from lynkr.tools.base import Action, Projection, Sandbox, ToolContext, ToolInputError, ToolResult, ToolSpec
+from lynkr.tools.base import Action, Projection, Sandbox, ToolContext, ToolResult, ToolSpec
 from lynkr.tools.cmdline import shell_actions
 from lynkr.tools.events import ShellCwdChanged
-from lynkr.tools.workspace import OutsideWorkspace, inside, relative
+from lynkr.tools.workspace import folder, relative
 
 if TYPE_CHECKING:
     from lynkr.config import Config
@@ -169,18 +169,6 @@ def timeout_of(arguments: Mapping[str, Any], key: str, default_ms: int) -> float
     return min(max(milliseconds, 1), MAX_TIMEOUT_MS) / 1000
 
 
-def working_folder(context: ToolContext, raw: object) -> Path:
-    if raw is None or raw == "":
-        return context.workspace
-    try:
-        folder = inside(context.workspace, str(raw))
-    except OutsideWorkspace as exc:
-        raise ToolInputError(str(exc)) from None
-    if not folder.is_dir():
-        raise ToolInputError(f"cwd {raw} is not a folder in the workspace; use an existing folder")
-    return folder
-
-
 @attrs.frozen
 class ShellTool:
     """``shell``: run a command line in the workspace, with a timeout, output limits and a scrubbed environment."""
@@ -217,7 +205,7 @@ class ShellTool:
         timeout_s = timeout_of(arguments, "timeout_ms", context.settings.shell_timeout_ms)
         completed = await run_command(
             str(arguments["command"]),
-            cwd=working_folder(context, arguments.get("cwd")),
+            cwd=folder(context, arguments.get("cwd"), name="cwd"),
             environ=context.environ,
             timeout_s=timeout_s,
             limit_bytes=context.settings.output_limit_bytes,

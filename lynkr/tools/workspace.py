@@ -162,6 +162,14 @@ def _prefix_match(pattern_parts: tuple[str, ...], parts: tuple[str, ...]) -> boo
     return all(fnmatch.fnmatchcase(part, glob) for part, glob in zip(parts, pattern_parts, strict=False))
 
 
+def folder(context: ToolContext, raw: object, *, name: str = "path") -> Path:
+    """The existing workspace folder a tool works in; the workspace itself when none is given."""
+    path = context.workspace if raw in (None, "", ".") else target(context, raw)
+    if not path.is_dir():
+        raise ToolInputError(f"{name} {raw} is not a folder in the workspace; give an existing folder")
+    return path
+
+
 def target(context: ToolContext, raw: object) -> Path:
     """The resolved path a file tool works on; outside the workspace is bad input (the policy refuses it first)."""
     try:
