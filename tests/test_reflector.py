@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 
 from lynkr.daemon import Running
@@ -20,6 +21,7 @@ from lynkr.reflect.inject import HEADER
 from lynkr.reflect.skills import SkillsState
 from tests.conftest import make_config, recorded_events, running_lynkr
 from tests.fakes import FakeUpstream, Reply, serve_fake
+from tests.fakes.claude_cli import run_claude
 from tests.test_cli import lynkr as lynkr_cli
 from tests.test_daemon_process import base_env, daemon
 from tests.test_reflect_analysis import ask, call, debugging_transcript
@@ -192,3 +194,46 @@ async def test_skills_survive_kill_9_and_lynkr_skills_explains_them(tmp_path: Pa
     assert "session task-1 request" in explained.stdout and "search -> read -> test" in explained.stdout
     missing = lynkr_cli(tmp_path, "skills", "sk_nothing", env=env)
     assert missing.returncode == 1 and "no skill match" in missing.stderr
+
+
+# The real Claude Code CLI
+
+
+@pytest.mark.cli
+async def test_the_real_cli_teaches_a_skill_that_its_next_run_of_the_same_kind_gets_upstream(
+    claude_exe: Path, claude_workdir: Path, tmp_path: Path
+) -> None:
+    fake = FakeUpstream()
+    fake.push(
+        Reply.tool_call(name="Bash", arguments={"command": "ls", "description": "list files"}, id="toolu_ls"),
+        Reply.tool_call(name="Bash", arguments={"command": "echo hi > out.txt", "description": "write out.txt"},
+                        id="toolu_echo"),
+        Reply.text("Wrote out.txt."),
+        Reply.text("Nothing to do."),
+    )
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, anthropic_env(upstream))
+        async with running_lynkr(config) as lynkr:
+            first = await run_claude(claude_exe, base_url=lynkr.base_url, prompt="Write hi into out.txt",
+                                     cwd=claude_workdir)
+            assert first.returncode == 0 and first.result == "Wrote out.txt.", first.stdout + first.stderr
+            assert (claude_workdir / "out.txt").read_text() == "hi\n"
+            await wait_for(lambda: len(live_skills(lynkr).skills) == 1, "the CLI's task taught a skill")
+            (skill,) = live_skills(lynkr).skills.values()
+            assert (skill.kind, skill.pattern) == ("feature", ("search", "edit"))
+            assert skill.evidence[0]["session_id"] == first.json["session_id"]
+
+            second = await run_claude(claude_exe, base_url=lynkr.base_url, prompt="Write bye into other.txt",
+                                      cwd=claude_workdir)
+            assert second.returncode == 0 and second.result == "Nothing to do.", second.stdout + second.stderr
+    calls = fake.model_calls
+    assert len(calls) == 4
+    for call_before in calls[:3]:
+        assert not any(HEADER.format(kind="feature") in b["text"] for b in call_before.request.json["system"])
+    system = calls[3].request.json["system"]
+    # The CLI's own blocks come first, untouched (only the billing line differs from run to run), then the skills.
+    cli_system = calls[0].request.json["system"]
+    assert len(system) == len(cli_system) + 1
+    assert system[1:-1] == cli_system[1:]
+    assert system[-1]["text"].startswith(HEADER.format(kind="feature"))
+    assert "work in this order: search -> edit (search: Bash `ls`, edit: Bash `echo`)" in system[-1]["text"]
