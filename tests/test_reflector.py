@@ -16,7 +16,7 @@ import trio
 from lynkr.daemon import Running
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.snapshots import DERIVED_STATE, rebuild
-from lynkr.reflect.events import SkillLearned, SkillReinforced, SkillUsed
+from lynkr.reflect.events import SkillLearned, SkillPhrased, SkillReinforced, SkillUsed
 from lynkr.reflect.inject import HEADER
 from lynkr.reflect.skills import SkillsState
 from tests.conftest import make_config, recorded_events, running_lynkr
@@ -118,6 +118,31 @@ async def test_with_injection_switched_off_skills_are_learned_but_never_sent(tmp
             await post(lynkr.base_url, request([ask("Fix the crash in parser.py")]), "task-2")
             assert fake.model_calls[1].request.json["system"] == SYSTEM
     assert not any(isinstance(e, SkillUsed) for e in recorded_events(config.data_dir))
+
+
+async def test_llm_phrasing_is_asked_once_recorded_and_used_by_injection(tmp_path: Path) -> None:
+    phrased = "Search first, read what you find, then edit and re-run the tests."
+    fake = FakeUpstream()
+    fake.push(Reply.text("fixed"), Reply.text(phrased), Reply.text(phrased), Reply.text("on it"))
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, {**anthropic_env(upstream), "LYNKR_SKILLS_LLM_PHRASING": "true"})
+        async with running_lynkr(config) as lynkr:
+            await post(lynkr.base_url, request(debugging_transcript()), "task-1")
+            await wait_for(
+                lambda: [s.text for s in live_skills(lynkr).skills.values()] == [phrased, phrased], "both phrased"
+            )
+            asked = [call.request.json for call in fake.model_calls[1:3]]
+            assert all("Rewrite this coding-agent skill" in body["messages"][0]["content"] for body in asked)
+            await post(lynkr.base_url, request([ask("Fix the crash in parser.py")]), "task-2")
+            assert f"- {phrased} (confidence" in fake.model_calls[3].request.json["system"][-1]["text"]
+            await wait_for(lambda: sum(s.uses for s in live_skills(lynkr).skills.values()) == 2, "uses folded")
+            live = live_skills(lynkr)
+    assert live_skills(lynkr) == live
+    # The answers are in the log: a rebuild has the phrased skills without asking the model again.
+    with LmdbEventStore.open(config.data_dir / "events") as store:
+        assert rebuild(store, DERIVED_STATE, use_snapshots=False).states["skills"] == live
+    assert len(fake.model_calls) == 4
+    assert sum(isinstance(e, SkillPhrased) for e in recorded_events(config.data_dir)) == 2
 
 
 async def test_server_run_rounds_count_as_the_tasks_tool_calls(tmp_path: Path) -> None:
