@@ -1,9 +1,10 @@
 """The daemon: opens the log, starts the actors in order, serves, and shuts down gracefully.
 
-Start-up order is dependency order: derived state (sessions) is rebuilt from snapshots and the log first, then
-the recorder starts (everyone records), then the projector that keeps derived state live, the provider pool,
-the prompt cache (it hands misses to the pool), the tool worker (its tool summaries ask the pool), the session
-actor (its agent loop asks both), and last the HTTP edge, so nothing is accepted before it can be served.
+Start-up order is dependency order: derived state (sessions, skills) is rebuilt from snapshots and the log first,
+then the recorder starts (everyone records), then the projector that keeps derived state live, the provider pool,
+the prompt cache (it hands misses to the pool), the reflector (it follows the recorder's records and may ask the
+pool to phrase a skill), the tool worker (its tool summaries ask the pool), the session actor (its agent loop asks
+both), and last the HTTP edge, so nothing is accepted before it can be served.
 Shutdown runs the other way: the edge stops accepting and lets in-flight streams finish up to the grace
 deadline, the actors are cancelled, and the recorder drains its mailbox into a final durable batch before the log closes.
 """

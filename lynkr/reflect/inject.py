@@ -84,7 +84,8 @@ class SkillsContext:
 
     async def __call__(self, turn: Turn) -> Turn:
         request = turn.request
-        if not wants_skills(request):
+        skills = self.skills().skills
+        if not skills or not wants_skills(request):
             return turn
         messages = request.get("messages") or []
         start = task_start(messages)
@@ -95,7 +96,7 @@ class SkillsContext:
         text = self.blocks.get(key)
         if text is None:
             kind = classify(words)
-            text, ids = skills_block(rank(self.skills().skills.values(), kind, self.clock_ns()), kind,
+            text, ids = skills_block(rank(skills.values(), kind, self.clock_ns()), kind,
                                      self.budget_tokens)
             self.blocks[key] = text
             while len(self.blocks) > TASKS_REMEMBERED:
