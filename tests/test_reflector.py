@@ -15,7 +15,7 @@ import trio
 
 from lynkr.daemon import Running
 from lynkr.events.lmdb_store import LmdbEventStore
-from lynkr.events.snapshots import DERIVED_STATE, rebuild
+from lynkr.events.snapshots import DERIVED_STATE, Origin, Rebuilt, rebuild
 from lynkr.reflect.events import SkillLearned, SkillPhrased, SkillReinforced, SkillUsed
 from lynkr.reflect.inject import HEADER
 from lynkr.reflect.skills import SkillsState
@@ -55,6 +55,10 @@ async def post(base_url: str, body: dict[str, Any], session: str) -> None:
 def live_skills(lynkr: Running) -> SkillsState:
     state: SkillsState = lynkr.derived.states["skills"]
     return state
+
+
+def skills_origin(rebuilt: Rebuilt) -> Origin:
+    return next(origin for origin in rebuilt.origins if origin.name == "skills")
 
 
 async def wait_for(condition: Any, what: str) -> None:
@@ -104,7 +108,7 @@ async def test_a_finished_task_teaches_skills_that_the_next_task_of_its_kind_car
     with LmdbEventStore.open(config.data_dir / "events") as store:
         assert rebuild(store, DERIVED_STATE, use_snapshots=False).states["skills"] == live
         with_snapshot = rebuild(store)
-        assert with_snapshot.origins[1].snapshot_seq is not None and with_snapshot.states["skills"] == live
+        assert skills_origin(with_snapshot).snapshot_seq is not None and with_snapshot.states["skills"] == live
 
 
 async def test_with_injection_switched_off_skills_are_learned_but_never_sent(tmp_path: Path) -> None:
@@ -202,7 +206,7 @@ async def test_skills_survive_kill_9_and_lynkr_skills_explains_them(tmp_path: Pa
     with LmdbEventStore.open(data_dir / "events") as store:
         replayed = rebuild(store, DERIVED_STATE, use_snapshots=False).states["skills"]
         from_snapshot = rebuild(store)
-    assert from_snapshot.origins[1].snapshot_seq is not None and from_snapshot.states["skills"] == replayed
+    assert skills_origin(from_snapshot).snapshot_seq is not None and from_snapshot.states["skills"] == replayed
     assert {s: (k.tasks, k.confidence) for s, k in replayed.skills.items()} == {
         s: (k.tasks, k.confidence) for s, k in before.skills.items()
     }
