@@ -124,6 +124,16 @@ async def test_with_injection_switched_off_skills_are_learned_but_never_sent(tmp
     assert not any(isinstance(e, SkillUsed) for e in recorded_events(config.data_dir))
 
 
+async def test_the_reflector_runs_as_a_supervised_actor_unless_switched_off(tmp_path: Path) -> None:
+    for switch, running in (("true", True), ("false", False)):
+        (tmp_path / switch).mkdir()
+        config = make_config(tmp_path / switch, {"LYNKR_REFLECTOR_ENABLED": switch})
+        async with running_lynkr(config) as lynkr, httpx.AsyncClient(base_url=lynkr.base_url) as client:
+            metrics = (await client.get("/metrics")).text
+        assert ('lynkr_actor_up{actor="reflector"} 1' in metrics) is running, metrics
+        assert "skills" in lynkr.derived.states  # the skill set is rebuilt and kept either way
+
+
 async def test_llm_phrasing_is_asked_once_recorded_and_used_by_injection(tmp_path: Path) -> None:
     phrased = "Search first, read what you find, then edit and re-run the tests."
     fake = FakeUpstream()
