@@ -51,10 +51,10 @@ _SEARCH_COMMAND = re.compile(r"^\s*(grep|rg|ag|ack|find|fd|ls|tree|git grep|git 
 _READ_COMMAND = re.compile(r"^\s*(cat|head|tail|less|more|bat|sed -n|nl|git (show|diff|log|blame))\b")
 _EDIT_COMMAND = re.compile(r"^\s*(sed -i|perl -pi|patch|git apply|tee)\b|(^|[^>&0-9])>\s*[\w./-]+\s*$")
 _EXIT_CODE = re.compile(r"^\s*Exit code (\d+)")
-_TEST_FAILED = re.compile(r"\b\d+ (failed|errors?)\b|^FAILED\b|^FAIL\b|Traceback \(most recent call last\)", re.M)
+_TEST_FAILED = re.compile(r"\b\d+ (failed|errors?)\b|^FAILED\b|^FAIL\b|Traceback \(most recent call last\)", re.MULTILINE)
 
 _TEST_FILE = re.compile(r"(^|/)(tests?|spec|__tests__)/|(^|/)test_[^/]*$|_test\.\w+$|\.(test|spec)\.\w+$")
-_DOC_FILE = re.compile(r"(^|/)docs?/|\.(md|rst|adoc|txt)$|(^|/)(README|CHANGELOG|LICENSE)[^/]*$", re.I)
+_DOC_FILE = re.compile(r"(^|/)docs?/|\.(md|rst|adoc|txt)$|(^|/)(README|CHANGELOG|LICENSE)[^/]*$", re.IGNORECASE)
 
 
 @attrs.frozen(kw_only=True)
@@ -159,7 +159,8 @@ def analyse(messages: Sequence[Any], final: Mapping[str, Any]) -> TaskAnalysis |
             steps += bool(uses)
             for block in uses:
                 arguments = block.get("input")
-                pending[str(block.get("id"))] = (str(block.get("name", "")), arguments if isinstance(arguments, dict) else {})
+                arguments = arguments if isinstance(arguments, dict) else {}
+                pending[str(block.get("id"))] = (str(block.get("name", "")), arguments)
         elif message.get("role") == "user":
             for block in blocks:
                 if block.get("type") != "tool_result" or str(block.get("tool_use_id")) not in pending:
@@ -306,8 +307,8 @@ def _recoveries(calls: Sequence[ToolStep]) -> tuple[Recovery, ...]:
             continue
         for later in range(index + 1, len(calls)):
             if calls[later].phase == step.phase and not calls[later].failed:
-                found.append(Recovery(failed_phase=step.phase, failed_tool=step.name,
-                                      actions=_collapsed(c.phase for c in calls[index + 1 : later] if c.phase != step.phase)))
+                between = (c.phase for c in calls[index + 1 : later] if c.phase != step.phase)
+                found.append(Recovery(failed_phase=step.phase, failed_tool=step.name, actions=_collapsed(between)))
                 index = later
                 break
         else:
@@ -320,7 +321,8 @@ def _tools_by_phase(calls: Sequence[ToolStep]) -> dict[str, str]:
     tools: dict[str, str] = {}
     for step in calls:
         if step.phase not in tools and step.phase != "other":
-            tools[step.phase] = step.name + (f" `{step.target.split()[0]}`" if step.name in _SHELL_TOOLS and step.target else "")
+            program = f" `{step.target.split()[0]}`" if step.name in _SHELL_TOOLS and step.target else ""
+            tools[step.phase] = step.name + program
     return tools
 
 
