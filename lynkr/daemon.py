@@ -1,9 +1,10 @@
 """The daemon: opens the log, starts the actors in order, serves, and shuts down gracefully.
 
-Start-up order is dependency order: derived state (sessions) is rebuilt from snapshots and the log first, then
-the recorder starts (everyone records), then the projector that keeps derived state live, the provider pool,
-the prompt cache (it hands misses to the pool), the tool worker (its tool summaries ask the pool), the session
-actor (its agent loop asks both), and last the HTTP edge, so nothing is accepted before it can be served.
+Start-up order is dependency order: derived state (sessions, skills) is rebuilt from snapshots and the log first,
+then the recorder starts (everyone records), then the projector that keeps derived state live, the provider pool,
+the prompt cache (it hands misses to the pool), the reflector (it follows the recorder's records and may ask the
+pool to phrase a skill), the tool worker (its tool summaries ask the pool), the session actor (its agent loop asks
+both), and last the HTTP edge, so nothing is accepted before it can be served.
 Shutdown runs the other way: the edge stops accepting and lets in-flight streams finish up to the grace
 deadline, the actors are cancelled, and the recorder drains its mailbox into a final durable batch before the log closes.
 """
@@ -15,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -24,7 +26,7 @@ import attrs
 import trio
 
 from lynkr import __version__
-from lynkr.actors import cache, edge, indexer, mcp, projector, providers, recorder, session, tools
+from lynkr.actors import cache, edge, indexer, mcp, projector, providers, recorder, reflector, session, tools
 from lynkr.actors.messages import CacheMessage, RunTool, Turn
 from lynkr.actors.projector import LiveState
 from lynkr.actors.providers import breakers_for
@@ -57,6 +59,8 @@ from lynkr.index.symbols import IndexReader
 from lynkr.mcp.endpoint import SESSION_ID as MCP_SESSION_ID
 from lynkr.mcp.endpoint import McpEndpoint
 from lynkr.mcp.manifest import discover
+from lynkr.reflect.inject import SkillsContext
+from lynkr.reflect.skills import SkillsState
 from lynkr.tools.runner import Outcome, Toolbox
 from lynkr.tools.toolbox import build_toolbox
 from lynkr.upstream.fitting import InvalidProviderOption, limits_for
@@ -274,6 +278,11 @@ class _Daemon:
                     providers=self.provider_mailbox,
                     recorder=self.recorder,
                 )
+            if config.reflector.enabled:
+                await supervisor.start(
+                    "reflector", reflector.run, config.reflector, store=self.store, hub=self.recorder.hub,
+                    recorder=self.recorder, skills=self._skills, providers=self.provider_mailbox,
+                )
             if self.index is not None and self.index_store is not None:
                 await supervisor.start(
                     "indexer", indexer.run, config, mailbox=self.index_mailbox, store=self.index_store,
@@ -298,10 +307,13 @@ class _Daemon:
                 recorder=self.recorder,
                 agent=session.AgentSetup(
                     config=config, tools=self.tools_mailbox, specs=specs, store=self.store, toolbox=self.toolbox,
-                    context=(
+                    context=session.chained(
                         RepoMapContext(self.index.reader, config.index.repo_map_tokens)
                         if self.index is not None and config.index.repo_map_in_requests
-                        else None
+                        else None,
+                        SkillsContext(self._skills, self.recorder, config.reflector.tokens, time.time_ns)
+                        if config.reflector.in_requests
+                        else None,
                     ),
                 ),
                 cache=self.cache_mailbox if config.prompt_cache.active else None,
@@ -344,6 +356,11 @@ class _Daemon:
                 await supervisor.wait_finished("edge")
             actors.cancel_scope.cancel()
         return "shutdown requested"
+
+    def _skills(self) -> SkillsState:
+        """The live skill set, as the projector keeps it."""
+        state: SkillsState = self.derived.states["skills"]
+        return state
 
     async def _run_tool_for_mcp(self, name: str, tool_use_id: str, arguments: Mapping[str, Any]) -> Outcome:
         """A call that came in through ``/mcp``, run by the tool worker like the agent loop's calls."""

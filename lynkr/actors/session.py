@@ -72,8 +72,26 @@ class AgentSetup:
     store: EventStore
     # The live toolbox, when tools come and go (the MCP bridge's): its specs are read again after each change.
     toolbox: Toolbox | None = None
-    # Adds context to each request before it goes anywhere (the repo map, when LYNKR_REPO_MAP_IN_REQUESTS is on).
+    # Adds context to each request before it goes anywhere (the repo map, when LYNKR_REPO_MAP_IN_REQUESTS is on;
+    # the skills block, when LYNKR_SKILLS_IN_REQUESTS is on); see ``chained``.
     context: Callable[[Turn], Awaitable[Turn]] | None = None
+
+
+Context = Callable[[Turn], Awaitable[Turn]]
+
+
+def chained(*steps: Context | None) -> Context | None:
+    """One ``AgentSetup.context`` that runs each of ``steps`` given, in order (None when none is)."""
+    present = [step for step in steps if step is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+
+    async def context(turn: Turn) -> Turn:
+        for step in present:
+            turn = await step(turn)
+        return turn
+
+    return context
 
 
 async def run(

@@ -42,6 +42,7 @@ from lynkr.events.projections import (
     replay,
 )
 from lynkr.events.store import EventStore
+from lynkr.reflect.skills import SKILLS, decode_skills, describe_skills, encode_skills
 
 log = logging.getLogger("lynkr.events")
 
@@ -94,8 +95,17 @@ SESSIONS_STATE: DerivedState[Any] = DerivedState(
     describe=_describe_sessions,
 )
 
+SKILLS_STATE: DerivedState[Any] = DerivedState(
+    name="skills",
+    schema=1,
+    projection=SKILLS,
+    encode=encode_skills,
+    decode=decode_skills,
+    describe=describe_skills,
+)
+
 # Every projection the daemon rebuilds at start-up and keeps live.  Register one by adding it here.
-DERIVED_STATE: tuple[DerivedState[Any], ...] = (SESSIONS_STATE,)
+DERIVED_STATE: tuple[DerivedState[Any], ...] = (SESSIONS_STATE, SKILLS_STATE)
 
 
 @attrs.frozen(kw_only=True)
