@@ -35,9 +35,9 @@ from lynkr.actors.runtime import answer
 from lynkr.config import Config, nothing_configured_hint
 from lynkr.errors import LynkrError, NotConfigured, Overloaded, UpstreamError
 from lynkr.events.catalog import ResponseCompleted, ResponseFailed, UpstreamAttempted
-from lynkr.providers.base import Adapter
+from lynkr.providers.base import Adapter, tool_id_scheme_of
 from lynkr.providers.registry import adapter_for
-from lynkr.upstream.attempt import Read, StreamBroken, UpstreamStatus, open_attempt
+from lynkr.upstream.attempt import Capture, Read, StreamBroken, UpstreamStatus, open_attempt
 from lynkr.upstream.breaker import CircuitBreaker
 from lynkr.upstream.fitting import (
     Fitted,
@@ -54,6 +54,7 @@ from lynkr.upstream.fitting import (
 )
 from lynkr.upstream.learned import LIMITS_STREAM, LimitsBook
 from lynkr.upstream.limits import read_rejection
+from lynkr.upstream.recording import UpstreamResponded
 from lynkr.upstream.retry import NO_FALLBACK_STATUSES, RETRYABLE_STATUSES, backoff_s, retry_after_s
 from lynkr.upstream.routing import chain, route
 from lynkr.wire.anthropic import MessageAssembler, is_small_request, is_thinking_request
@@ -274,6 +275,7 @@ async def _stream_through_chain(
                 break
             started_at = time.perf_counter()
             assembler = MessageAssembler()
+            capture = Capture()
             try:
                 async with open_attempt(
                     upstream.client,
@@ -283,6 +285,7 @@ async def _stream_through_chain(
                     small=small,
                     stream=upstream_streams,
                     first_byte_timeout_s=config.first_byte_timeout_s,
+                    capture=capture,
                 ) as reads:
                     if client_streams:
                         await _forward(reads, assembler, turn, state)
@@ -291,8 +294,10 @@ async def _stream_through_chain(
             except (UpstreamStatus, StreamBroken, httpx.TransportError, trio.TooSlowError) as error:
                 failure = _classify(error, name, config, turn.request_id)
                 reaction = _limit_reaction(error, fitted, adjusted, state)
+                await _responded(recorder, turn, upstream.adapter, attempt, capture, complete=False)
             else:
                 upstream.breaker.succeeded()
+                await _responded(recorder, turn, upstream.adapter, attempt, capture, complete=True)
                 await _attempted(recorder, turn, name, attempt, 200, started_at, None, False)
                 return name, assembler
             if reaction is not None:
@@ -498,6 +503,35 @@ async def _attempted(
             latency_ms=(time.perf_counter() - started_at) * 1000,
             error=error,
             will_retry=will_retry,
+        ),
+    )
+
+
+async def _responded(
+    recorder: Recorder, turn: Turn, adapter: Adapter, attempt: int, capture: Capture, *, complete: bool
+) -> None:
+    """The attempt's raw answer, for ``lynkr replay --check``; nothing when no answer started (an error status)."""
+    if capture.conversion is None or not capture.reads:
+        return
+    conversion = capture.conversion
+    body = b"".join(capture.reads)
+    await recorder.record(
+        turn.session_id,
+        UpstreamResponded(
+            request_id=turn.request_id,
+            provider=adapter.name,
+            kind=adapter.kind,
+            attempt=attempt,
+            wire=conversion.wire,
+            streamed=capture.streamed,
+            complete=complete,
+            message_id=conversion.message_id,
+            model=conversion.model,
+            input_tokens=conversion.input_tokens,
+            tool_ids=tool_id_scheme_of(adapter),
+            reads=[len(read) for read in capture.reads],
+            size=len(body),
+            body=body,
         ),
     )
 

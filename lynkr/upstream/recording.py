@@ -1,0 +1,81 @@
+"""The upstream's raw answer in the log: ``upstream.responded``, what ``lynkr replay --check`` converts again.
+
+The pool records one for every attempt whose answer started (a 2xx head): the bytes exactly as they arrived,
+the sizes of the reads they arrived in, and what converting them took (:class:`lynkr.wire.streams.Conversion`).
+The bytes go to the log's blob database under their digest, packed with zlib once, by the store's worker thread:
+the session's stream keeps a small record, so folding a session never reads them, and the hot path pays one list
+append per read plus the join.  The recorder masks known secrets in them as in every payload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from lynkr.events.records import STORED, Event, event
+from lynkr.events.transcript import NO_BLOBS, BlobSource, MissingBlob, blob_digest
+from lynkr.wire.streams import Conversion
+
+
+def _int_tuple(values: Any) -> tuple[int, ...]:
+    """Stored as a list (msgpack has no tuples); held as a tuple so the record stays hashable and frozen."""
+    return tuple(int(value) for value in values)
+
+
+@event("upstream.responded")
+@attrs.frozen(kw_only=True)
+class UpstreamResponded(Event):
+    """One attempt's answer as the upstream sent it.
+
+    Recorded, ``body`` holds the bytes; stored (:meth:`stored_form`) they move to the blob database and
+    ``digest`` names them.  Read back from the log, :meth:`raw` fetches them through ``blobs``.
+    """
+
+    request_id: str
+    provider: str  # the configured provider's name
+    kind: str  # its kind (databricks, azure-openai, ...)
+    attempt: int
+    wire: str  # the format converted: "anthropic", "openai" or "ollama"
+    streamed: bool  # an SSE or NDJSON stream; False for one JSON body
+    complete: bool  # the answer was read to its end; False when it broke off or failed in-band
+    message_id: str  # conversion options: see lynkr.wire.streams.Conversion
+    model: str
+    input_tokens: int
+    tool_ids: str  # the tool-call id scheme of the request sent upstream
+    reads: tuple[int, ...] = attrs.field(converter=_int_tuple)  # size of each read, in order
+    size: int
+    digest: bytes = b""  # where the bytes are in the blob database, once stored
+    body: bytes = b""  # the bytes, until stored
+    blobs: BlobSource = attrs.field(default=NO_BLOBS, eq=False, repr=False, metadata={STORED: False})
+
+    @property
+    def conversion(self) -> Conversion:
+        return Conversion(wire=self.wire, message_id=self.message_id, model=self.model, input_tokens=self.input_tokens)
+
+    def raw(self) -> bytes:
+        """The answer's bytes (known secrets masked); raises ``MissingBlob`` when the log lost them."""
+        if self.body or not self.digest:
+            return self.body
+        stored = self.blobs.blob(self.digest)
+        if stored is None:
+            raise MissingBlob(f"the upstream answer to {self.request_id} ({self.digest.hex()[:16]}) is not in the log")
+        return stored
+
+    def read_pieces(self) -> list[bytes]:
+        """The bytes cut back into the reads they arrived in."""
+        data = self.raw()
+        pieces: list[bytes] = []
+        offset = 0
+        for size in self.reads:
+            pieces.append(data[offset : offset + size])
+            offset += size
+        if offset < len(data):  # a body whose reads were not counted (never written so; tolerated)
+            pieces.append(data[offset:])
+        return pieces
+
+    def stored_form(self) -> tuple[UpstreamResponded, dict[bytes, bytes]]:
+        if not self.body:
+            return self, {}
+        digest = blob_digest(self.body)
+        return attrs.evolve(self, digest=digest, body=b"", blobs=NO_BLOBS), {digest: self.body}
