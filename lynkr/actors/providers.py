@@ -33,7 +33,7 @@ from lynkr.actors.messages import CacheStore, CountTokens, ErrorReply, Events, F
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import answer
 from lynkr.config import Config, nothing_configured_hint
-from lynkr.errors import LynkrError, NotConfigured, Overloaded, UpstreamError
+from lynkr.errors import LynkrError, NotConfigured, Overloaded
 from lynkr.events.catalog import ResponseCompleted, ResponseFailed, UpstreamAttempted
 from lynkr.providers.base import Adapter, tool_id_scheme_of
 from lynkr.providers.registry import adapter_for
@@ -57,7 +57,7 @@ from lynkr.upstream.limits import read_rejection
 from lynkr.upstream.recording import UpstreamResponded
 from lynkr.upstream.retry import NO_FALLBACK_STATUSES, RETRYABLE_STATUSES, backoff_s, retry_after_s
 from lynkr.upstream.routing import chain, route
-from lynkr.wire.anthropic import MessageAssembler, is_small_request, is_thinking_request
+from lynkr.wire.anthropic import MessageAssembler, is_small_request, is_thinking_request, message_as_logged
 from lynkr.wire.sse import encode_events
 from lynkr.wire.tokens import estimate_tokens
 
@@ -176,7 +176,7 @@ async def _serve_turn(pool: Pool, recorder: Recorder, turn: Turn) -> None:
             try:
                 provider, assembler = await _stream_through_chain(pool, recorder, turn, state)
                 if turn.request.get("stream"):
-                    message = _assembled(assembler)
+                    message = message_as_logged(assembler)
                 else:
                     # An answer whose tool arguments never became JSON is an error for this client, not a message.
                     whole = assembler.message()
@@ -445,14 +445,6 @@ def _classify(
         upstream_at_fault=True,
         final=False,
     )
-
-
-def _assembled(assembler: MessageAssembler) -> dict[str, Any]:
-    """The message as the client received it; a tool call whose arguments never became JSON is noted, not fatal."""
-    try:
-        return dict(assembler.message())
-    except UpstreamError as error:
-        return {"type": "message", "content": [], "assembly_error": str(error)}
 
 
 def _backoff(config: Config, attempt: int) -> float:
