@@ -28,22 +28,21 @@ _SYSTEM_REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", 
 
 
 def duration(ms: float | None) -> str | None:
-    """``0.4 ms``, ``340 ms``, ``1.2 s``, ``12 s``, ``3 min``, ``1.5 h``."""
+    """``0.4 ms``, ``340 ms``, ``1.2 s``, ``12 s``, ``3 min``, ``1.5 h``: two or three figures, never more."""
     if ms is None:
         return None
-    if ms < 10:
-        return f"{ms:.1f} ms"
-    if ms < 1000:
-        return f"{ms:.0f} ms"
     seconds = ms / 1000
-    if seconds < 10:
+    if ms < 9.95:
+        return f"{ms:.1f} ms"
+    if ms < 999.5:
+        return f"{ms:.0f} ms"
+    if seconds < 9.95:
         return f"{seconds:.1f} s"
-    if seconds < 90:
+    if seconds < 89.5:
         return f"{seconds:.0f} s"
-    minutes = seconds / 60
-    if minutes < 90:
-        return f"{minutes:.0f} min"
-    return f"{minutes / 60:.1f} h"
+    if seconds < 89.5 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def size(count: int) -> str:
