@@ -155,8 +155,8 @@ async def test_replay_check_passes_on_a_session_recorded_through_each_provider(t
     assert [(answer.wire, answer.streamed, answer.complete) for answer, _ in recorded] == [
         (WIRES[provider], True, True), (WIRES[provider], False, True), (WIRES[provider], True, True)
     ]
-    assert all(raw and len(raw) == answer.size == sum(answer.reads) for answer, raw in recorded)
-    assert all(len(answer.reads) > 1 for answer, _ in recorded if answer.streamed)  # the reads, as they came
+    assert all(raw and len(raw) == answer.size == sum(answer.read_sizes) for answer, raw in recorded)
+    assert all(len(answer.read_sizes) > 1 for answer, _ in recorded if answer.streamed)  # the reads, as they came
     ran = replay(config, f"sess-{provider}", "--check")
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert ran.stdout.splitlines()[-1] == "checked 3 recorded upstream answers of 3 turns: no differences"

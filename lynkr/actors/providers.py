@@ -54,7 +54,7 @@ from lynkr.upstream.fitting import (
 )
 from lynkr.upstream.learned import LIMITS_STREAM, LimitsBook
 from lynkr.upstream.limits import read_rejection
-from lynkr.upstream.recording import UpstreamResponded
+from lynkr.upstream.recording import UpstreamResponded, packed_sizes
 from lynkr.upstream.retry import NO_FALLBACK_STATUSES, RETRYABLE_STATUSES, backoff_s, retry_after_s
 from lynkr.upstream.routing import chain, route
 from lynkr.wire.anthropic import MessageAssembler, is_small_request, is_thinking_request, message_as_logged
@@ -521,7 +521,7 @@ async def _responded(
             model=conversion.model,
             input_tokens=conversion.input_tokens,
             tool_ids=tool_id_scheme_of(adapter),
-            reads=[len(read) for read in capture.reads],
+            reads=packed_sizes(capture.reads),
             size=len(body),
             body=body,
         ),

@@ -177,7 +177,7 @@ def turn_facts(number: int, turn: TurnLog) -> dict[str, Any]:
                 "recorded": None
                 if answer is None
                 else {"wire": answer.wire, "kind": answer.kind, "streamed": answer.streamed,
-                      "bytes": answer.size, "size": size(answer.size), "reads": len(answer.reads)},
+                      "bytes": answer.size, "size": size(answer.size), "reads": len(answer.read_sizes)},
             }
         )
     response = turn.response

@@ -9,7 +9,7 @@ append per read plus the join.  The recorder masks known secrets in them as in e
 
 from __future__ import annotations
 
-from typing import Any
+import struct
 
 import attrs
 
@@ -18,9 +18,15 @@ from lynkr.events.transcript import NO_BLOBS, BlobSource, MissingBlob, blob_dige
 from lynkr.wire.streams import Conversion
 
 
-def _int_tuple(values: Any) -> tuple[int, ...]:
-    """Stored as a list (msgpack has no tuples); held as a tuple so the record stays hashable and frozen."""
-    return tuple(int(value) for value in values)
+def packed_sizes(reads: list[bytes]) -> bytes:
+    """The size of each read as little-endian uint32s.
+
+    Bytes rather than a list of ints: the recorder's scrub searches one short bytes value instead of walking
+    hundreds of ints, and nothing is converted when the event is built (together a third of what recording costs
+    on the event loop).  No secret can be masked in them: a read's size has a NUL in its top bytes unless it is
+    over 16 MiB, and a secret has none.
+    """
+    return struct.pack(f"<{len(reads)}I", *map(len, reads))
 
 
 @event("upstream.responded")
@@ -43,7 +49,7 @@ class UpstreamResponded(Event):
     model: str
     input_tokens: int
     tool_ids: str  # the tool-call id scheme of the request sent upstream
-    reads: tuple[int, ...] = attrs.field(converter=_int_tuple)  # size of each read, in order
+    reads: bytes  # the size of each read, in order (packed_sizes)
     size: int
     digest: bytes = b""  # where the bytes are in the blob database, once stored
     body: bytes = b""  # the bytes, until stored
@@ -62,12 +68,16 @@ class UpstreamResponded(Event):
             raise MissingBlob(f"the upstream answer to {self.request_id} ({self.digest.hex()[:16]}) is not in the log")
         return stored
 
+    @property
+    def read_sizes(self) -> tuple[int, ...]:
+        return struct.unpack(f"<{len(self.reads) // 4}I", self.reads[: len(self.reads) // 4 * 4])
+
     def read_pieces(self) -> list[bytes]:
         """The bytes cut back into the reads they arrived in."""
         data = self.raw()
         pieces: list[bytes] = []
         offset = 0
-        for size in self.reads:
+        for size in self.read_sizes:
             pieces.append(data[offset : offset + size])
             offset += size
         if offset < len(data):  # a body whose reads were not counted (never written so; tolerated)
