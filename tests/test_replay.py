@@ -228,6 +228,7 @@ async def test_replay_shows_words_tool_gists_tool_runs_cache_hits_and_rounded_du
     fake.push(
         Reply.tool_call(name="Bash", arguments={"command": "echo made-it"}, id="call_1"),
         Reply.text("Made it."),
+        Reply.status(503, message="busy, try again"),
         Reply.text("Found two."),
     )
     async with serve_fake(fake) as upstream:
@@ -236,9 +237,9 @@ async def test_replay_shows_words_tool_gists_tool_runs_cache_hits_and_rounded_du
         # from the prompt cache.  The same log, two daemon lives.
         server = make_config(tmp_path, {**env, "TOOL_EXECUTION_MODE": "server"})
         await send(server, first)
-        client = make_config(tmp_path, env)
+        client = make_config(tmp_path, {**env, "LYNKR_RETRY_BACKOFF_INITIAL_S": "0.01"})
         await send(client, second, second, cached=1)
-    assert len(fake.model_calls) == 3
+    assert len(fake.model_calls) == 4
 
     shown = replay(client, session)
     assert shown.returncode == 0, shown.stderr
@@ -248,11 +249,14 @@ async def test_replay_shows_words_tool_gists_tool_runs_cache_hits_and_rounded_du
     assert "   user      please make a file\n" in turn1
     assert "system-reminder" not in text and "The date is today" not in text
     assert re.search(r"   tool run  Bash ok, exit 0 in \d+(\.\d)? (ms|s), \d+ B: made-it\n", turn1), turn1
-    assert re.search(r"   upstream  openai #1: 200 in \d+(\.\d)? (ms|s)  \[openai stream, [\d.]+ (B|kB) recorded\]",
-                     turn1), turn1
+    for round_ in (1, 2):
+        assert re.search(rf"   upstream  openai #1 \(round {round_}\): 200 in \d+(\.\d)? (ms|s)  "
+                         r"\[openai stream, [\d.]+ (B|kB) recorded\]", turn1), turn1
     assert "   round     1: stop tool_use, lynkr ran Bash" in turn1
     assert "response  from agent-loop" in turn1 and "Made it." in turn1
     assert "   result    Grep ok, 32 B: src/a.py:1: hit\n" in turn2
+    assert re.search(r"   upstream  openai #1: 503 in \d+(\.\d)? (ms|s), upstream answered 503, retrying\n", turn2), turn2
+    assert re.search(r"   upstream  openai #2: 200 in \d+(\.\d)? (ms|s)  \[openai stream", turn2), turn2
     assert "[tool_result]" not in text
     assert "   cache     hit, key " in turn3 and "response  from prompt-cache" in turn3
     assert "upstream" not in turn3
@@ -274,7 +278,10 @@ async def test_replay_shows_words_tool_gists_tool_runs_cache_hits_and_rounded_du
     assert two["request"]["user"] == ""
     assert three["cache_hit"] is not None and three["response"]["provider"] == "prompt-cache"
     assert three["response"]["content"] == two["response"]["content"]
-    assert [a["status"] for a in one["attempts"]] == [200, 200] and three["attempts"] == []
+    assert [(a["round"], a["status"]) for a in one["attempts"]] == [(1, 200), (2, 200)]
+    assert [(a["attempt"], a["status"], a["will_retry"], a["recorded"] and a["recorded"]["wire"])
+            for a in two["attempts"]] == [(1, 503, True, None), (2, 200, False, "openai")]
+    assert three["attempts"] == []
 
     checked = replay(client, session, "--check")
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -33,8 +33,10 @@ class TurnLog:
     seq: int
     time_ns: int
     request: RequestReceived | None = None
-    attempts: list[UpstreamAttempted] = attrs.field(factory=list)
+    # each attempt with its raw answer: recorded just before it, by the same task (none for an error status)
+    attempts: list[tuple[int, UpstreamAttempted, UpstreamResponded | None]] = attrs.field(factory=list)
     answers: list[tuple[int, UpstreamResponded]] = attrs.field(factory=list)
+    last_seq: int = 0  # of this request's newest event read so far
     completions: list[tuple[int, ResponseCompleted]] = attrs.field(factory=list)
     failure: ResponseFailed | None = None
     rounds: list[RoundRan] = attrs.field(factory=list)
@@ -78,10 +80,14 @@ def gather(store: EventStore, session_id: str) -> SessionLog:
         if first_seq is None:
             first_seq = recorded.seq
         turn = turn_of(request_id, recorded.seq, recorded.time_ns)
+        previous, turn.last_seq = turn.last_seq, recorded.seq
         if isinstance(event, RequestReceived):
             turn.request = event
         elif isinstance(event, UpstreamAttempted):
-            turn.attempts.append(event)
+            answer = turn.answers[-1][1] if turn.answers and turn.answers[-1][0] == previous else None
+            if answer is not None and (answer.provider, answer.attempt) != (event.provider, event.attempt):
+                answer = None
+            turn.attempts.append((recorded.seq, event, answer))
         elif isinstance(event, UpstreamResponded):
             turn.answers.append((recorded.seq, event))
         elif isinstance(event, ResponseCompleted):

@@ -161,12 +161,13 @@ def session_facts(session: SessionLog) -> dict[str, Any]:
 
 
 def turn_facts(number: int, turn: TurnLog) -> dict[str, Any]:
-    answers = {(answer.provider, answer.attempt): answer for _, answer in turn.answers}
     attempts = []
-    for attempt in turn.attempts:
-        answer = answers.get((attempt.provider, attempt.attempt))
+    # An agent loop's rounds each go upstream afresh; an attempt belongs to the round whose answer follows it.
+    completed_at = [seq for seq, _ in turn.completions]
+    for seq, attempt, answer in turn.attempts:
         attempts.append(
             {
+                "round": 1 + sum(1 for done in completed_at if done < seq) if turn.rounds else None,
                 "provider": attempt.provider,
                 "attempt": attempt.attempt,
                 "status": attempt.status,
@@ -266,7 +267,8 @@ def _turn_lines(turn: Mapping[str, Any], full: bool) -> list[str]:
         lines.append(f"   cache     hit, key {turn['cache_hit']['key'][:16]}…")
     for attempt in turn["attempts"]:
         status = attempt["status"] if attempt["status"] is not None else "no answer"
-        line = f"   upstream  {attempt['provider']} #{attempt['attempt']}: {status} in {attempt['latency']}"
+        round_ = f" (round {attempt['round']})" if attempt["round"] is not None else ""
+        line = f"   upstream  {attempt['provider']} #{attempt['attempt']}{round_}: {status} in {attempt['latency']}"
         if attempt["error"]:
             line += f", {_preview(attempt['error'], full)}"
         if attempt["will_retry"]:
