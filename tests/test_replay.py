@@ -324,3 +324,35 @@ def test_sizes_and_user_words() -> None:
     assert [size(n) for n in (812, 1234, 34_500, 3_400_000)] == ["812 B", "1.2 kB", "34 kB", "3.4 MB"]
     assert user_words([{"type": "text", "text": "<system-reminder>x</system-reminder>\nfix it"}]) == "fix it"
     assert user_words("<system-reminder>only a reminder</system-reminder>") == ""
+
+
+@pytest.mark.cli
+async def test_a_real_claude_code_session_replays_with_its_words_and_checks_clean(
+    claude_exe: Path, claude_workdir: Path, tmp_path: Path
+) -> None:
+    from tests.fakes.claude_cli import run_claude
+
+    fake = FakeUpstream()
+    fake.push(
+        Reply.tool_call(name="Bash", arguments={"command": "echo hi > out.txt", "description": "Write hi"},
+                        id="call_cli_1", text="I will write the file."),
+        Reply.text("Wrote out.txt."),
+    )
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, {k: v.format(u=upstream) for k, v in PROVIDERS["openai"].items()})
+        with trio.fail_after(120):
+            async with running_lynkr(config) as running:
+                result = await run_claude(claude_exe, base_url=running.base_url, prompt="Write hi into out.txt",
+                                          cwd=claude_workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    session = result.json["session_id"]
+
+    shown = replay(config, session)
+    assert shown.returncode == 0, shown.stderr
+    first, second = shown.stdout.split("── turn ")[1:]
+    assert "   user      Write hi into out.txt\n" in first, first
+    assert "system-reminder" not in shown.stdout
+    assert re.search(r"   result    Bash ok, \d+ B", second), second
+    checked = replay(config, session, "--check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.splitlines()[-1] == "checked 2 recorded upstream answers of 2 turns: no differences"
