@@ -8,8 +8,9 @@ this process, CPU time per stream (median of rounds), for each format:
 
 * **baseline**: what the live path already does with those reads: parse and convert each (the parser
   ``Conversion.parser()`` builds), and fold the events into the message the log keeps;
-* **hot path, added**: what recording adds on the trio thread: keeping each read (a list append), joining them
-  once, the read sizes (packed), building the event, and the recorder's scrub of its payload (two known secrets);
+* **hot path, added**: what recording adds on the trio thread: keeping each read and each frame a streaming
+  client is sent (a list append each), joining them once, the read sizes (packed), building the event, and the
+  recorder's scrub of its payload (two known secrets);
 * **worker thread, added**: what the store adds off the event loop: the blob's digest, zlib at level 6 (the
   blob database's packing) and encoding the record;
 * the bytes the answer adds to the log: the packed blob plus the record.
@@ -31,6 +32,7 @@ from lynkr.events.lmdb_store import _pack_blob  # noqa: E402
 from lynkr.events.scrub import Scrubber  # noqa: E402
 from lynkr.upstream.recording import UpstreamResponded, packed_sizes  # noqa: E402
 from lynkr.wire.anthropic import MessageAssembler, message_as_logged  # noqa: E402
+from lynkr.wire.sse import encode_events  # noqa: E402
 from lynkr.wire.streams import Conversion  # noqa: E402
 
 CHUNKS = 200
@@ -70,26 +72,31 @@ def main() -> int:
 
         def record() -> UpstreamResponded:
             kept: list[bytes] = []
-            keep = kept.append
-            for data in reads:
+            sent: list[bytes] = []
+            keep, send = kept.append, sent.append
+            for data, frame in zip(reads, frames):
                 keep(data)
+                send(frame)
             body = b"".join(kept)
             event = UpstreamResponded(
                 request_id="req_bench", provider="bench", kind="openai", attempt=1, wire=conversion.wire,
                 streamed=True, complete=True, message_id=conversion.message_id, model=conversion.model,
                 input_tokens=conversion.input_tokens, tool_ids="standard", reads=packed_sizes(kept),
-                size=len(body), body=body,
+                size=len(body), body=body, sent=b"".join(sent),
             )
             scrubber.scrub(payload_of(event))
             return event
+
+        # The client's frames: the upstream's own bytes for Anthropic SSE, the converted events framed otherwise.
+        parser = conversion.parser()
+        frames = reads if conversion.wire == "anthropic" else [encode_events(parser.feed(data)) for data in reads]
 
         event = record()
 
         def store() -> tuple[bytes, bytes]:
             form, blobs = event.stored_form()
-            [(digest, blob)] = blobs.items()
             [encoded] = encode_all(1, [("sess-bench", form)])
-            return _pack_blob(blob), encoded
+            return b"".join(_pack_blob(blob) for blob in blobs.values()), encoded
 
         packed, encoded = store()
         rows.append((name, per_stream_us(baseline), per_stream_us(record), per_stream_us(store), event.size,
@@ -99,7 +106,7 @@ def main() -> int:
           f"{sys.version.split()[0]}")
     print()
     print("| stream | baseline: parse, convert, fold | hot path, added | added / baseline "
-          "| worker thread, added | raw bytes | log bytes (blob + record) |")
+          "| worker thread, added | raw bytes | log bytes (blobs + record) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, base, hot, off, raw, blob, record in rows:
         print(f"| {name} | {base:,.0f} | {hot:,.1f} | {hot / base:.1%} | {off:,.0f} | {raw:,} | "

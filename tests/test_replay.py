@@ -127,13 +127,14 @@ def answers_in_log(config: Config) -> list[tuple[UpstreamResponded, bytes]]:
 
 
 async def record_provider_session(tmp_path: Path, provider: str, *, session: str) -> Config:
-    """Three turns through ``provider``: a streamed tool call, one JSON body, and a non-streaming client whose long
-    answer streams upstream."""
+    """Four turns through ``provider``: a streamed tool call, a streamed answer cut at its length limit, one JSON
+    body, and a non-streaming client whose long answer streams upstream."""
     fake = FakeUpstream()
     fake.push(
         Reply.tool_call(name="Bash", arguments={"command": "ls -la"}, id="call_1", text="Let me look.")
         .with_chunking(Chunking(text_fragments=4, argument_fragments=3)),
-        Reply.text("Short and whole.").with_stop("length"),
+        Reply.text("Cut short at the").with_stop("length"),
+        Reply.text("Short and whole."),
         Reply.text("A long answer, streamed upstream.", reasoning="thinking it over", signature="sig-1"),
     )
     async with serve_fake(fake) as upstream:
@@ -141,10 +142,11 @@ async def record_provider_session(tmp_path: Path, provider: str, *, session: str
         await send(
             config,
             body(session, "list the files", stream=True, max_tokens=32000),
+            body(session, "go on at length", stream=True, max_tokens=32000),
             body(session, "one JSON body please", stream=False),
             body(session, "a long one", stream=False, max_tokens=32000, thinking={"type": "adaptive"}),
         )
-    assert len(fake.model_calls) == 3
+    assert len(fake.model_calls) == 4
     return config
 
 
@@ -152,16 +154,22 @@ async def record_provider_session(tmp_path: Path, provider: str, *, session: str
 async def test_replay_check_passes_on_a_session_recorded_through_each_provider(tmp_path: Path, provider: str) -> None:
     config = await record_provider_session(tmp_path, provider, session=f"sess-{provider}")
     recorded = answers_in_log(config)
+    wire = WIRES[provider]
     assert [(answer.wire, answer.streamed, answer.complete) for answer, _ in recorded] == [
-        (WIRES[provider], True, True), (WIRES[provider], False, True), (WIRES[provider], True, True)
+        (wire, True, True), (wire, True, True), (wire, False, True), (wire, True, True)
     ]
     assert all(raw and len(raw) == answer.size == sum(answer.read_sizes) for answer, raw in recorded)
     assert all(len(answer.read_sizes) > 1 for answer, _ in recorded if answer.streamed)  # the reads, as they came
+    # What the two streaming clients were sent is kept too; an Anthropic upstream's bytes went out as they came,
+    # and are stored once.
+    assert [answer.sent_digest != b"" for answer, _ in recorded] == [True, True, False, False]
+    if wire == "anthropic":
+        assert all(answer.sent_digest == answer.digest for answer, _ in recorded[:2])
     ran = replay(config, f"sess-{provider}", "--check")
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert ran.stdout.splitlines()[-1] == "checked 3 recorded upstream answers of 3 turns: no differences"
+    assert ran.stdout.splitlines()[-1] == "checked 4 recorded upstream answers of 4 turns: no differences"
     as_json = json.loads(replay(config, f"sess-{provider}", "--check", "--json").stdout)
-    assert (as_json["checked"], as_json["differences"]) == (3, [])
+    assert (as_json["checked"], as_json["differences"]) == (4, [])
 
 
 async def test_replay_check_flags_a_changed_converter_run_from_a_copy_of_lynkr(tmp_path: Path) -> None:
@@ -176,10 +184,17 @@ async def test_replay_check_flags_a_changed_converter_run_from_a_copy_of_lynkr(t
 
     changed = replay(config, "sess-changed", "--check", pythonpath=str(copy))
     assert changed.returncode == 1, changed.stdout + changed.stderr
-    [difference] = [line for line in changed.stdout.splitlines() if "client got" in line]
-    assert difference.startswith("turn 2 (")  # the answer the upstream cut at its length limit
-    assert "openai attempt 1: stop_reason: client got 'max_tokens', now 'end_turn'" in difference
-    assert changed.stdout.splitlines()[-1] == "checked 3 recorded upstream answers of 3 turns: 1 differences"
+    found = [line for line in changed.stdout.splitlines() if "client got" in line]
+    # The answer the upstream cut at its length limit: in the message, and in the SSE the client was sent.
+    assert all(line.startswith("turn 2 (") and " openai attempt 1: " in line for line in found), found
+    message_line, sse_line = (line.split(" openai attempt 1: ")[1] for line in found)
+    assert message_line == "stop_reason: client got 'max_tokens', now 'end_turn'"
+    assert re.fullmatch(r"sse\[\d+\]\.data\.delta\.stop_reason: client got 'max_tokens', now 'end_turn'", sse_line)
+    assert changed.stdout.splitlines()[-1] == "checked 4 recorded upstream answers of 4 turns: 2 differences"
+    as_json = json.loads(replay(config, "sess-changed", "--check", "--json", pythonpath=str(copy)).stdout)
+    assert [(d["turn"], d["path"], d["client_got"], d["now"]) for d in as_json["differences"]] == [
+        (2, "stop_reason", "max_tokens", "end_turn"), (2, sse_line.split(":")[0], "max_tokens", "end_turn")
+    ]
     unchanged = replay(config, "sess-changed", "--check")
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
 

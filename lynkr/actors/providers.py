@@ -288,7 +288,7 @@ async def _stream_through_chain(
                     capture=capture,
                 ) as reads:
                     if client_streams:
-                        await _forward(reads, assembler, turn, state)
+                        await _forward(reads, assembler, turn, state, capture.sent)
                     else:
                         await _fold(reads, assembler, state)
             except (UpstreamStatus, StreamBroken, httpx.TransportError, trio.TooSlowError) as error:
@@ -346,7 +346,9 @@ async def _learn(pool: Pool, recorder: Recorder, lessons: tuple[Lesson, ...]) ->
         await recorder.record(LIMITS_STREAM, lesson)
 
 
-async def _forward(reads: AsyncIterator[Read], assembler: MessageAssembler, turn: Turn, state: _TurnState) -> None:
+async def _forward(
+    reads: AsyncIterator[Read], assembler: MessageAssembler, turn: Turn, state: _TurnState, sent: list[bytes]
+) -> None:
     """Each read to a streaming client as SSE bytes: the upstream's own where they can go as they are.
 
     Frames are queued without a checkpoint while the reply channel has room.  httpx hands over an upstream's
@@ -354,7 +356,8 @@ async def _forward(reads: AsyncIterator[Read], assembler: MessageAssembler, turn
     converted before the edge wakes, and the edge writes them to the client together (``_stream_reply``).
     Yielding after each would cost a task switch and a socket write per chunk.  The first frame, and any
     frame after ``FLUSH_AFTER_S`` of work without a yield, is sent with a checkpoint, so the client's first
-    bytes never wait for a whole burst to be converted.
+    bytes never wait for a whole burst to be converted.  ``sent`` keeps the SSE bytes for the log (an agent
+    loop's rounds go to it as events, relayed, and keep none).
     """
     feed = assembler.feed
     for_client = turn.reply
@@ -368,6 +371,7 @@ async def _forward(reads: AsyncIterator[Read], assembler: MessageAssembler, turn
             frames = Events(events)
         else:
             data = read.verbatim if read.verbatim is not None else encode_events(events)
+            sent.append(data)
             frames = Frames(data, events[-1].get("type") == "message_stop")
         if time.perf_counter() - yielded_at < FLUSH_AFTER_S:
             try:
@@ -524,6 +528,7 @@ async def _responded(
             reads=packed_sizes(capture.reads),
             size=len(body),
             body=body,
+            sent=b"".join(capture.sent),
         ),
     )
 

@@ -4,8 +4,11 @@ For every attempt whose answer was read to its end, the recorded bytes go throug
 code: the parser :class:`lynkr.wire.streams.Conversion` builds (fed the same reads, in the same pieces, or the one
 JSON body), folded by :class:`lynkr.wire.anthropic.MessageAssembler` into the message as the log keeps it
 (:func:`lynkr.wire.anthropic.message_as_logged`).  That message is compared, field by field, with the
-``response.completed`` the pool recorded for the attempt: the message the client received.  Each difference is a
-line naming the turn, the attempt and the path inside the message.
+``response.completed`` the pool recorded for the attempt: the message the client received.  A streaming client's
+SSE, kept beside the answer, is compared too, event by event, with the events today's conversion yields (what
+the live path frames for the client; an Anthropic-native upstream's own events pass through as they are).  Each
+difference is a line naming the turn, the attempt and the path: inside the message (``content[0].text``) or
+inside the event stream (``sse[3].data.delta.text``).
 
 An attempt's ``response.completed`` is the first one after its ``upstream.responded`` from the same provider for
 the same request: the pool records the two in that order from one task, and an agent loop's rounds run one after
@@ -18,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import attrs
+import orjson
 
 from lynkr.errors import UpstreamError
 from lynkr.events.catalog import ResponseCompleted
@@ -25,9 +29,12 @@ from lynkr.events.transcript import MissingBlob
 from lynkr.replay.gather import SessionLog, TurnLog
 from lynkr.upstream.recording import UpstreamResponded
 from lynkr.wire.anthropic import MessageAssembler, message_as_logged
+from lynkr.wire.sse import SSEDecoder
 from lynkr.wire.streams import convert_body
+from lynkr.wire.types import StreamEvent
 
 VALUE_PREVIEW = 80
+SSE_DIFFERENCES_SHOWN = 10  # per answer: one change early in a stream shifts every event after it
 
 
 class _Missing:
@@ -131,6 +138,32 @@ def _compare(answer: UpstreamResponded, received: dict[str, Any]) -> Iterator[tu
     for event in events:
         assembler.feed(event)
     yield from differences(received, message_as_logged(assembler))
+    try:
+        sent = answer.client_sse()
+    except MissingBlob as error:
+        yield "sse", "the SSE sent", f"missing from the log: {error}"
+        return
+    if sent is not None:
+        yield from _sse_differences(sent, events)
+
+
+def _sse_differences(sent: bytes, events: list[StreamEvent]) -> Iterator[tuple[str, Any, Any]]:
+    decoder = SSEDecoder()
+    then = [{"event": e.event, "data": _json_or_text(e.data)} for e in [*decoder.feed(sent), *decoder.close()]]
+    now = [{"event": event["type"], "data": event} for event in events]
+    found = list(differences(then, now, "sse"))
+    if len(then) != len(now):
+        yield "sse", f"{len(then)} events", f"{len(now)} events"
+    yield from found[:SSE_DIFFERENCES_SHOWN]
+    if len(found) > SSE_DIFFERENCES_SHOWN:
+        yield "sse", "…", f"{len(found) - SSE_DIFFERENCES_SHOWN} more differences in the events"
+
+
+def _json_or_text(data: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return data
 
 
 def differences(then: Any, now: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:

@@ -178,7 +178,8 @@ def turn_facts(number: int, turn: TurnLog) -> dict[str, Any]:
                 "recorded": None
                 if answer is None
                 else {"wire": answer.wire, "kind": answer.kind, "streamed": answer.streamed,
-                      "bytes": answer.size, "size": size(answer.size), "reads": len(answer.read_sizes)},
+                      "bytes": answer.size, "size": size(answer.size), "reads": len(answer.read_sizes),
+                      "client_sse": bool(answer.sent or answer.sent_digest)},
             }
         )
     response = turn.response

@@ -72,6 +72,7 @@ class Capture:
     conversion: Conversion | None = None  # set once the request is built
     streamed: bool = True  # False: one JSON body
     reads: list[bytes] = attrs.field(factory=list)
+    sent: list[bytes] = attrs.field(factory=list)  # the SSE bytes a streaming client was sent (the pool adds them)
 
 
 class StreamBroken(Exception):

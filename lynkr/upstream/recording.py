@@ -1,7 +1,9 @@
 """The upstream's raw answer in the log: ``upstream.responded``, what ``lynkr replay --check`` converts again.
 
 The pool records one for every attempt whose answer started (a 2xx head): the bytes exactly as they arrived,
-the sizes of the reads they arrived in, and what converting them took (:class:`lynkr.wire.streams.Conversion`).
+the sizes of the reads they arrived in, and what converting them took (:class:`lynkr.wire.streams.Conversion`);
+for a streaming client, also the SSE bytes it was sent.  Those are the upstream's own bytes again for an
+Anthropic-native upstream, and content addressing stores them once.
 The bytes go to the log's blob database under their digest, packed with zlib once, by the store's worker thread:
 the session's stream keeps a small record, so folding a session never reads them, and the hot path pays one list
 append per read plus the join.  The recorder masks known secrets in them as in every payload.
@@ -53,6 +55,10 @@ class UpstreamResponded(Event):
     size: int
     digest: bytes = b""  # where the bytes are in the blob database, once stored
     body: bytes = b""  # the bytes, until stored
+    # The same for the SSE bytes a streaming client was sent; none for a JSON client or an agent loop's round
+    # (the loop relays its rounds as events).
+    sent_digest: bytes = b""
+    sent: bytes = b""
     blobs: BlobSource = attrs.field(default=NO_BLOBS, eq=False, repr=False, metadata={STORED: False})
 
     @property
@@ -66,6 +72,15 @@ class UpstreamResponded(Event):
         stored = self.blobs.blob(self.digest)
         if stored is None:
             raise MissingBlob(f"the upstream answer to {self.request_id} ({self.digest.hex()[:16]}) is not in the log")
+        return stored
+
+    def client_sse(self) -> bytes | None:
+        """The SSE bytes the client was sent, None when none were kept; raises ``MissingBlob`` as :meth:`raw`."""
+        if self.sent or not self.sent_digest:
+            return self.sent or None
+        stored = self.blobs.blob(self.sent_digest)
+        if stored is None:
+            raise MissingBlob(f"the SSE sent for {self.request_id} ({self.sent_digest.hex()[:16]}) is not in the log")
         return stored
 
     @property
@@ -85,7 +100,15 @@ class UpstreamResponded(Event):
         return pieces
 
     def stored_form(self) -> tuple[UpstreamResponded, dict[bytes, bytes]]:
-        if not self.body:
+        if not self.body and not self.sent:
             return self, {}
-        digest = blob_digest(self.body)
-        return attrs.evolve(self, digest=digest, body=b"", blobs=NO_BLOBS), {digest: self.body}
+        blobs: dict[bytes, bytes] = {}
+        digest, sent_digest = self.digest, self.sent_digest
+        if self.body:
+            digest = blob_digest(self.body)
+            blobs[digest] = self.body
+        if self.sent:
+            sent_digest = blob_digest(self.sent)
+            blobs[sent_digest] = self.sent
+        stored = attrs.evolve(self, digest=digest, body=b"", sent_digest=sent_digest, sent=b"", blobs=NO_BLOBS)
+        return stored, blobs
