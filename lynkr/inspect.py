@@ -14,6 +14,7 @@ from lynkr.events.catalog import RequestReceived
 from lynkr.events.projections import SESSIONS, Progress, Session, SessionsState, replay
 from lynkr.events.records import Recorded
 from lynkr.events.store import EventStore
+from lynkr.upstream.recording import UpstreamResponded
 
 
 @attrs.frozen(kw_only=True)
@@ -49,6 +50,10 @@ def render_event_line(recorded: Recorded, *, as_json: bool) -> str:
         # The body as the client sent it, not the template and parts it is stored as.
         del payload["template"], payload["parts"]
         payload["body"] = event.body
+    elif isinstance(event, UpstreamResponded):
+        # The bytes themselves are blobs (`lynkr replay SESSION --check` reads them); show where, and the reads.
+        del payload["body"], payload["sent"]
+        payload.update(reads=list(event.read_sizes), digest=event.digest.hex(), sent_digest=event.sent_digest.hex())
     if as_json:
         return json.dumps(
             {

@@ -103,7 +103,11 @@ async def cache_entries(client: httpx.AsyncClient) -> float:
 
 
 def replay(config: Config, *args: str, pythonpath: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m lynkr replay ...` on the daemon's data folder, with the code under test (or ``pythonpath``)."""
+    return run_lynkr(config, "replay", *args, pythonpath=pythonpath)
+
+
+def run_lynkr(config: Config, *args: str, pythonpath: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m lynkr ...` on the daemon's data folder, with the code under test (or ``pythonpath``)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(config.data_dir.parent),
@@ -115,7 +119,7 @@ def replay(config: Config, *args: str, pythonpath: str | None = None) -> subproc
     if path:
         env["PYTHONPATH"] = path
     return subprocess.run(
-        [sys.executable, "-m", "lynkr", "replay", *args], env=env, cwd=config.workspace_root,
+        [sys.executable, "-m", "lynkr", *args], env=env, cwd=config.workspace_root,
         capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
     )
 
@@ -216,6 +220,12 @@ async def test_raw_upstream_bytes_in_the_log_carry_no_secret(tmp_path: Path) -> 
     with LmdbEventStore.open(events_dir(config.data_dir), readonly=True) as store:
         for record in store.read():
             assert UPSTREAM_KEY not in repr(record.event.to_payload())
+    logged = run_lynkr(config, "log", "--type", "upstream.responded", "--json")
+    lines = [json.loads(line)["payload"] for line in logged.stdout.splitlines()]
+    assert [(len(p["digest"]), bool(p["sent_digest"]), sum(p["reads"]) == p["size"]) for p in lines] == [
+        (64, True, True), (64, False, True)
+    ]
+    assert UPSTREAM_KEY not in logged.stdout
     # Masked alike in the bytes and in the message the log keeps, the check still matches.
     ran = replay(config, "sess-secret", "--check")
     assert ran.returncode == 0, ran.stdout + ran.stderr
