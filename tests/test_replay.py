@@ -85,7 +85,8 @@ async def send(config: Config, *requests: dict[str, Any], cached: int | None = N
                                                                         timeout=TIMEOUT_S) as client:
             for request in requests:
                 response = await client.post(
-                    "/v1/messages", json=request, headers={"x-api-key": "sk-ant-client", "anthropic-version": "2023-06-01"}
+                    "/v1/messages", json=request,
+                    headers={"x-api-key": "sk-ant-client", "anthropic-version": "2023-06-01"},
                 )
                 assert response.status_code == 200, response.text
                 responses.append(response)
@@ -280,7 +281,8 @@ async def test_replay_shows_words_tool_gists_tool_runs_cache_hits_and_rounded_du
     assert "   round     1: stop tool_use, lynkr ran Bash" in turn1
     assert "response  from agent-loop" in turn1 and "Made it." in turn1
     assert "   result    Grep ok, 32 B: src/a.py:1: hit\n" in turn2
-    assert re.search(r"   upstream  openai #1: 503 in \d+(\.\d)? (ms|s), upstream answered 503, retrying\n", turn2), turn2
+    assert re.search(r"   upstream  openai #1: 503 in \d+(\.\d)? (ms|s), upstream answered 503, retrying\n",
+                     turn2), turn2
     assert re.search(r"   upstream  openai #2: 200 in \d+(\.\d)? (ms|s)  \[openai stream", turn2), turn2
     assert "[tool_result]" not in text
     assert "   cache     hit, key " in turn3 and "response  from prompt-cache" in turn3
@@ -338,8 +340,8 @@ def test_a_log_from_before_raw_answers_were_recorded_says_so(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     ("ms", "shown"),
-    [(0.42, "0.4 ms"), (9.96, "10 ms"), (999.7, "1.0 s"), (340.4, "340 ms"), (1234, "1.2 s"), (42_000, "42 s"), (180_000, "3 min"),
-     (5_400_000, "1.5 h")],
+    [(0.42, "0.4 ms"), (9.96, "10 ms"), (340.4, "340 ms"), (999.7, "1.0 s"), (1234, "1.2 s"), (42_000, "42 s"),
+     (180_000, "3 min"), (5_400_000, "1.5 h")],
 )
 def test_durations_are_rounded_to_what_a_person_reads(ms: float, shown: str) -> None:
     assert duration(ms) == shown
