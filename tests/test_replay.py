@@ -279,6 +279,7 @@ async def test_replay_shows_words_tool_gists_tool_runs_cache_hits_and_rounded_du
         assert re.search(rf"   upstream  openai #1 \(round {round_}\): 200 in \d+(\.\d)? (ms|s)  "
                          r"\[openai stream, [\d.]+ (B|kB) recorded\]", turn1), turn1
     assert "   round     1: stop tool_use, lynkr ran Bash" in turn1
+    assert "   loop      ended end_turn after 2 rounds, 1 tool calls\n" in turn1
     assert "response  from agent-loop" in turn1 and "Made it." in turn1
     assert "   result    Grep ok, 32 B: src/a.py:1: hit\n" in turn2
     assert re.search(r"   upstream  openai #1: 503 in \d+(\.\d)? (ms|s), upstream answered 503, retrying\n",
@@ -298,6 +299,7 @@ async def test_replay_shows_words_tool_gists_tool_runs_cache_hits_and_rounded_du
     assert (run["tool"], run["exit_code"], run["is_error"], run["first_line"]) == ("Bash", 0, False, "made-it")
     assert run["duration"] == duration(run["duration_ms"]) and run["duration"] in turn1
     assert [(r["step"], r["tools"]) for r in one["rounds"]] == [(1, ["Bash"]), (2, [])]
+    assert one["loop"] == {"reason": "end_turn", "steps": 2, "tool_calls": 1} and two["loop"] is None
     assert two["request"]["tool_results"] == [
         {"tool": "Grep", "tool_use_id": "toolu_g1", "is_error": False, "first_line": "src/a.py:1: hit",
          "bytes": 32, "size": "32 B"}

@@ -196,6 +196,9 @@ def turn_facts(number: int, turn: TurnLog) -> dict[str, Any]:
             for r in turn.rounds
         ],
         "tool_runs": [_tool_run_facts(run, turn) for run in turn.tool_runs],
+        "loop": None
+        if turn.loop is None
+        else {"reason": turn.loop.reason, "steps": turn.loop.steps, "tool_calls": turn.loop.tool_calls},
         "response": None if response is None else _response_facts(response.provider, response.latency_ms,
                                                                    response.message),
         "failure": None
@@ -285,6 +288,9 @@ def _turn_lines(turn: Mapping[str, Any], full: bool) -> list[str]:
         ran = ", ".join(round_["tools"]) or "none"
         lines.append(f"   round     {round_['step']}: stop {round_['stop_reason']}, lynkr ran {ran}"
                      + (f", for the client: {', '.join(round_['client_tools'])}" if round_["client_tools"] else ""))
+    if turn["loop"] is not None:
+        loop = turn["loop"]
+        lines.append(f"   loop      ended {loop['reason']} after {loop['steps']} rounds, {loop['tool_calls']} tool calls")
     response = turn["response"]
     if response is not None:
         lines.append(
