@@ -243,10 +243,14 @@ async def test_replay_shows_words_tool_gists_tool_runs_cache_hits_and_rounded_du
     second["tools"] = [BASH_TOOL, GREP_TOOL]
     second["messages"] = [
         {"role": "user", "content": "where is hit?"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_g1", "name": "Grep",
-                                           "input": {"pattern": "hit"}}]},
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_g1", "name": "Grep", "input": {"pattern": "hit"}},
+            {"type": "tool_use", "id": "toolu_b1", "name": "Bash", "input": {"command": "./run"}},
+        ]},
         {"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "toolu_g1", "content": grep_result, "is_error": False},
+            {"type": "tool_result", "tool_use_id": "toolu_b1", "is_error": True,
+             "content": [{"type": "text", "text": "Exit code 3\nhello\nerr"}]},
             {"type": "text", "text": "<system-reminder>unused</system-reminder>"},
         ]},
     ]
@@ -281,7 +285,7 @@ async def test_replay_shows_words_tool_gists_tool_runs_cache_hits_and_rounded_du
     assert "   round     1: stop tool_use, lynkr ran Bash" in turn1
     assert "   loop      ended end_turn after 2 rounds, 1 tool calls\n" in turn1
     assert "response  from agent-loop" in turn1 and "Made it." in turn1
-    assert "   result    Grep ok, 32 B: src/a.py:1: hit\n" in turn2
+    assert "   result    Grep ok, 32 B: src/a.py:1: hit\n   result    Bash error, exit 3, 21 B: hello\n" in turn2
     assert re.search(r"   upstream  openai #1: 503 in \d+(\.\d)? (ms|s), upstream answered 503, retrying\n",
                      turn2), turn2
     assert re.search(r"   upstream  openai #2: 200 in \d+(\.\d)? (ms|s)  \[openai stream", turn2), turn2
@@ -301,8 +305,10 @@ async def test_replay_shows_words_tool_gists_tool_runs_cache_hits_and_rounded_du
     assert [(r["step"], r["tools"]) for r in one["rounds"]] == [(1, ["Bash"]), (2, [])]
     assert one["loop"] == {"reason": "end_turn", "steps": 2, "tool_calls": 1} and two["loop"] is None
     assert two["request"]["tool_results"] == [
-        {"tool": "Grep", "tool_use_id": "toolu_g1", "is_error": False, "first_line": "src/a.py:1: hit",
-         "bytes": 32, "size": "32 B"}
+        {"tool": "Grep", "tool_use_id": "toolu_g1", "is_error": False, "exit_code": None,
+         "first_line": "src/a.py:1: hit", "bytes": 32, "size": "32 B"},
+        {"tool": "Bash", "tool_use_id": "toolu_b1", "is_error": True, "exit_code": 3, "first_line": "hello",
+         "bytes": 21, "size": "21 B"},
     ]
     assert two["request"]["user"] == ""
     assert three["cache_hit"] is not None and three["response"]["provider"] == "prompt-cache"

@@ -22,6 +22,8 @@ PREVIEW = 200  # characters of a text shown without --full
 FIRST_LINE = 120  # characters of a tool result's first line
 
 _SYSTEM_REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.DOTALL)
+# How the CLI's Bash (and lynkr's, which shapes results the same way) opens a failed command's result.
+_EXIT_CODE = re.compile(r"Exit code (-?\d+)")
 
 
 # -- units a person reads ----------------------------------------------------------------------------------------
@@ -91,14 +93,20 @@ def result_text(content: object) -> str:
 
 
 def result_gist(block: Mapping[str, Any], tool: str | None) -> dict[str, Any]:
-    """Tool, error or not, first line and size of one ``tool_result`` block."""
+    """Tool, error or not, exit status (where the result opens with it), first line and size of a ``tool_result``."""
     text = result_text(block.get("content"))
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    exit_code = None
+    if lines and (opening := _EXIT_CODE.fullmatch(lines[0])):
+        exit_code = int(opening.group(1))
+        lines = lines[1:]
+    first = lines[0] if lines else ""
     count = len(text.encode())
     return {
         "tool": tool,
         "tool_use_id": str(block.get("tool_use_id", "")),
         "is_error": bool(block.get("is_error", False)),
+        "exit_code": exit_code,
         "first_line": first[:FIRST_LINE] + ("…" if len(first) > FIRST_LINE else ""),
         "bytes": count,
         "size": size(count),
@@ -308,8 +316,9 @@ def _turn_lines(turn: Mapping[str, Any], full: bool) -> list[str]:
 
 def _gist_line(gist: Mapping[str, Any], full: bool) -> str:
     outcome = "error" if gist["is_error"] else "ok"
+    exit_code = f", exit {gist['exit_code']}" if gist["exit_code"] is not None else ""
     first = f": {gist['first_line']}" if gist["first_line"] else ""
-    return f"{gist['tool'] or 'tool'} {outcome}, {gist['size']}{first}"
+    return f"{gist['tool'] or 'tool'} {outcome}{exit_code}, {gist['size']}{first}"
 
 
 def _run_line(run: Mapping[str, Any], full: bool) -> str:
