@@ -25,6 +25,7 @@ import lynkr
 from lynkr.config import Config
 from lynkr.datadir import events_dir
 from lynkr.events.lmdb_store import LmdbEventStore
+from lynkr.replay.check import differences
 from lynkr.replay.layout import duration, size, user_words
 from lynkr.upstream.recording import UpstreamResponded
 from tests.conftest import make_config, running_lynkr
@@ -323,6 +324,43 @@ async def test_replay_shows_words_tool_gists_tool_runs_cache_hits_and_rounded_du
     lines = checked.stdout.splitlines()
     assert any(line.startswith("turn 3 (") and "answered from the prompt cache" in line for line in lines)
     assert lines[-1] == "checked 3 recorded upstream answers of 3 turns: no differences"  # two rounds, one direct
+
+
+async def test_an_answer_that_broke_off_is_kept_shown_and_named_but_not_compared(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    fake.push(Reply.disconnect_after(3, Reply.text("one two three four five six")), Reply.text("whole"))
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, {k: v.format(u=upstream) for k, v in PROVIDERS["openai"].items()})
+        with trio.fail_after(TIMEOUT_S):
+            async with running_lynkr(config) as running, httpx.AsyncClient(base_url=running.base_url) as client:
+                broken = await client.post("/v1/messages", json=body("sess-broken", "go", stream=True))
+                whole = await client.post("/v1/messages", json=body("sess-broken", "again", stream=True))
+    assert "event: error" in broken.text and "whole" in whole.text
+    [(cut, cut_raw), (done, _)] = answers_in_log(config)
+    assert (cut.complete, done.complete) == (False, True)
+    assert cut_raw and len(cut.read_sizes) >= 3  # what arrived before the connection broke
+    checked = replay(config, "sess-broken", "--check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    lines = checked.stdout.splitlines()
+    assert any(line.startswith("turn 1 (") and line.endswith("openai attempt 1 broke off mid-answer; not compared")
+               for line in lines), lines
+    assert lines[-1] == "checked 1 recorded upstream answers of 2 turns: no differences"
+    first = replay(config, "sess-broken").stdout.split("── turn ")[1]
+    assert re.search(r"upstream  openai #1: 200 in [\d.]+ (ms|s), the upstream connection broke mid-stream", first)
+    assert "failed    " in first
+
+
+def test_check_differences_name_paths_and_absent_values() -> None:
+    then = {"content": [{"type": "text", "text": "a"}], "stop_reason": "end_turn"}
+    now = {"content": [{"type": "text", "text": "b"}, {"type": "text", "text": "c"}], "usage": {}}
+    assert [(path, repr(old), repr(new)) for path, old, new in differences(then, now)] == [
+        ("content[0].text", "'a'", "'b'"),
+        ("content[1]", "(absent)", "{'type': 'text', 'text': 'c'}"),
+        ("stop_reason", "'end_turn'", "(absent)"),
+        ("usage", "(absent)", "{}"),
+    ]
+    assert list(differences({"n": 1}, {"n": 1.0})) == [("n", 1, 1.0)]  # a type change is a difference
+    assert list(differences(then, then)) == []
 
 
 def test_a_log_from_before_raw_answers_were_recorded_says_so(tmp_path: Path) -> None:
