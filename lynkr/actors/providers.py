@@ -294,10 +294,10 @@ async def _stream_through_chain(
             except (UpstreamStatus, StreamBroken, httpx.TransportError, trio.TooSlowError) as error:
                 failure = _classify(error, name, config, turn.request_id)
                 reaction = _limit_reaction(error, fitted, adjusted, state)
-                await _responded(recorder, turn, upstream.adapter, attempt, capture, complete=False)
+                await _responded(recorder, turn, name, upstream.adapter, attempt, capture, complete=False)
             else:
                 upstream.breaker.succeeded()
-                await _responded(recorder, turn, upstream.adapter, attempt, capture, complete=True)
+                await _responded(recorder, turn, name, upstream.adapter, attempt, capture, complete=True)
                 await _attempted(recorder, turn, name, attempt, 200, started_at, None, False)
                 return name, assembler
             if reaction is not None:
@@ -504,7 +504,7 @@ async def _attempted(
 
 
 async def _responded(
-    recorder: Recorder, turn: Turn, adapter: Adapter, attempt: int, capture: Capture, *, complete: bool
+    recorder: Recorder, turn: Turn, name: str, adapter: Adapter, attempt: int, capture: Capture, *, complete: bool
 ) -> None:
     """The attempt's raw answer, for ``lynkr replay --check``; nothing when no answer started (an error status)."""
     if capture.conversion is None or not capture.reads:
@@ -515,7 +515,7 @@ async def _responded(
         turn.session_id,
         UpstreamResponded(
             request_id=turn.request_id,
-            provider=adapter.name,
+            provider=name,
             kind=adapter.kind,
             attempt=attempt,
             wire=conversion.wire,
