@@ -4,6 +4,7 @@ The pool records one for every attempt whose answer started (a 2xx head): the by
 the sizes of the reads they arrived in, and what converting them took (:class:`lynkr.wire.streams.Conversion`);
 for a streaming client, also the SSE bytes it was sent.  Those are the upstream's own bytes again for an
 Anthropic-native upstream, and content addressing stores them once.
+
 The bytes go to the log's blob database under their digest, packed with zlib once, by the store's worker thread:
 the session's stream keeps a small record, so folding a session never reads them, and the hot path pays one list
 append per read plus the join.  The recorder masks known secrets in them as in every payload.
@@ -52,7 +53,7 @@ class UpstreamResponded(Event):
     input_tokens: int
     tool_ids: str  # the tool-call id scheme of the request sent upstream
     reads: bytes  # the size of each read, in order (packed_sizes)
-    size: int
+    size: int  # bytes as they arrived, before any secret was masked
     digest: bytes = b""  # where the bytes are in the blob database, once stored
     body: bytes = b""  # the bytes, until stored
     # The same for the SSE bytes a streaming client was sent; none for a JSON client or an agent loop's round
@@ -88,14 +89,18 @@ class UpstreamResponded(Event):
         return struct.unpack(f"<{len(self.reads) // 4}I", self.reads[: len(self.reads) // 4 * 4])
 
     def read_pieces(self) -> list[bytes]:
-        """The bytes cut back into the reads they arrived in."""
+        """The bytes cut back into the reads they arrived in.
+
+        A masked secret changes the body's length; the pieces after it are then cut a little off their reads, which
+        changes nothing in what they convert to.
+        """
         data = self.raw()
         pieces: list[bytes] = []
         offset = 0
         for size in self.read_sizes:
             pieces.append(data[offset : offset + size])
             offset += size
-        if offset < len(data):  # a body whose reads were not counted (never written so; tolerated)
+        if offset < len(data):
             pieces.append(data[offset:])
         return pieces
 
