@@ -274,7 +274,7 @@ def _turn_lines(turn: Mapping[str, Any], full: bool) -> list[str]:
         if request["user"]:
             lines.append(f"   user      {_preview(request['user'], full)}")
         for gist in request["tool_results"]:
-            lines.append(f"   result    {_gist_line(gist, full)}")
+            lines.append(f"   result    {_gist_line(gist)}")
     if turn["cache_hit"] is not None:
         lines.append(f"   cache     hit, key {turn['cache_hit']['key'][:16]}…")
     for attempt in turn["attempts"]:
@@ -314,7 +314,7 @@ def _turn_lines(turn: Mapping[str, Any], full: bool) -> list[str]:
     return lines
 
 
-def _gist_line(gist: Mapping[str, Any], full: bool) -> str:
+def _gist_line(gist: Mapping[str, Any]) -> str:
     outcome = "error" if gist["is_error"] else "ok"
     exit_code = f", exit {gist['exit_code']}" if gist["exit_code"] is not None else ""
     first = f": {gist['first_line']}" if gist["first_line"] else ""
