@@ -24,11 +24,12 @@ from lynkr.config import Config, ConfigError, load_config, nothing_configured_hi
 from lynkr.datadir import DAEMON_STREAM, StartupError, events_dir, open_log_readonly, open_store
 from lynkr.events.records import EventFromTheFuture, Recorded
 from lynkr.index.cli import add_commands as add_index_commands
-from lynkr.inspect import render_event_line, render_transcript, replay_sessions
+from lynkr.inspect import render_event_line, replay_sessions
 from lynkr.reflect.cli import add_commands as add_skills_commands
 
 if TYPE_CHECKING:
     from lynkr.daemon import Running
+    from lynkr.events.store import EventStore
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -87,7 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--rebuild", action="store_true",
                         help="rebuild all derived state from the whole log, ignoring snapshots, and write fresh "
                         "snapshots; reports counts and time")
-    replay.add_argument("--json", action="store_true", help="print the transcript as JSON")
+    replay.add_argument("--check", action="store_true",
+                        help="convert the session's recorded upstream answers with this lynkr's code and report "
+                        "every difference from what the client received; exits 1 on any difference")
+    replay.add_argument("--json", action="store_true", help="print the transcript (or the check) as JSON")
     replay.add_argument("--full", action="store_true", help="show whole messages instead of summaries")
     replay.set_defaults(command=_replay)
 
@@ -186,19 +190,20 @@ def _replay(args: argparse.Namespace) -> int:
         if args.session is not None:
             return _fail("--rebuild rebuilds every session; leave out the session id", EXIT_USAGE)
         return _rebuild(config)
+    if args.check and args.session is None:
+        return _fail("--check checks one session; name it (run `lynkr replay` to list them)", EXIT_USAGE)
     with open_log_readonly(config.data_dir) as store:
-        stream = None
         if args.session is not None:
             # One session replays through the by-stream index, without reading anyone else's events.
-            matches = [s.stream for s in store.iter_streams() if s.stream.startswith(args.session)]
-            matches = [name for name in matches if name != DAEMON_STREAM]
+            names = [s.stream for s in store.iter_streams() if s.stream != DAEMON_STREAM]
+            matches = [args.session] if args.session in names else [n for n in names if n.startswith(args.session)]
             if len(matches) != 1:
                 found = "no session" if not matches else f"{len(matches)} sessions"
                 return _fail(f"{found} match {args.session!r}; run `lynkr replay` to list them", EXIT_FAILURE)
-            stream = matches[0]
+            return _show_session(store, matches[0], args)
         progress = ProgressBar("replaying", sys.stderr) if sys.stderr.isatty() else None
         started = time.perf_counter()
-        sessions, report = replay_sessions(store, stream=stream, progress=progress)
+        sessions, report = replay_sessions(store, progress=progress)
         if progress is not None:
             progress.close()
         seconds = time.perf_counter() - started
@@ -207,21 +212,55 @@ def _replay(args: argparse.Namespace) -> int:
             f"({report.skipped} skipped as corrupt or unknown)",
             file=sys.stderr,
         )
-        if args.session is None:
-            if not sessions:
-                print("no sessions recorded yet")
-            for session_id, session in sorted(sessions.items(), key=lambda item: item[1].first_seq):
-                models = [turn.request.model for turn in session.turns if turn.request is not None]
-                print(f"{session_id}  {len(session.turns)} turns  last model {models[-1] if models else '-'}")
-            return 0
-        if stream not in sessions:
-            return _fail(f"session {stream!r} has no requests or answers in the log", EXIT_FAILURE)
-        chosen = sessions[stream]
-        if args.json:
-            print(json.dumps(render_transcript(chosen, full=True, as_json=True), indent=2, ensure_ascii=False))
-        else:
-            print(render_transcript(chosen, full=args.full, as_json=False))
+        if not sessions:
+            print("no sessions recorded yet")
+        for session_id, session in sorted(sessions.items(), key=lambda item: item[1].first_seq):
+            models = [turn.request.model for turn in session.turns if turn.request is not None]
+            print(f"{session_id}  {len(session.turns)} turns  last model {models[-1] if models else '-'}")
     return 0
+
+
+def _show_session(store: EventStore, stream: str, args: argparse.Namespace) -> int:
+    """One session turn by turn (``--json``: the same facts as JSON), or ``--check``ed against today's converters."""
+    from lynkr.replay import check, gather, layout
+
+    started = time.perf_counter()
+    session = gather.gather(store, stream)
+    stats = store.stats()
+    print(
+        f"replayed {session.events} events in {time.perf_counter() - started:.2f} s "
+        f"({stats.skipped_corrupt + stats.skipped_unknown} skipped as corrupt or unknown)",
+        file=sys.stderr,
+    )
+    if not session.turns:
+        return _fail(f"session {stream!r} has no requests or answers in the log", EXIT_FAILURE)
+    if not args.check:
+        facts = layout.session_facts(session)
+        print(json.dumps(facts, indent=2, ensure_ascii=False) if args.json else layout.render(facts, full=args.full))
+        return 0
+    report = check.check_session(session)
+    if args.json:
+        print(json.dumps({
+            "session_id": stream,
+            "checked": report.checked,
+            "notes": report.notes,
+            "differences": [
+                {"turn": d.turn, "request_id": d.request_id, "provider": d.provider, "attempt": d.attempt,
+                 "path": d.path, "client_got": d.recorded, "now": d.now}
+                for d in report.differences
+            ],
+        }, indent=2, ensure_ascii=False, default=repr))
+    else:
+        for note in report.notes:
+            print(note)
+        for difference in report.differences:
+            print(difference.line())
+        verdict = "no differences" if not report.differences else f"{len(report.differences)} differences"
+        print(f"checked {report.checked} recorded upstream answers of {len(session.turns)} turns: {verdict}")
+    if report.checked == 0:
+        print("lynkr: nothing in this session could be checked: no upstream answer is recorded for it",
+              file=sys.stderr)
+    return EXIT_FAILURE if report.differences else 0
 
 
 def _rebuild(config: Config) -> int:

@@ -1,4 +1,6 @@
-"""Making the log readable: replayed sessions as transcripts, events as lines.  Used by ``replay`` and ``log``."""
+"""Making the log readable: the sessions folded from it (``replay``'s list) and events as lines (``log``).
+
+One session turn by turn is :mod:`lynkr.replay`."""
 
 from __future__ import annotations
 
@@ -9,11 +11,10 @@ from typing import Any
 import attrs
 
 from lynkr.events.catalog import RequestReceived
-from lynkr.events.projections import SESSIONS, Progress, Session, SessionsState, Turn, replay
+from lynkr.events.projections import SESSIONS, Progress, Session, SessionsState, replay
 from lynkr.events.records import Recorded
 from lynkr.events.store import EventStore
-
-TEXT_PREVIEW = 200
+from lynkr.upstream.recording import UpstreamResponded
 
 
 @attrs.frozen(kw_only=True)
@@ -37,67 +38,6 @@ def replay_sessions(
     return dict(sessions.sessions.items()), report
 
 
-def render_transcript(session: Session, *, full: bool, as_json: bool) -> Any:
-    if as_json:
-        return {
-            "session_id": session.session_id,
-            "turns": [attrs.asdict(turn, recurse=True) for turn in session.turns],
-        }
-    lines = [f"session {session.session_id}: {len(session.turns)} turns"]
-    for number, turn in enumerate(session.turns, start=1):
-        lines.append("")
-        lines.extend(_render_turn(number, turn, full=full))
-    return "\n".join(lines)
-
-
-def _render_turn(number: int, turn: Turn, *, full: bool) -> list[str]:
-    when = _clock(turn.time_ns)
-    lines = [f"── turn {number}  {when}  seq {turn.seq}  {turn.request_id}"]
-    if turn.request is not None:
-        request = turn.request
-        lines.append(
-            f"   request   model {request.model}, {request.messages} messages, {len(request.tools)} tools"
-            f"{', streaming' if request.stream else ''}"
-        )
-        if request.last_user_text:
-            lines.append(f"   user      {_preview(request.last_user_text, full)}")
-    if turn.message is not None:
-        latency = f" in {turn.latency_ms:.0f} ms" if turn.latency_ms is not None else ""
-        stop = turn.message.get("stop_reason")
-        usage = turn.message.get("usage") or {}
-        lines.append(
-            f"   response  from {turn.provider}{latency}, stop {stop}, "
-            f"tokens in {usage.get('input_tokens', 0)} out {usage.get('output_tokens', 0)}"
-        )
-        for block in turn.message.get("content") or []:
-            lines.append(f"   {_render_block(block, full)}")
-    elif turn.failure is not None:
-        failure = turn.failure
-        lines.append(f"   failed    {failure.status} {failure.error_type}: {_preview(failure.message, full)}")
-    else:
-        lines.append("   (no answer recorded)")
-    return lines
-
-
-def _render_block(block: dict[str, Any], full: bool) -> str:
-    kind = block.get("type")
-    if kind == "text":
-        return f"text      {_preview(str(block.get('text', '')), full)}"
-    if kind == "tool_use":
-        arguments = json.dumps(block.get("input", {}), ensure_ascii=False)
-        return f"tool_use  {block.get('name')} {_preview(arguments, full)}  [{block.get('id')}]"
-    if kind == "thinking":
-        return f"thinking  {_preview(str(block.get('thinking', '')), full)}"
-    return f"{kind}"
-
-
-def _preview(text: str, full: bool) -> str:
-    flat = text.replace("\n", "⏎ ")
-    if full or len(flat) <= TEXT_PREVIEW:
-        return flat
-    return flat[:TEXT_PREVIEW] + f"… ({len(text)} chars)"
-
-
 def _clock(time_ns: int) -> str:
     moment = datetime.datetime.fromtimestamp(time_ns / 1e9, tz=datetime.timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -110,6 +50,10 @@ def render_event_line(recorded: Recorded, *, as_json: bool) -> str:
         # The body as the client sent it, not the template and parts it is stored as.
         del payload["template"], payload["parts"]
         payload["body"] = event.body
+    elif isinstance(event, UpstreamResponded):
+        # The bytes themselves are blobs (`lynkr replay SESSION --check` reads them); show where, and the reads.
+        del payload["body"], payload["sent"]
+        payload.update(reads=list(event.read_sizes), digest=event.digest.hex(), sent_digest=event.sent_digest.hex())
     if as_json:
         return json.dumps(
             {

@@ -381,11 +381,11 @@ async def test_metrics_are_valid_prometheus_text_with_counters_histograms_and_lo
         # The recorder commits in batches, shortly after the responses went out: wait for the last batch.
         # One daemon.started, one tools.worker_started, the indexer's index.run_started and index.run_finished (the
         # workspace is empty), then request.received and response.completed per request; the first also
-        # cache.miss, upstream.attempted and cache.stored, the others one cache.hit each.
+        # cache.miss, upstream.responded, upstream.attempted and cache.stored, the others one cache.hit each.
         with trio.fail_after(2):
             while True:
                 response = await client.get("/metrics")
-                if "\nlynkr_eventlog_events_total 15\n" in response.text:
+                if "\nlynkr_eventlog_events_total 16\n" in response.text:
                     break
                 await trio.sleep(0.01)
     assert response.status_code == 200
@@ -416,7 +416,7 @@ async def test_metrics_are_valid_prometheus_text_with_counters_histograms_and_lo
     }
     assert next(_find(samples, "lynkr_prompt_cache_bytes")).value > 0
 
-    assert next(_find(samples, "lynkr_eventlog_last_seq")).value == 15
+    assert next(_find(samples, "lynkr_eventlog_last_seq")).value == 16
     assert next(_find(samples, "lynkr_eventlog_batches_total")).value >= 1
     assert next(_find(samples, "lynkr_eventlog_size_bytes")).value > 0
     assert next(_find(samples, "lynkr_actor_up", actor="providers")).value == 1.0

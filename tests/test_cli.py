@@ -286,8 +286,8 @@ def test_replay_json_is_the_transcript_as_data(tmp_path: Path) -> None:
     transcript = json.loads(ran.stdout)
     assert transcript["session_id"] == "sess-alpha"
     assert [turn["request_id"] for turn in transcript["turns"]] == ["req_a1", "req_a2"]
-    assert transcript["turns"][0]["message"]["content"][0]["input"] == {"command": "ls -la"}
-    assert transcript["turns"][1]["message"]["content"][0]["text"] == "Two files: a and b"
+    assert transcript["turns"][0]["response"]["content"][0]["input"] == {"command": "ls -la"}
+    assert transcript["turns"][1]["response"]["content"][0]["text"] == "Two files: a and b"
 
 
 def test_replay_of_an_unknown_session_is_a_clear_error(tmp_path: Path) -> None:

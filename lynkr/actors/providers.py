@@ -33,11 +33,11 @@ from lynkr.actors.messages import CacheStore, CountTokens, ErrorReply, Events, F
 from lynkr.actors.recorder import Recorder
 from lynkr.actors.runtime import answer
 from lynkr.config import Config, nothing_configured_hint
-from lynkr.errors import LynkrError, NotConfigured, Overloaded, UpstreamError
+from lynkr.errors import LynkrError, NotConfigured, Overloaded
 from lynkr.events.catalog import ResponseCompleted, ResponseFailed, UpstreamAttempted
-from lynkr.providers.base import Adapter
+from lynkr.providers.base import Adapter, tool_id_scheme_of
 from lynkr.providers.registry import adapter_for
-from lynkr.upstream.attempt import Read, StreamBroken, UpstreamStatus, open_attempt
+from lynkr.upstream.attempt import Capture, Read, StreamBroken, UpstreamStatus, open_attempt
 from lynkr.upstream.breaker import CircuitBreaker
 from lynkr.upstream.fitting import (
     Fitted,
@@ -54,9 +54,10 @@ from lynkr.upstream.fitting import (
 )
 from lynkr.upstream.learned import LIMITS_STREAM, LimitsBook
 from lynkr.upstream.limits import read_rejection
+from lynkr.upstream.recording import UpstreamResponded, packed_sizes
 from lynkr.upstream.retry import NO_FALLBACK_STATUSES, RETRYABLE_STATUSES, backoff_s, retry_after_s
 from lynkr.upstream.routing import chain, route
-from lynkr.wire.anthropic import MessageAssembler, is_small_request, is_thinking_request
+from lynkr.wire.anthropic import MessageAssembler, is_small_request, is_thinking_request, message_as_logged
 from lynkr.wire.sse import encode_events
 from lynkr.wire.tokens import estimate_tokens
 
@@ -175,7 +176,7 @@ async def _serve_turn(pool: Pool, recorder: Recorder, turn: Turn) -> None:
             try:
                 provider, assembler = await _stream_through_chain(pool, recorder, turn, state)
                 if turn.request.get("stream"):
-                    message = _assembled(assembler)
+                    message = message_as_logged(assembler)
                 else:
                     # An answer whose tool arguments never became JSON is an error for this client, not a message.
                     whole = assembler.message()
@@ -274,6 +275,7 @@ async def _stream_through_chain(
                 break
             started_at = time.perf_counter()
             assembler = MessageAssembler()
+            capture = Capture()
             try:
                 async with open_attempt(
                     upstream.client,
@@ -283,16 +285,19 @@ async def _stream_through_chain(
                     small=small,
                     stream=upstream_streams,
                     first_byte_timeout_s=config.first_byte_timeout_s,
+                    capture=capture,
                 ) as reads:
                     if client_streams:
-                        await _forward(reads, assembler, turn, state)
+                        await _forward(reads, assembler, turn, state, capture.sent)
                     else:
                         await _fold(reads, assembler, state)
             except (UpstreamStatus, StreamBroken, httpx.TransportError, trio.TooSlowError) as error:
                 failure = _classify(error, name, config, turn.request_id)
                 reaction = _limit_reaction(error, fitted, adjusted, state)
+                await _responded(recorder, turn, name, upstream.adapter, attempt, capture, complete=False)
             else:
                 upstream.breaker.succeeded()
+                await _responded(recorder, turn, name, upstream.adapter, attempt, capture, complete=True)
                 await _attempted(recorder, turn, name, attempt, 200, started_at, None, False)
                 return name, assembler
             if reaction is not None:
@@ -341,7 +346,9 @@ async def _learn(pool: Pool, recorder: Recorder, lessons: tuple[Lesson, ...]) ->
         await recorder.record(LIMITS_STREAM, lesson)
 
 
-async def _forward(reads: AsyncIterator[Read], assembler: MessageAssembler, turn: Turn, state: _TurnState) -> None:
+async def _forward(
+    reads: AsyncIterator[Read], assembler: MessageAssembler, turn: Turn, state: _TurnState, sent: list[bytes]
+) -> None:
     """Each read to a streaming client as SSE bytes: the upstream's own where they can go as they are.
 
     Frames are queued without a checkpoint while the reply channel has room.  httpx hands over an upstream's
@@ -349,7 +356,8 @@ async def _forward(reads: AsyncIterator[Read], assembler: MessageAssembler, turn
     converted before the edge wakes, and the edge writes them to the client together (``_stream_reply``).
     Yielding after each would cost a task switch and a socket write per chunk.  The first frame, and any
     frame after ``FLUSH_AFTER_S`` of work without a yield, is sent with a checkpoint, so the client's first
-    bytes never wait for a whole burst to be converted.
+    bytes never wait for a whole burst to be converted.  ``sent`` keeps the SSE bytes for the log (an agent
+    loop's rounds go to it as events, relayed, and keep none).
     """
     feed = assembler.feed
     for_client = turn.reply
@@ -363,6 +371,7 @@ async def _forward(reads: AsyncIterator[Read], assembler: MessageAssembler, turn
             frames = Events(events)
         else:
             data = read.verbatim if read.verbatim is not None else encode_events(events)
+            sent.append(data)
             frames = Frames(data, events[-1].get("type") == "message_stop")
         if time.perf_counter() - yielded_at < FLUSH_AFTER_S:
             try:
@@ -442,14 +451,6 @@ def _classify(
     )
 
 
-def _assembled(assembler: MessageAssembler) -> dict[str, Any]:
-    """The message as the client received it; a tool call whose arguments never became JSON is noted, not fatal."""
-    try:
-        return dict(assembler.message())
-    except UpstreamError as error:
-        return {"type": "message", "content": [], "assembly_error": str(error)}
-
-
 def _backoff(config: Config, attempt: int) -> float:
     return backoff_s(attempt, initial_s=config.retry_backoff_initial_s, max_s=config.retry_backoff_max_s)
 
@@ -498,6 +499,36 @@ async def _attempted(
             latency_ms=(time.perf_counter() - started_at) * 1000,
             error=error,
             will_retry=will_retry,
+        ),
+    )
+
+
+async def _responded(
+    recorder: Recorder, turn: Turn, name: str, adapter: Adapter, attempt: int, capture: Capture, *, complete: bool
+) -> None:
+    """The attempt's raw answer, for ``lynkr replay --check``; nothing when no answer started (an error status)."""
+    if capture.conversion is None or not capture.reads:
+        return
+    conversion = capture.conversion
+    body = b"".join(capture.reads)
+    await recorder.record(
+        turn.session_id,
+        UpstreamResponded(
+            request_id=turn.request_id,
+            provider=name,
+            kind=adapter.kind,
+            attempt=attempt,
+            wire=conversion.wire,
+            streamed=capture.streamed,
+            complete=complete,
+            message_id=conversion.message_id,
+            model=conversion.model,
+            input_tokens=conversion.input_tokens,
+            tool_ids=tool_id_scheme_of(adapter),
+            reads=packed_sizes(capture.reads),
+            size=len(body),
+            body=body,
+            sent=b"".join(capture.sent),
         ),
     )
 

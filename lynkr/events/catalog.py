@@ -235,3 +235,4 @@ import lynkr.cache.events  # noqa: E402,F401
 from lynkr.tools import events, task_events, test_events  # noqa: E402,F401
 import lynkr.index.events  # noqa: E402,F401
 import lynkr.reflect.events  # noqa: E402,F401
+import lynkr.upstream.recording  # noqa: E402,F401

@@ -22,7 +22,7 @@ from lynkr.providers.base import Adapter, tool_id_scheme_of
 from lynkr.wire import ollama, openai
 from lynkr.wire.anthropic import is_thinking_request, without_unsigned_thinking
 from lynkr.wire.openai import UpstreamStreamError
-from lynkr.wire.streams import AnthropicStream, OllamaStream, OpenAIStream, StreamParser
+from lynkr.wire.streams import AnthropicStream, Conversion, StreamParser
 from lynkr.wire.tokens import estimate_tokens
 from lynkr.wire.types import StreamEvent
 
@@ -61,6 +61,20 @@ class Read:
     verbatim: bytes | None = None
 
 
+@attrs.define
+class Capture:
+    """The upstream's answer as it arrived, kept for the log so that ``lynkr replay --check`` can convert it again.
+
+    The reads are only referenced here (one list append each); they are joined and compressed once, after the
+    answer, off the hot path (the recorder's worker thread packs the blob).
+    """
+
+    conversion: Conversion | None = None  # set once the request is built
+    streamed: bool = True  # False: one JSON body
+    reads: list[bytes] = attrs.field(factory=list)
+    sent: list[bytes] = attrs.field(factory=list)  # the SSE bytes a streaming client was sent (the pool adds them)
+
+
 class StreamBroken(Exception):
     """The upstream stream failed after it started: cut off, stalled, or an error event mid-stream."""
 
@@ -85,6 +99,7 @@ async def open_attempt(
     small: bool,
     stream: bool,
     first_byte_timeout_s: float,
+    capture: Capture | None = None,
 ) -> AsyncIterator[AsyncIterator[Read]]:
     """Send ``request`` to ``adapter``'s upstream and yield an iterator of its answer's events, read by read.
 
@@ -92,13 +107,17 @@ async def open_attempt(
     so the caller asks for a JSON body only where ``first_byte_timeout_s`` cannot trip first.
 
     Raises :class:`UpstreamStatus` for an error status, ``httpx`` transport errors for connection
-    trouble, ``trio.TooSlowError`` when no response arrives within ``first_byte_timeout_s``.
+    trouble, ``trio.TooSlowError`` when no response arrives within ``first_byte_timeout_s``.  ``capture``, when
+    given, receives the answer's raw bytes read by read and what converting them took.
     """
     model = adapter.upstream_model(str(request["model"]), small=small)
     max_tokens = int(request["max_tokens"])
     if adapter.max_tokens is not None:
         max_tokens = min(max_tokens, adapter.max_tokens)
-    body, source = _prepare(adapter, request, model=model, max_tokens=max_tokens, stream=stream)
+    body, conversion = _prepare(adapter, request, model=model, max_tokens=max_tokens, stream=stream)
+    source = conversion.parser()
+    if capture is not None:
+        capture.conversion = conversion
     upstream_request = client.build_request(
         "POST",
         adapter.messages_url(stream=stream),
@@ -115,10 +134,14 @@ async def open_attempt(
             )
         if response.headers.get("content-type", "").startswith("application/json"):
             # Asked for, or from an upstream that ignores `stream: true`: the whole message at once.
-            yield _whole(await _read_limited(response, WHOLE_ANSWER_LIMIT), source)
+            whole = await _read_limited(response, WHOLE_ANSWER_LIMIT)
+            if capture is not None:
+                capture.streamed = False
+                capture.reads.append(whole)
+            yield _whole(whole, source)
             return
         chunks = response.aiter_raw()
-        events = _events(chunks, source)
+        events = _events(chunks, source, None if capture is None else capture.reads)
         try:
             yield events
         finally:
@@ -140,15 +163,20 @@ async def _abandon(chunks: AsyncIterator[bytes]) -> None:
             pass
 
 
-async def _events(chunks: AsyncIterator[bytes], parser: StreamParser) -> AsyncGenerator[Read, None]:
+async def _events(
+    chunks: AsyncIterator[bytes], parser: StreamParser, kept: list[bytes] | None
+) -> AsyncGenerator[Read, None]:
     """The events of each piece httpx hands over (one HTTP chunk), together and never held back; the pool
-    batches the pieces of one socket read into one client write."""
+    batches the pieces of one socket read into one client write.  ``kept`` collects the pieces for the log."""
+    keep = kept.append if kept is not None else None
     try:
         if isinstance(parser, AnthropicStream):
             # Bytes that complete no event (comment lines) go along with the next event's: a read that only
             # carries a comment neither counts as the answer's start nor costs a client write.
             held = b""
             async for data in chunks:
+                if keep is not None:
+                    keep(data)
                 events, verbatim = parser.feed_verbatim(data)
                 if not events:
                     held += verbatim or b""
@@ -158,6 +186,8 @@ async def _events(chunks: AsyncIterator[bytes], parser: StreamParser) -> AsyncGe
                 yield Read(events, verbatim)
         else:
             async for data in chunks:
+                if keep is not None:
+                    keep(data)
                 events = parser.feed(data)
                 if events:
                     yield Read(events)
@@ -186,12 +216,14 @@ async def _whole(body: bytes, parser: StreamParser) -> AsyncGenerator[Read, None
 
 def _prepare(
     adapter: Adapter, request: Mapping[str, Any], *, model: str, max_tokens: int, stream: bool
-) -> tuple[dict[str, Any], StreamParser]:
+) -> tuple[dict[str, Any], Conversion]:
     if adapter.wire == "anthropic":
         signed_only = without_unsigned_thinking(request)  # type: ignore[arg-type]
-        return {**signed_only, "model": model, "max_tokens": max_tokens, "stream": stream}, AnthropicStream()
-    message_id = "msg_" + os.urandom(12).hex()
-    input_tokens = estimate_tokens(request)
+        body = {**signed_only, "model": model, "max_tokens": max_tokens, "stream": stream}
+        return body, Conversion(wire="anthropic", message_id="", model=model, input_tokens=0)
+    conversion = Conversion(
+        wire=adapter.wire, message_id="msg_" + os.urandom(12).hex(), model=model, input_tokens=estimate_tokens(request)
+    )
     if adapter.wire == "openai":
         body = openai.build_request(
             request,  # type: ignore[arg-type]
@@ -201,13 +233,13 @@ def _prepare(
             reasoning_model=adapter.reasoning_model(model),
             tool_ids=tool_id_scheme_of(adapter),
         )
-        return body, OpenAIStream(message_id=message_id, model=model, input_tokens=input_tokens)
+        return body, conversion
     # Ollama refuses `think` for models that cannot think, so it is sent only where the configuration says so.
     think = adapter.reasoning_model(model) and is_thinking_request(request)
     body = ollama.build_request(
         request, model=model, max_tokens=max_tokens, stream=stream, think=think  # type: ignore[arg-type]
     )
-    return body, OllamaStream(message_id=message_id, model=model, input_tokens=input_tokens)
+    return body, conversion
 
 
 async def _read_limited(response: httpx.Response, limit: int = ERROR_BODY_LIMIT) -> bytes:

@@ -748,6 +748,15 @@ class MessageAssembler:
         return cast(Message, {**self._message, "content": content, "usage": usage})
 
 
+def message_as_logged(assembler: MessageAssembler) -> dict[str, Any]:
+    """The folded message as the log keeps it (and ``lynkr replay --check`` rebuilds it): a tool call whose
+    arguments never became JSON is noted, not fatal."""
+    try:
+        return dict(assembler.message())
+    except UpstreamError as error:
+        return {"type": "message", "content": [], "assembly_error": str(error)}
+
+
 # -- message -> events ------------------------------------------------------------------------------------
 
 def message_to_events(message: Message) -> list[StreamEvent]:

@@ -8,8 +8,10 @@ reports in-band.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol, cast
 
+import attrs
 import orjson
 
 from lynkr.wire import ollama, openai
@@ -168,3 +170,42 @@ class OllamaStream:
             if line.get("done"):
                 self._done = True
         return out
+
+
+@attrs.frozen(kw_only=True)
+class Conversion:
+    """Everything besides the body that decides how an upstream's answer becomes Anthropic events.
+
+    The live path builds its parser from one of these, and the log keeps it beside the upstream's raw bytes
+    (``upstream.responded``), so ``lynkr replay --check`` can run the very same conversion again later.
+    """
+
+    wire: str  # "anthropic", "openai" or "ollama"
+    message_id: str  # the id lynkr gives a converted message (an Anthropic upstream names its own)
+    model: str  # the upstream model, as converted messages name it
+    input_tokens: int  # lynkr's estimate, for upstreams that report no usage
+
+    def parser(self) -> StreamParser:
+        if self.wire == "anthropic":
+            return AnthropicStream()
+        if self.wire == "openai":
+            return OpenAIStream(message_id=self.message_id, model=self.model, input_tokens=self.input_tokens)
+        if self.wire == "ollama":
+            return OllamaStream(message_id=self.message_id, model=self.model, input_tokens=self.input_tokens)
+        raise ValueError(f"no converter for the wire format {self.wire!r}")
+
+
+def convert_body(conversion: Conversion, reads: Iterable[bytes], *, streamed: bool) -> list[StreamEvent]:
+    """A whole recorded answer as Anthropic events: each read fed in turn and the stream closed, as it arrived.
+
+    ``streamed`` False is one JSON body (the reads joined).  Raises :class:`UpstreamStreamError` as the live
+    path would have.
+    """
+    parser = conversion.parser()
+    if not streamed:
+        return parser.whole(b"".join(reads))
+    events: list[StreamEvent] = []
+    for data in reads:
+        events.extend(parser.feed(data))
+    events.extend(parser.close())
+    return events
