@@ -1,4 +1,4 @@
-"""The command line: ``serve`` (the default), ``replay``, ``log`` and ``config``.
+"""The command line: ``serve`` (the default), ``replay``, ``log`` (and ``log compact``), ``sessions``, ``config``.
 
 Every failure a user can cause prints one line naming the problem and the fix, and exits non-zero; no
 tracebacks.
@@ -25,6 +25,7 @@ from lynkr.datadir import DAEMON_STREAM, StartupError, events_dir, open_log_read
 from lynkr.events.records import EventFromTheFuture, Recorded
 from lynkr.index.cli import add_commands as add_index_commands
 from lynkr.inspect import render_event_line, render_transcript, replay_sessions
+from lynkr.sessions.cli import add_commands as add_session_commands
 
 if TYPE_CHECKING:
     from lynkr.daemon import Running
@@ -118,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     mcp.set_defaults(command=_mcp)
 
     add_index_commands(commands, common, _load)
+    add_session_commands(commands, log, common, _load)
     return parser
 
 

@@ -66,6 +66,7 @@ from lynkr.layers import ENV_FILE_NAME, TOML_FILE_NAME, Source, read_toml
 from lynkr.layers import Layers as _Layers
 from lynkr.mcp.settings import McpConfig
 from lynkr.provider_tables import build_providers, field_of
+from lynkr.sessions.settings import SessionsConfig
 from lynkr.settings import (
     BOOL,
     JSON,
@@ -420,6 +421,7 @@ class Config:
     tools: ToolsConfig = _group(ToolsConfig, "lynkr's own tools.")
     mcp: McpConfig = _group(McpConfig, "MCP servers and their sandbox.")
     index: IndexConfig = _group(IndexConfig, "The workspace index, its tools and the generated CLAUDE.md.")
+    sessions: SessionsConfig = _group(SessionsConfig, "Sessions: how long the event log keeps them whole.")
 
     @property
     def provider(self) -> ProviderConfig | None:

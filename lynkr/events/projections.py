@@ -310,6 +310,7 @@ def apply_session_payload(state: SessionsState, seq: int, time_ns: int, topic: s
         if topic == _COMPACTED:
             return SessionsState(sessions.set(session_id, _summarised(payload, seq)), seq)
         session = sessions.get(session_id)
+        uses: tuple[ModelUse, ...]
         if session is None:
             newest, count, uses, compacted = None, 0, (), False
         else:
