@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import attrs
 import msgpack  # type: ignore[import-untyped]
@@ -193,12 +193,12 @@ def _turns_repr(newest: _Node | PackedTurns | None) -> str:
     return repr(_turns_of(newest))
 
 
-@attrs.frozen
-class ModelUse:
+class ModelUse(NamedTuple):
     """What one model did for a session through one provider: answers, tokens, and time spent upstream.
 
     ``model`` is the name the upstream answered as (the assembled message's ``model``), which is what prices
     are matched on.  Prompt-cache hits count under the provider ``prompt-cache``: served without an upstream.
+    A named tuple: cheap to make, and it reads and compares as the plain row a snapshot stores.
     """
 
     provider: str
@@ -211,8 +211,7 @@ class ModelUse:
     upstream_ms: float
 
     def as_row(self) -> list[Any]:
-        return [self.provider, self.model, self.answers, self.input_tokens, self.output_tokens,
-                self.cache_read_tokens, self.cache_creation_tokens, self.upstream_ms]
+        return list(self)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> ModelUse:
@@ -221,34 +220,38 @@ class ModelUse:
                    int(cache_creation), float(upstream_ms))
 
 
+# What a session spent, as a persistent list, newest first: each node is
+# (provider, model, usage or None, latency_ms, older), one per upstream answer, and the list ends in the
+# aggregated ModelUse tuple of everything older (what a snapshot or a compaction summary stored; () for none).
+# The fold only puts a node in front, reusing the payload's own objects; the sums are made when someone reads
+# Session.uses, so that counting costs the fold a tuple per answer, not arithmetic and a record.
+_Spent = tuple[Any, ...]
+
+
+def _uses_of(spent: _Spent) -> tuple[ModelUse, ...]:
+    nodes: list[_Spent] = []
+    while spent and type(spent[0]) is str:
+        nodes.append(spent)
+        spent = spent[4]
+    uses: dict[tuple[str, str], ModelUse] = {(use.provider, use.model): use for use in spent}
+    for provider, model, usage, latency_ms, _ in reversed(nodes):
+        usage = usage if isinstance(usage, dict) else {}
+        use = uses.get((provider, model)) or ModelUse(provider, model, 0, 0, 0, 0, 0, 0.0)
+        uses[(provider, model)] = ModelUse(
+            provider,
+            model,
+            use.answers + 1,
+            use.input_tokens + _tokens(usage.get("input_tokens")),
+            use.output_tokens + _tokens(usage.get("output_tokens")),
+            use.cache_read_tokens + _tokens(usage.get("cache_read_input_tokens")),
+            use.cache_creation_tokens + _tokens(usage.get("cache_creation_input_tokens")),
+            use.upstream_ms + (0.0 if provider == CACHE_PROVIDER else float(latency_ms)),
+        )
+    return tuple(uses.values())
+
+
 def _tokens(value: Any) -> int:
     return value if type(value) is int else 0
-
-
-def _used(uses: tuple[ModelUse, ...], answer: Payload) -> tuple[ModelUse, ...]:
-    """``uses`` with one more upstream answer (a ``response.completed`` payload) counted in."""
-    provider: str = answer["provider"]
-    message = answer["message"]
-    model = message.get("model") or answer["model"]
-    usage = message.get("usage") or {}
-    upstream_ms = 0.0 if provider == CACHE_PROVIDER else float(answer["latency_ms"])
-    for index, use in enumerate(uses):
-        if use.model == model and use.provider == provider:
-            break
-    else:
-        index = len(uses)
-        use = ModelUse(provider, model, 0, 0, 0, 0, 0, 0.0)
-    counted = ModelUse(
-        provider,
-        model,
-        use.answers + 1,
-        use.input_tokens + _tokens(usage.get("input_tokens")),
-        use.output_tokens + _tokens(usage.get("output_tokens")),
-        use.cache_read_tokens + _tokens(usage.get("cache_read_input_tokens")),
-        use.cache_creation_tokens + _tokens(usage.get("cache_creation_input_tokens")),
-        use.upstream_ms + upstream_ms,
-    )
-    return (*uses[:index], counted, *uses[index + 1 :])
 
 
 # Session and SessionsState are not keyword-only: the fold builds one of each per event, and positional
@@ -269,13 +272,19 @@ class Session:
     # Compared (and shown) as the turns they make; not hashed, since turns hold dicts.
     newest_turn: _Node | PackedTurns | None = attrs.field(default=None, eq=_turns_of, hash=False, repr=_turns_repr)
     turn_count: int = 0
-    uses: tuple[ModelUse, ...] = ()  # by provider and model, in the order first used
+    # Compared (and shown) as the uses they sum to.
+    spent: _Spent = attrs.field(default=(), eq=_uses_of, hash=False, repr=lambda spent: repr(_uses_of(spent)))
     compacted: bool = False
 
     @property
     def turns(self) -> tuple[Turn, ...]:
         """The session's turns, oldest first (built on each call: keep the result if you need it twice)."""
         return _turns_of(self.newest_turn)
+
+    @property
+    def uses(self) -> tuple[ModelUse, ...]:
+        """What the session used, by provider and model in the order first used (summed on each call)."""
+        return _uses_of(self.spent)
 
 
 @attrs.frozen
@@ -310,11 +319,11 @@ def apply_session_payload(state: SessionsState, seq: int, time_ns: int, topic: s
         if topic == _COMPACTED:
             return SessionsState(sessions.set(session_id, _summarised(payload, seq)), seq)
         session = sessions.get(session_id)
-        uses: tuple[ModelUse, ...]
+        spent: _Spent
         if session is None:
-            newest, count, uses, compacted = None, 0, (), False
+            newest, count, spent, compacted = None, 0, (), False
         else:
-            newest, count, uses, compacted = session.newest_turn, session.turn_count, session.uses, session.compacted
+            newest, count, spent, compacted = session.newest_turn, session.turn_count, session.spent, session.compacted
         if isinstance(newest, PackedTurns):
             newest = newest.unpack()
         if topic == _REQUEST:
@@ -325,16 +334,20 @@ def apply_session_payload(state: SessionsState, seq: int, time_ns: int, topic: s
         else:
             newest, added = _answered(newest, payload["request_id"], topic == _COMPLETED, payload, seq, time_ns)
             count += added
-            # The loop's own completion repeats what its rounds (each counted as it came) produced.
-            if topic == _COMPLETED and payload["provider"] != LOOP_PROVIDER:
-                uses = _used(uses, payload)
+            if topic == _COMPLETED:
+                provider = payload["provider"]
+                # The loop's own completion repeats what its rounds (each counted as it came) produced.
+                if provider != LOOP_PROVIDER:
+                    message = payload["message"]
+                    spent = (provider, message.get("model") or payload["model"], message.get("usage"),
+                             payload["latency_ms"], spent)
     except (KeyError, TypeError, AttributeError, ValueError):
         return state
     if session is None:
-        session = Session(session_id, seq, seq, time_ns, time_ns, newest, count, uses, compacted)
+        session = Session(session_id, seq, seq, time_ns, time_ns, newest, count, spent, compacted)
     else:
         session = Session(
-            session_id, session.first_seq, seq, session.first_time_ns, time_ns, newest, count, uses, compacted
+            session_id, session.first_seq, seq, session.first_time_ns, time_ns, newest, count, spent, compacted
         )
     return SessionsState(sessions.set(session_id, session), seq)
 
