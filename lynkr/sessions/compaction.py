@@ -86,6 +86,7 @@ def plan(store: LmdbEventStore, state: SessionsState, *, cutoff_ns: int, progres
     dropped_refs: set[bytes] = set()
     kept_refs: set[bytes] = set()
     total = store.last_seq()
+    next_report = 0
     for seq, _, topic, payload in store.read_payloads():
         owner = in_their_streams.get(seq)
         if owner is None:
@@ -104,8 +105,11 @@ def plan(store: LmdbEventStore, state: SessionsState, *, cutoff_ns: int, progres
                 reach(payload.get("parts") or b"", store, dropped_refs)
         elif topic == RequestReceived.TYPE:
             reach(payload.get("parts") or b"", store, kept_refs)
-        if progress is not None and seq % 8192 == 0:
+        if progress is not None and seq >= next_report:
             progress("planning", seq, total)
+            next_report = seq + 8192
+    if progress is not None:
+        progress("planning", total, total)
     # Records that did not decode were not read above; in a dropped session's stream they go too.
     for seq, owner in in_their_streams.items():
         drop.setdefault(seq, owner)
