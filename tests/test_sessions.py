@@ -201,3 +201,34 @@ async def test_sessions_lists_while_the_daemon_runs(tmp_path: Path) -> None:
             [live] = json.loads(done.stdout)
             assert live["session_id"] == "sess-live" and live["turns"] == 2
             assert live["cost_usd"] == pytest.approx(2 * (12 * 3 + 5 * 15) / 1e6)  # the fake's default usage
+
+
+async def test_a_server_run_loop_counts_each_upstream_round_once(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    fake.push(
+        Reply.tool_call(name="Bash", arguments={"command": "sleep 0.3; echo hi"}, id="call_1"),
+        Reply.text("All done."),
+    )
+    env = {
+        "MODEL_PROVIDER": "openai",
+        "OPENAI_API_KEY": "sk-upstream-secret-1234",
+        "OPENAI_MODEL": "gpt-4o",
+        "TOOL_EXECUTION_MODE": "server",
+    }
+    async with serve_fake(fake) as upstream:
+        config = make_config(tmp_path, {**env, "OPENAI_ENDPOINT": f"{upstream}/v1/chat/completions"})
+        async with running_lynkr(config) as running:
+            async with httpx.AsyncClient(base_url=running.base_url, timeout=30) as client:
+                response = await client.post("/v1/messages", json={**body("work", "claude-sonnet-4-5"), "stream": True},
+                                             headers={"x-claude-code-session-id": "sess-loop"})
+                assert response.status_code == 200
+    state = load_sessions(config.data_dir)
+    session = state.sessions["sess-loop"]
+    [use] = session.uses
+    # Two rounds upstream (the fake's 12 in, 5 out each); the loop's own completion is not a third.
+    assert (use.provider, use.model, use.answers) == ("openai", "gpt-4o", 2)
+    assert (use.input_tokens, use.output_tokens) == (24, 10)
+    # Each round is timed from its own start: the tool's 0.3 s between the rounds is not upstream time.
+    [turn] = session.turns
+    assert turn.provider == LOOP_PROVIDER and turn.latency_ms is not None
+    assert use.upstream_ms < turn.latency_ms - 250
