@@ -333,3 +333,21 @@ async def test_compaction_refuses_while_the_daemon_runs_and_the_daemon_starts_on
     from lynkr.sessions.listing import load_sessions
 
     assert load_sessions(tmp_path / "data") == replayed
+    # The summary, now in the daemon's snapshot, is not compacted again.
+    again = lynkr(tmp_path, "log", "compact", "--retain-days", "30")
+    assert again.returncode == 0 and "nothing to compact" in again.stdout
+
+
+def test_a_session_named_like_a_shared_stream_takes_only_its_own_records(tmp_path: Path) -> None:
+    now_ns = time.time_ns()
+    events_dir = write_history(tmp_path, now_ns)
+    with LmdbEventStore.open(events_dir) as store:  # a client that called its session "daemon"
+        store.append(turns("daemon", 1, "odd"), time_ns=now_ns - 40 * NS_PER_DAY)
+    ran = lynkr(tmp_path, "log", "compact", "--retain-days", "30")
+    assert ran.returncode == 0, ran.stderr
+    _, after = read_all(events_dir)
+    in_daemon_stream = [type(r.event) for r in after if r.stream == "daemon"]
+    # The daemon's own record stays; the session's request and answer go (its attempt names no session, and
+    # stays: what cannot be told apart is kept).
+    assert DaemonStarted in in_daemon_stream and SessionCompacted in in_daemon_stream
+    assert RequestReceived not in in_daemon_stream and ResponseCompleted not in in_daemon_stream

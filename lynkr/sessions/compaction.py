@@ -29,8 +29,10 @@ from pathlib import Path
 
 import attrs
 
-from lynkr.cache.events import CacheEvicted, CacheStored
+from lynkr.agent.events import AGENT_STREAM, TOOLS_STREAM
+from lynkr.cache.events import CACHE_STREAM, CacheEvicted, CacheStored
 from lynkr.datadir import (
+    DAEMON_STREAM,
     StartupError,
     compacted_dir,
     compacting_dir,
@@ -44,8 +46,14 @@ from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.projections import Session, SessionsState
 from lynkr.events.snapshots import SESSIONS_STATE, rebuild
 from lynkr.events.transcript import reach
+from lynkr.index.events import INDEX_STREAM
+from lynkr.mcp.events import STREAM as MCP_STREAM
+from lynkr.upstream.learned import LIMITS_STREAM
 
 NS_PER_DAY = 86_400 * 1_000_000_000
+SHARED_STREAMS = frozenset(
+    {DAEMON_STREAM, LIMITS_STREAM, CACHE_STREAM, AGENT_STREAM, TOOLS_STREAM, INDEX_STREAM, MCP_STREAM}
+)
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -79,7 +87,13 @@ def plan(store: LmdbEventStore, state: SessionsState, *, cutoff_ns: int, progres
     }
     if not old:
         return Plan(dropped=(), drop_seqs=frozenset(), summaries={}, drop_blobs=frozenset())
-    in_their_streams = {seq: session_id for session_id in old for seq, _ in store.read_raw(stream=session_id)}
+    # A session's own stream goes whole, unless a client named its session after a stream lynkr shares.
+    in_their_streams = {
+        seq: session_id
+        for session_id in old
+        if session_id not in SHARED_STREAMS
+        for seq, _ in store.read_raw(stream=session_id)
+    }
     drop: dict[int, str] = {}  # seq -> the dropped session it concerns
     requests: set[str] = set()
     cache_keys: set[str] = set()
@@ -135,7 +149,7 @@ def plan(store: LmdbEventStore, state: SessionsState, *, cutoff_ns: int, progres
 
 def _only_a_summary(session: Session) -> bool:
     """Compacted before and untouched since: there is nothing left to drop."""
-    return session.compacted and session.newest_turn is None
+    return session.compacted and not session.turns
 
 
 def _summary(session: Session, events_dropped: int) -> bytes:
