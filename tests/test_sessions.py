@@ -21,7 +21,7 @@ from lynkr.events.catalog import CACHE_PROVIDER, LOOP_PROVIDER, ResponseComplete
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.projections import SESSIONS, ModelUse, SessionsState, replay
 from lynkr.events.records import Recorded
-from lynkr.sessions.listing import ago, load_sessions, newest_first, render, short_count, summarise
+from lynkr.sessions.listing import ago, load_sessions, newest_first, short_count, summarise
 from lynkr.upstream.prices import estimated_cost, listed_price
 from tests.conftest import make_config, running_lynkr
 from tests.fakes import FakeUpstream, Reply, serve_fake
@@ -217,11 +217,10 @@ async def test_a_server_run_loop_counts_each_upstream_round_once(tmp_path: Path)
     }
     async with serve_fake(fake) as upstream:
         config = make_config(tmp_path, {**env, "OPENAI_ENDPOINT": f"{upstream}/v1/chat/completions"})
-        async with running_lynkr(config) as running:
-            async with httpx.AsyncClient(base_url=running.base_url, timeout=30) as client:
-                response = await client.post("/v1/messages", json={**body("work", "claude-sonnet-4-5"), "stream": True},
-                                             headers={"x-claude-code-session-id": "sess-loop"})
-                assert response.status_code == 200
+        async with running_lynkr(config) as running, httpx.AsyncClient(base_url=running.base_url, timeout=30) as client:
+            response = await client.post("/v1/messages", json={**body("work", "claude-sonnet-4-5"), "stream": True},
+                                         headers={"x-claude-code-session-id": "sess-loop"})
+            assert response.status_code == 200
     state = load_sessions(config.data_dir)
     session = state.sessions["sess-loop"]
     [use] = session.uses
