@@ -321,9 +321,9 @@ def apply_session_payload(state: SessionsState, seq: int, time_ns: int, topic: s
         session = sessions.get(session_id)
         spent: _Spent
         if session is None:
-            newest, count, spent, compacted = None, 0, (), False
+            newest, count, spent = None, 0, ()
         else:
-            newest, count, spent, compacted = session.newest_turn, session.turn_count, session.spent, session.compacted
+            newest, count, spent = session.newest_turn, session.turn_count, session.spent
         if isinstance(newest, PackedTurns):
             newest = newest.unpack()
         if topic == _REQUEST:
@@ -344,10 +344,10 @@ def apply_session_payload(state: SessionsState, seq: int, time_ns: int, topic: s
     except (KeyError, TypeError, AttributeError, ValueError):
         return state
     if session is None:
-        session = Session(session_id, seq, seq, time_ns, time_ns, newest, count, spent, compacted)
+        session = Session(session_id, seq, seq, time_ns, time_ns, newest, count, spent)
     else:
         session = Session(
-            session_id, session.first_seq, seq, session.first_time_ns, time_ns, newest, count, spent, compacted
+            session_id, session.first_seq, seq, session.first_time_ns, time_ns, newest, count, spent, session.compacted
         )
     return SessionsState(sessions.set(session_id, session), seq)
 
