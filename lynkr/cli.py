@@ -1,4 +1,5 @@
-"""The command line: ``serve`` (the default), ``replay``, ``log``, ``config``, ``mcp``, ``index`` and ``skills``.
+"""The command line: ``serve`` (the default), ``replay``, ``log`` (and ``log compact``), ``sessions``, ``config``,
+``mcp``, ``index`` and ``skills``.
 
 Every failure a user can cause prints one line naming the problem and the fix, and exits non-zero; no
 tracebacks.
@@ -26,6 +27,7 @@ from lynkr.events.records import EventFromTheFuture, Recorded
 from lynkr.index.cli import add_commands as add_index_commands
 from lynkr.inspect import render_event_line, replay_sessions
 from lynkr.reflect.cli import add_commands as add_skills_commands
+from lynkr.sessions.cli import add_commands as add_session_commands
 
 if TYPE_CHECKING:
     from lynkr.daemon import Running
@@ -124,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_index_commands(commands, common, _load)
     add_skills_commands(commands, common, _load)
+    add_session_commands(commands, log, common, _load)
     return parser
 
 

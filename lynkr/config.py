@@ -67,6 +67,7 @@ from lynkr.layers import Layers as _Layers
 from lynkr.mcp.settings import McpConfig
 from lynkr.provider_tables import build_providers, field_of
 from lynkr.reflect.settings import ReflectorConfig
+from lynkr.sessions.settings import SessionsConfig
 from lynkr.settings import (
     BOOL,
     JSON,
@@ -422,6 +423,7 @@ class Config:
     mcp: McpConfig = _group(McpConfig, "MCP servers and their sandbox.")
     index: IndexConfig = _group(IndexConfig, "The workspace index, its tools and the generated CLAUDE.md.")
     reflector: ReflectorConfig = _group(ReflectorConfig, "The reflector: skills learned from finished tasks.")
+    sessions: SessionsConfig = _group(SessionsConfig, "Sessions: how long the event log keeps them whole.")
 
     @property
     def provider(self) -> ProviderConfig | None:

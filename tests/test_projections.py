@@ -206,7 +206,9 @@ def test_a_long_session_folds_in_linear_time_and_compares_by_its_turns() -> None
 
 
 def test_sessions_fold_names_the_topics_it_reads() -> None:
-    assert SESSIONS.topics == frozenset({"request.received", "response.completed", "response.failed"})
+    assert SESSIONS.topics == frozenset(
+        {"request.received", "response.completed", "response.failed", "session.compacted"}
+    )
 
 
 # Replay

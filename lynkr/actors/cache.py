@@ -33,7 +33,7 @@ from lynkr.cache.events import CACHE_STREAM, CacheEvicted, CacheHit, CacheMiss, 
 from lynkr.cache.key import cache_key
 from lynkr.cache.lru import EXPIRED, CacheState
 from lynkr.config import Config
-from lynkr.events.catalog import ResponseCompleted
+from lynkr.events.catalog import CACHE_PROVIDER, ResponseCompleted
 from lynkr.http.app import GaugeFamily
 from lynkr.http.metrics import Sample
 from lynkr.providers.base import Adapter
@@ -46,7 +46,6 @@ from lynkr.wire.types import Message
 
 log = logging.getLogger("lynkr.cache")
 
-CACHE_PROVIDER = "prompt-cache"  # names a hit's ResponseCompleted: the provider that first answered is in the entry
 # Complete answers.  "refusal" is the model declining; "pause_turn" a server tool turn the client must continue.
 KEPT_STOP_REASONS = frozenset({"end_turn", "stop_sequence", "max_tokens", "tool_use"})
 

@@ -47,7 +47,7 @@ from lynkr.agent.relay import TurnRelay
 from lynkr.agent.splice import SpliceTable, apply_splice_event, message_key, splice
 from lynkr.config import Config
 from lynkr.errors import LynkrError
-from lynkr.events.catalog import RequestReceived, ResponseCompleted
+from lynkr.events.catalog import LOOP_PROVIDER, RequestReceived, ResponseCompleted
 from lynkr.events.store import EventStore
 from lynkr.tools.base import ToolResult, ToolSpec
 from lynkr.tools.runner import Outcome, Toolbox
@@ -59,7 +59,6 @@ log = logging.getLogger("lynkr.session")
 
 ROUND_REPLY_BUFFER = 32
 PING_INTERVAL_S = 5.0
-LOOP_PROVIDER = "agent-loop"  # names the loop's own ResponseCompleted: the rounds' providers are in theirs
 
 
 @attrs.frozen(kw_only=True)
@@ -279,7 +278,10 @@ class _AgentTurn:
         cancel = trio.CancelScope()  # the pool enters it; cancelling it ends this round's upstream request
         try:
             async with replies:
-                round_turn = attrs.evolve(self.turn, request=request, reply=reply, cancel=cancel, events=True)
+                # Timed from now, so each round's completion records that round's upstream time, not the turn's.
+                round_turn = attrs.evolve(
+                    self.turn, request=request, reply=reply, cancel=cancel, events=True, received_ns=time.time_ns()
+                )
                 await self.sessions.providers.send(round_turn)
                 finished = False
                 async for item in replies:

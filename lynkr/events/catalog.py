@@ -183,6 +183,11 @@ class UpstreamAttempted(Event):
     will_retry: bool
 
 
+# ``ResponseCompleted.provider`` names an upstream, except for these two, which answered without one more call.
+LOOP_PROVIDER = "agent-loop"  # the loop's own completion, the message the client received: its rounds have their own
+CACHE_PROVIDER = "prompt-cache"  # a prompt cache hit: the provider that first answered is in the cache entry
+
+
 @event("response.completed")
 @attrs.frozen(kw_only=True)
 class ResponseCompleted(Event):
@@ -202,6 +207,25 @@ class ResponseFailed(Event):
     status: int
     error_type: str
     message: str
+
+
+@event("session.compacted")
+@attrs.frozen(kw_only=True)
+class SessionCompacted(Event):
+    """What stays of a session whose records ``lynkr log compact`` dropped: its totals, in its own stream.
+
+    It is written at the sequence number of the session's last dropped record, so the log's order holds.
+    """
+
+    session_id: str
+    turns: int
+    first_seq: int
+    first_time_ns: int
+    last_time_ns: int
+    # One row per provider and model, as lynkr.events.projections.ModelUse.as_row: [provider, model, answers,
+    # input, output, cache read and cache creation tokens, upstream ms].
+    uses: list[list[Any]]
+    events_dropped: int  # records of this session (and about it in other streams) left out
 
 
 @event("limit.learned")

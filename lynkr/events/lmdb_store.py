@@ -32,7 +32,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -222,6 +222,87 @@ class LmdbEventStore:
         """Another process grew the map: take its size (LMDB reads it from the file when given 0)."""
         with self._gate.resizing():
             self._env.set_mapsize(0)
+
+    # Compaction: a copy of the log without some of its records, written into a fresh store.
+
+    def copy_into(
+        self,
+        target: LmdbEventStore,
+        *,
+        drop: Container[int],
+        add: Mapping[int, tuple[str, bytes]],
+        drop_blobs: Container[bytes],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Write this log into the empty ``target``: every record but those in ``drop``, at its own sequence
+        number; the encoded records of ``add`` (seq -> (stream, record)) at theirs; every blob but those in
+        ``drop_blobs``.  Snapshots are not copied: they are rebuilt from the new log.  ``progress(done, total)``
+        counts sequence numbers.
+        """
+        total = self.last_seq()
+        added = sorted(add.items())
+        next_added = 0
+        batch: list[tuple[bytes, bytes]] = []
+        for seq, data in self.read_raw():
+            while next_added < len(added) and added[next_added][0] < seq:
+                batch.append((_SEQ.pack(added[next_added][0]), added[next_added][1][1]))
+                next_added += 1
+            if seq not in drop:
+                batch.append((_SEQ.pack(seq), data))
+            if len(batch) >= _READ_CHUNK:
+                target._put_all(target._events, batch, append=True)
+                batch = []
+                if progress is not None:
+                    progress(seq, total)
+        batch.extend((_SEQ.pack(seq), record) for seq, (_, record) in added[next_added:])
+        target._put_all(target._events, batch, append=True)
+        stream_keys = [
+            (_stream_prefix(stream) + _SEQ.pack(seq), b"") for seq, (stream, _) in added
+        ]
+        for key, _ in self._items(self._by_stream):
+            if int.from_bytes(key[-8:], "big") not in drop:
+                stream_keys.append((key, b""))
+            if len(stream_keys) >= _READ_CHUNK:
+                target._put_all(target._by_stream, stream_keys)
+                stream_keys = []
+        target._put_all(target._by_stream, stream_keys)
+        blobs: list[tuple[bytes, bytes]] = []
+        for digest, stored in self._items(self._blobs):
+            if digest not in drop_blobs:
+                blobs.append((digest, stored))
+            if len(blobs) >= _READ_CHUNK:
+                target._put_all(target._blobs, blobs)
+                blobs = []
+        target._put_all(target._blobs, blobs)
+        if progress is not None:
+            progress(total, total)
+
+    def _items(self, db: lmdb._Database) -> Iterator[tuple[bytes, bytes]]:
+        """Every key and value of ``db``, copied, read in short transactions."""
+        after: bytes | None = None
+        while True:
+            chunk: list[tuple[bytes, bytes]] = []
+            with self._transaction() as txn:
+                cursor = txn.cursor(db=db)
+                found = cursor.first() if after is None else cursor.set_range(after)
+                if found and after is not None and bytes(cursor.key()) == after:
+                    found = cursor.next()
+                while found and len(chunk) < _READ_CHUNK:
+                    chunk.append((bytes(cursor.key()), bytes(cursor.value())))
+                    found = cursor.next()
+            yield from chunk
+            if len(chunk) < _READ_CHUNK:
+                return
+            after = chunk[-1][0]
+
+    def _put_all(self, db: lmdb._Database, items: list[tuple[bytes, bytes]], *, append: bool = False) -> None:
+        def write(txn: lmdb.Transaction[memoryview]) -> None:
+            for key, value in items:
+                if not txn.put(key, value, append=append, db=db):
+                    raise RuntimeError(f"the log copy refused key {key.hex()}: its keys are out of order")
+
+        if items:
+            self._write_growing(write)
 
     # Reading
 

@@ -16,12 +16,19 @@ from __future__ import annotations
 import gc
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import attrs
 import msgpack  # type: ignore[import-untyped]
 
-from lynkr.events.catalog import RequestReceived, ResponseCompleted, ResponseFailed
+from lynkr.events.catalog import (
+    CACHE_PROVIDER,
+    LOOP_PROVIDER,
+    RequestReceived,
+    ResponseCompleted,
+    ResponseFailed,
+    SessionCompacted,
+)
 from lynkr.events.codec import payload_of
 from lynkr.events.pmap import PMap
 from lynkr.events.records import Payload, Recorded
@@ -186,11 +193,76 @@ def _turns_repr(newest: _Node | PackedTurns | None) -> str:
     return repr(_turns_of(newest))
 
 
+class ModelUse(NamedTuple):
+    """What one model did for a session through one provider: answers, tokens, and time spent upstream.
+
+    ``model`` is the name the upstream answered as (the assembled message's ``model``), which is what prices
+    are matched on.  Prompt-cache hits count under the provider ``prompt-cache``: served without an upstream.
+    A named tuple: cheap to make, and it reads and compares as the plain row a snapshot stores.
+    """
+
+    provider: str
+    model: str
+    answers: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
+    upstream_ms: float
+
+    def as_row(self) -> list[Any]:
+        return list(self)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> ModelUse:
+        provider, model, answers, input_tokens, output_tokens, cache_read, cache_creation, upstream_ms = row
+        return cls(str(provider), str(model), int(answers), int(input_tokens), int(output_tokens), int(cache_read),
+                   int(cache_creation), float(upstream_ms))
+
+
+# What a session spent, as a persistent list, newest first: each node is
+# (provider, model, usage or None, latency_ms, older), one per upstream answer, and the list ends in the
+# aggregated ModelUse tuple of everything older (what a snapshot or a compaction summary stored; () for none).
+# The fold only puts a node in front, reusing the payload's own objects; the sums are made when someone reads
+# Session.uses, so that counting costs the fold a tuple per answer, not arithmetic and a record.
+_Spent = tuple[Any, ...]
+
+
+def _uses_of(spent: _Spent) -> tuple[ModelUse, ...]:
+    nodes: list[_Spent] = []
+    while spent and type(spent[0]) is str:
+        nodes.append(spent)
+        spent = spent[4]
+    uses: dict[tuple[str, str], ModelUse] = {(use.provider, use.model): use for use in spent}
+    for provider, model, usage, latency_ms, _ in reversed(nodes):
+        usage = usage if isinstance(usage, dict) else {}
+        use = uses.get((provider, model)) or ModelUse(provider, model, 0, 0, 0, 0, 0, 0.0)
+        uses[(provider, model)] = ModelUse(
+            provider,
+            model,
+            use.answers + 1,
+            use.input_tokens + _tokens(usage.get("input_tokens")),
+            use.output_tokens + _tokens(usage.get("output_tokens")),
+            use.cache_read_tokens + _tokens(usage.get("cache_read_input_tokens")),
+            use.cache_creation_tokens + _tokens(usage.get("cache_creation_input_tokens")),
+            use.upstream_ms + (0.0 if provider == CACHE_PROVIDER else float(latency_ms)),
+        )
+    return tuple(uses.values())
+
+
+def _tokens(value: Any) -> int:
+    return value if type(value) is int else 0
+
+
 # Session and SessionsState are not keyword-only: the fold builds one of each per event, and positional
 # arguments are cheaper.
 @attrs.frozen
 class Session:
-    """One client session and its turns."""
+    """One client session: its turns, what it used, and when.
+
+    ``turn_count`` counts every turn, including those a compaction dropped (``compacted``): then ``turns`` holds
+    only the turns recorded since, while ``uses``, ``turn_count`` and the times still cover the whole session.
+    """
 
     session_id: str
     first_seq: int
@@ -199,11 +271,20 @@ class Session:
     last_time_ns: int
     # Compared (and shown) as the turns they make; not hashed, since turns hold dicts.
     newest_turn: _Node | PackedTurns | None = attrs.field(default=None, eq=_turns_of, hash=False, repr=_turns_repr)
+    turn_count: int = 0
+    # Compared (and shown) as the uses they sum to.
+    spent: _Spent = attrs.field(default=(), eq=_uses_of, hash=False, repr=lambda spent: repr(_uses_of(spent)))
+    compacted: bool = False
 
     @property
     def turns(self) -> tuple[Turn, ...]:
         """The session's turns, oldest first (built on each call: keep the result if you need it twice)."""
         return _turns_of(self.newest_turn)
+
+    @property
+    def uses(self) -> tuple[ModelUse, ...]:
+        """What the session used, by provider and model in the order first used (summed on each call)."""
+        return _uses_of(self.spent)
 
 
 @attrs.frozen
@@ -213,7 +294,8 @@ class SessionsState:
 
 
 _REQUEST, _COMPLETED, _FAILED = RequestReceived.TYPE, ResponseCompleted.TYPE, ResponseFailed.TYPE
-_SESSION_TOPICS = frozenset({_REQUEST, _COMPLETED, _FAILED})
+_COMPACTED = SessionCompacted.TYPE
+_SESSION_TOPICS = frozenset({_REQUEST, _COMPLETED, _FAILED, _COMPACTED})
 
 
 def apply_session_event(state: SessionsState, recorded: Recorded) -> SessionsState:
@@ -234,23 +316,49 @@ def apply_session_payload(state: SessionsState, seq: int, time_ns: int, topic: s
     try:
         session_id = payload["session_id"]
         sessions = state.sessions
+        if topic == _COMPACTED:
+            return SessionsState(sessions.set(session_id, _summarised(payload, seq)), seq)
         session = sessions.get(session_id)
-        newest = None if session is None else session.newest_turn
+        spent: _Spent
+        if session is None:
+            newest, count, spent = None, 0, ()
+        else:
+            newest, count, spent = session.newest_turn, session.turn_count, session.spent
         if isinstance(newest, PackedTurns):
             newest = newest.unpack()
         if topic == _REQUEST:
             brief = (payload["model"], payload["stream"], payload["messages"], payload["tools"],
                      payload["last_user_text"])
             newest = (payload["request_id"], seq, time_ns, brief, None, None, newest)
+            count += 1
         else:
-            newest = _answered(newest, payload["request_id"], topic == _COMPLETED, payload, seq, time_ns)
-    except (KeyError, TypeError):
+            newest, added = _answered(newest, payload["request_id"], topic == _COMPLETED, payload, seq, time_ns)
+            count += added
+            if topic == _COMPLETED:
+                provider = payload["provider"]
+                # The loop's own completion repeats what its rounds (each counted as it came) produced.
+                if provider != LOOP_PROVIDER:
+                    message = payload["message"]
+                    spent = (provider, message.get("model") or payload["model"], message.get("usage"),
+                             payload["latency_ms"], spent)
+    except (KeyError, TypeError, AttributeError, ValueError):
         return state
     if session is None:
-        session = Session(session_id, seq, seq, time_ns, time_ns, newest)
+        session = Session(session_id, seq, seq, time_ns, time_ns, newest, count, spent)
     else:
-        session = Session(session_id, session.first_seq, seq, session.first_time_ns, time_ns, newest)
+        session = Session(
+            session_id, session.first_seq, seq, session.first_time_ns, time_ns, newest, count, spent, session.compacted
+        )
     return SessionsState(sessions.set(session_id, session), seq)
+
+
+def _summarised(summary: Payload, seq: int) -> Session:
+    """A compacted session as its ``session.compacted`` summary describes it (it replaces every earlier record)."""
+    uses = tuple(ModelUse.from_row(row) for row in summary["uses"])
+    return Session(
+        summary["session_id"], summary["first_seq"], seq, summary["first_time_ns"], summary["last_time_ns"], None,
+        int(summary["turns"]), uses, True,
+    )
 
 
 SESSIONS: Projection[SessionsState] = Projection(
@@ -264,7 +372,8 @@ SESSIONS: Projection[SessionsState] = Projection(
 def encode_sessions(state: SessionsState) -> bytes:
     """The sessions state as snapshot bytes (a session's turns stay packed if they were never unpacked)."""
     sessions = [
-        [s.session_id, s.first_seq, s.last_seq, s.first_time_ns, s.last_time_ns, pack_turns(s.newest_turn)]
+        [s.session_id, s.first_seq, s.last_seq, s.first_time_ns, s.last_time_ns, pack_turns(s.newest_turn),
+         s.turn_count, [use.as_row() for use in s.uses], s.compacted]
         for s in state.sessions.values()
     ]
     encoded: bytes = msgpack.packb([state.last_seq, sessions], use_bin_type=True)
@@ -275,36 +384,42 @@ def decode_sessions(data: bytes | memoryview) -> SessionsState:
     """What :func:`encode_sessions` encoded; raises ``ValueError`` (or msgpack's errors) on bytes it did not."""
     last_seq, sessions = msgpack.unpackb(data)
     mapping: PMap[str, Session] = PMap()
-    for session_id, first_seq, session_last_seq, first_time_ns, last_time_ns, packed in sessions:
-        if not (type(session_id) is str and type(packed) is bytes):
+    for session_id, first_seq, session_last_seq, first_time_ns, last_time_ns, packed, count, uses, compacted in sessions:
+        if not (type(session_id) is str and type(packed) is bytes and type(count) is int):
             raise ValueError("a session in the snapshot has the wrong shape")
         mapping = mapping.set(
             session_id,
-            Session(session_id, first_seq, session_last_seq, first_time_ns, last_time_ns, PackedTurns(packed)),
+            Session(
+                session_id, first_seq, session_last_seq, first_time_ns, last_time_ns, PackedTurns(packed), count,
+                tuple(ModelUse.from_row(row) for row in uses), bool(compacted),
+            ),
         )
     return SessionsState(mapping, int(last_seq))
 
 
 def _answered(
     newest: _Node | None, request_id: str, completed: bool, answer: Payload, seq: int, time_ns: int
-) -> _Node:
-    """The turn list with ``answer`` applied to its request's turn (or to a new turn when it has none)."""
+) -> tuple[_Node, int]:
+    """The turn list with ``answer`` applied to its request's turn (or to a new turn when it has none), and
+    the number of turns that added (0 or 1)."""
     newer: list[_Node] = []
     node = newest
     while node is not None and node[0] != request_id:
         newer.append(node)
         node = node[6]
+    added = 0
     if node is None:
         # The request's record is missing (skipped as corrupt, or before a snapshot): keep the answer anyway.
         node = (request_id, seq, time_ns, None, None, None, newest)
         newer = []
+        added = 1
     if completed:
         changed: _Node = (node[0], node[1], node[2], node[3], answer, node[5], node[6])
     else:
         changed = (node[0], node[1], node[2], node[3], node[4], answer, node[6])
     for above in reversed(newer):
         changed = (above[0], above[1], above[2], above[3], above[4], above[5], changed)
-    return changed
+    return changed, added
 
 
 # Replay

@@ -82,13 +82,13 @@ class DerivedState(Generic[S]):
 
 
 def _describe_sessions(state: SessionsState) -> str:
-    turns = sum(len(session.turns) for session in state.sessions.values())
+    turns = sum(session.turn_count for session in state.sessions.values())
     return f"{len(state.sessions):,} sessions, {turns:,} turns"
 
 
 SESSIONS_STATE: DerivedState[Any] = DerivedState(
     name="sessions",
-    schema=2,  # 2: each session's turns zlib-compressed
+    schema=3,  # 2: each session's turns zlib-compressed; 3: turn counts, per-model usage, compaction summaries
     projection=SESSIONS,
     encode=encode_sessions,
     decode=decode_sessions,

@@ -280,6 +280,26 @@ def part_digests(parts: bytes) -> list[bytes]:
     return [digest for _, _, digest, _, _ in _unpack_parts(parts)]
 
 
+def reach(parts: bytes, blobs: BlobSource, reached: set[bytes]) -> None:
+    """Add every digest ``parts`` needs to ``reached``: its blobs, and each chain's nodes and their messages.
+
+    A chain is walked only back to the first node already reached (everything older was reached with it), so
+    reaching the bodies of a whole session costs a step per message, not per message per turn.
+    """
+    for _, kind, digest, _, _ in _unpack_parts(parts):
+        if kind != CHAIN:
+            reached.add(digest)
+            continue
+        node = digest
+        while node and node not in reached:
+            reached.add(node)
+            data = blobs.blob(node)
+            if data is None:
+                break
+            node, message = data[:-DIGEST_BYTES], data[-DIGEST_BYTES:]
+            reached.add(message)
+
+
 def _chain(head: bytes, blobs: BlobSource) -> list[bytes]:
     """The message digests of the chain ending at ``head``, oldest first."""
     messages: list[bytes] = []

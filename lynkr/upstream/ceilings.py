@@ -29,7 +29,7 @@ def builtin_output_ceiling(model: str) -> int | None:
     Cached: a daemon sees a handful of model names, and each request asks again.
     """
     best: tuple[int, int] | None = None  # (specificity, ceiling)
-    names = list(_candidates(model))
+    names = list(name_candidates(model))
     for pattern, ceiling in output_ceilings().items():
         if any(fnmatch.fnmatchcase(name, pattern) for name in names):
             specificity = len(pattern) - pattern.count("*") - pattern.count("?")
@@ -38,7 +38,7 @@ def builtin_output_ceiling(model: str) -> int | None:
     return best[1] if best is not None else None
 
 
-def _candidates(model: str) -> Iterator[str]:
+def name_candidates(model: str) -> Iterator[str]:
     """The name without router prefix, then each tail that starts after a separator ("prod-gpt-4o" -> "gpt-4o")."""
     name = model.rsplit("/", 1)[-1].lower()
     yield name

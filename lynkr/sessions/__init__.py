@@ -1,0 +1,1 @@
+"""Sessions as a user sees them: the ``lynkr sessions`` listing, retention, and ``lynkr log compact``."""
