@@ -36,6 +36,7 @@ from lynkr.events.projections import SESSIONS, SessionsState, replay
 from lynkr.events.records import Event, Recorded
 from lynkr.events.transcript import split
 from lynkr.tools.events import ToolRan
+from lynkr.upstream.recording import UpstreamResponded
 from tests.fakes import FakeUpstream, serve_fake
 from tests.test_cli import cli_env, lynkr
 from tests.test_daemon_process import MESSAGE, base_env, daemon, openai_env
@@ -71,8 +72,15 @@ def turns(session_id: str, count: int, prefix: str) -> list[tuple[str, Event]]:
         events.append((session_id, big_request(request_id, session_id, [f"{prefix} question {n}" for n in range(turn + 1)])))
         events.append((session_id, UpstreamAttempted(request_id=request_id, provider="openai", attempt=1, status=200,
                                                      latency_ms=790.0, error=None, will_retry=False)))
+        events.append((session_id, raw_answer(request_id, f"{prefix} raw answer {turn} ".encode() * 40)))
         events.append((session_id, answered(request_id, session_id)))
     return events
+
+
+def raw_answer(request_id: str, body: bytes) -> UpstreamResponded:
+    return UpstreamResponded(request_id=request_id, provider="openai", kind="openai", attempt=1, wire="openai",
+                             streamed=False, complete=True, message_id="msg_1", model="gpt-4o", input_tokens=1000,
+                             tool_ids="", reads=b"", size=len(body), body=body)
 
 
 def about_old_session() -> list[tuple[str, Event]]:
@@ -167,7 +175,7 @@ def test_compaction_keeps_a_summary_drops_the_bulk_and_keeps_the_rest_byte_ident
     # The old session is one summary, at the seq of its last dropped record.
     [summary] = [r for r in after if r.stream == "sess-old"]
     assert isinstance(summary.event, SessionCompacted)
-    assert summary.event.turns == 3 and summary.event.events_dropped == 9 + 3
+    assert summary.event.turns == 3 and summary.event.events_dropped == 12 + 3
     assert summary.seq == max(r.seq for r in before if _about_old(r))
     # What concerned only the old session went with it; the new session's splice record stayed.
     assert not [r for r in after if r.stream in (TOOLS_STREAM, CACHE_STREAM)]
@@ -180,6 +188,9 @@ def test_compaction_keeps_a_summary_drops_the_bulk_and_keeps_the_rest_byte_ident
         assert all(store.blob(digest) is None for digest in old_blobs - new_blobs)
         assert all(store.blob(digest) is not None for digest in new_blobs)
         assert store.load_snapshot("sessions") is None  # derived: rebuilt by the next start
+        # The raw upstream answers kept for `replay --check` go with their session, and stay with the others.
+        answers = {r.stream: r.event.digest for r in before if isinstance(r.event, UpstreamResponded)}
+        assert store.blob(answers["sess-old"]) is None and store.blob(answers["sess-new"]) is not None
     assert os.path.getsize(events_dir / "data.mdb") < os.path.getsize(aside[0] / "data.mdb")
 
     listed_after = listing(tmp_path)

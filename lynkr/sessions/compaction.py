@@ -8,7 +8,8 @@ it in (see :mod:`lynkr.datadir`), under the daemon lock, so it refuses while the
 2. pass over the log once and mark what goes: every record in a dropped session's stream; every record
    elsewhere whose payload names a dropped session (``session_id``: the splice rounds in ``agent``, tool
    runs and edits in ``tools``, cache hits and misses); the prompt cache's entries stored for a dropped
-   session's requests, and their evictions; and the blobs only dropped requests refer to;
+   session's requests, and their evictions; and the blobs only dropped requests and their recorded upstream
+   answers refer to;
 3. write ``events.compacting`` with the remaining records at their own sequence numbers, and each dropped
    session's ``session.compacted`` summary at the sequence number of its last dropped record (sequence
    numbers stay increasing; the gaps are harmless, since folds need increasing, not consecutive, numbers);
@@ -44,11 +45,13 @@ from lynkr.events.catalog import RequestReceived, SessionCompacted
 from lynkr.events.codec import encode
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.projections import Session, SessionsState
+from lynkr.events.records import Payload
 from lynkr.events.snapshots import SESSIONS_STATE, rebuild
 from lynkr.events.transcript import reach
 from lynkr.index.events import INDEX_STREAM
 from lynkr.mcp.events import STREAM as MCP_STREAM
 from lynkr.upstream.learned import LIMITS_STREAM
+from lynkr.upstream.recording import UpstreamResponded
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 SHARED_STREAMS = frozenset(
@@ -117,8 +120,12 @@ def plan(store: LmdbEventStore, state: SessionsState, *, cutoff_ns: int, progres
             if topic == RequestReceived.TYPE:
                 requests.add(str(payload.get("request_id")))
                 reach(payload.get("parts") or b"", store, dropped_refs)
+            elif topic == UpstreamResponded.TYPE:
+                dropped_refs.update(_answer_digests(payload))
         elif topic == RequestReceived.TYPE:
             reach(payload.get("parts") or b"", store, kept_refs)
+        elif topic == UpstreamResponded.TYPE:
+            kept_refs.update(_answer_digests(payload))
         if progress is not None and seq >= next_report:
             progress("planning", seq, total)
             next_report = seq + 8192
@@ -145,6 +152,11 @@ def plan(store: LmdbEventStore, state: SessionsState, *, cutoff_ns: int, progres
         summaries=summaries,
         drop_blobs=frozenset(dropped_refs - kept_refs),
     )
+
+
+def _answer_digests(payload: Payload) -> set[bytes]:
+    """The blobs an ``upstream.responded`` record keeps its raw answer and the SSE sent in (shared when equal)."""
+    return {digest for digest in (payload.get("digest"), payload.get("sent_digest")) if isinstance(digest, bytes) and digest}
 
 
 def _only_a_summary(session: Session) -> bool:
