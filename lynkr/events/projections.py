@@ -48,8 +48,11 @@ class Projection(Generic[S]):
     """A fold: the state to start from and the function that applies one recorded event to a state.
 
     ``topics``, when given, names every event topic that ``apply`` does anything with: ``apply`` must
-    return the state it was given for any other event.  Replay then skips the other topics' records
-    without decoding them.
+    return the state it was given for any other event.  Replay and the projector then hand the fold only
+    records of those topics, and replay skips the other topics' records without decoding them.
+
+    ``stream``, when given, restricts the fold to that stream's records (the prompt cache's events, say, are
+    lessons only under the ``cache`` stream): replay and the projector hand it nothing recorded elsewhere.
     """
 
     initial: S
@@ -58,6 +61,11 @@ class Projection(Generic[S]):
     # The same fold over ``(state, seq, time_ns, topic, payload)``, the record's upcast payload: replay uses it
     # when every fold has one, and then builds no event objects at all.
     apply_payload: Callable[[S, int, int, str, Payload], S] | None = None
+    stream: str | None = None
+
+    def wants(self, topic: str, stream: str) -> bool:
+        """Whether a record of ``topic`` on ``stream`` goes to this fold at all."""
+        return (self.topics is None or topic in self.topics) and (self.stream is None or self.stream == stream)
 
 
 # Sessions
@@ -327,14 +335,14 @@ def replay(
     Returns the final state of each fold under its name.  ``progress(done, total)`` is called now and
     then, counted in sequence numbers, and once at the end with ``done == total``.  Events appended while
     replaying are left for live updates, so the result is the state as of one point in the log.  When
-    every fold names its topics, records of other topics are not even decoded.
+    every fold names its topics, records of other topics are not even decoded, and each record goes only
+    to the folds of its topic (and stream), so a fold costs nothing for the records it does not read.
     """
     resume = resume or {}
     states = {name: resume[name][0] if name in resume else projection.initial for name, projection in folds.items()}
     after = {name: resume[name][1] if name in resume else start - 1 for name in folds}
     if folds:
         start = min(after.values()) + 1
-    applies = [(name, projection.apply, after[name]) for name, projection in folds.items()]
     wanted = [projection.topics for projection in folds.values()]
     topics = None if None in wanted else frozenset[str]().union(*(t for t in wanted if t is not None))
     if end is None:
@@ -344,22 +352,34 @@ def replay(
     next_report = last_seq + _PROGRESS_EVERY
     if progress is not None:
         progress(0, total)
+    over_payloads = all(projection.apply_payload is not None for projection in folds.values())
+    # Per topic, the folds that read it: worked out once per topic, not once per record.
+    routes: dict[str, list[tuple[str, Any, int, str | None]]] = {}
+
+    def route(topic: str) -> list[tuple[str, Any, int, str | None]]:
+        found = routes[topic] = [
+            (name, projection.apply_payload if over_payloads else projection.apply, after[name], projection.stream)
+            for name, projection in folds.items()
+            if projection.topics is None or topic in projection.topics
+        ]
+        return found
+
     # A fold builds a great many long-lived objects and no reference cycles; left on, the cyclic garbage
     # collector rescans the growing state again and again, which halves the replay rate.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        if all(projection.apply_payload is not None for projection in folds.values()):
+        if over_payloads:
             # No event objects: each fold reads the upcast payload (about twice as fast for a large log).
-            payload_applies = [(name, projection.apply_payload, after[name]) for name, projection in folds.items()]
-            for seq, time_ns, topic, payload in store.read_payloads(start, stream=stream, topics=topics):
+            for seq, time_ns, topic, from_stream, payload in store.read_payloads(start, stream=stream, topics=topics):
                 if seq > end:
                     break
                 if seq <= last_seq:
                     raise OutOfOrderEvent(seq, last_seq)
-                for name, apply_payload, folded in payload_applies:
-                    if seq > folded:
-                        states[name] = apply_payload(states[name], seq, time_ns, topic, payload)  # type: ignore[misc]
+                targets = routes.get(topic)
+                for name, apply_payload, folded, only in route(topic) if targets is None else targets:
+                    if seq > folded and (only is None or only == from_stream):
+                        states[name] = apply_payload(states[name], seq, time_ns, topic, payload)
                 last_seq = seq
                 if progress is not None and seq >= next_report:
                     progress(seq - start + 1, total)
@@ -371,8 +391,10 @@ def replay(
                 break
             if seq <= last_seq:
                 raise OutOfOrderEvent(seq, last_seq)
-            for name, apply, folded in applies:
-                if seq > folded:
+            topic = recorded.event.TYPE
+            targets = routes.get(topic)
+            for name, apply, folded, only in route(topic) if targets is None else targets:
+                if seq > folded and (only is None or only == recorded.stream):
                     states[name] = apply(states[name], recorded)
             last_seq = seq
             if progress is not None and seq >= next_report:
