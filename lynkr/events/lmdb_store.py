@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
+from typing import Any, cast
 
 import lmdb
 import msgpack  # type: ignore[import-untyped]
@@ -366,7 +367,7 @@ class LmdbEventStore:
         )
 
     @contextmanager
-    def _transaction(self, *, write: bool = False, buffers: bool = True) -> Iterator[lmdb.Transaction[memoryview]]:
+    def _transaction(self, *, write: bool = False, buffers: bool = True) -> Iterator[lmdb.Transaction[Any]]:
         """A transaction that commits on success; readers adopt a map another process has grown.
 
         ``buffers=False`` hands out values as bytes (copied) rather than views into the map.
@@ -374,7 +375,9 @@ class LmdbEventStore:
         while True:
             with self._gate.transaction():
                 try:
-                    txn = self._env.begin(write=write, buffers=buffers)
+                    txn: lmdb.Transaction[Any] = (
+                        self._env.begin(write=write, buffers=True) if buffers else self._env.begin(write=write)
+                    )
                 except lmdb.MapResizedError:
                     pass
                 else:
@@ -427,7 +430,7 @@ class _PayloadReader:
                             fields = None
                         if type(fields) is list and len(fields) == 5:
                             _, version, time_ns, stream, payload = fields
-                            topic, current = verdict  # type: ignore[misc]
+                            topic, current = cast(tuple[str, int], verdict)
                             if (
                                 version == current
                                 and type(time_ns) is int
