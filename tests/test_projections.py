@@ -94,6 +94,18 @@ def test_pmap_holds_many_keys_including_colliding_hashes() -> None:
     assert m == {key: key * 2 for key in keys}
 
 
+def test_pmap_delete_returns_a_new_map_without_the_key_and_leaves_the_old_one_alone() -> None:
+    m: PMap[int, int] = PMap()
+    keys = [1, 2, 3 << 12, 4 << 12]  # the last two share a leaf
+    for key in keys:
+        m = m.set(key, key)
+    smaller = m.delete(3 << 12).delete(1)
+    assert dict(smaller) == {2: 2, 4 << 12: 4 << 12} and len(smaller) == 2
+    assert len(m) == 4 and m[3 << 12] == 3 << 12
+    assert smaller.delete(99) is smaller
+    assert len(smaller.delete(2).delete(4 << 12)) == 0 and list(smaller.delete(2).delete(4 << 12)) == []
+
+
 # Sessions
 
 
