@@ -409,16 +409,18 @@ class _PayloadReader:
 
     def decoded(self, pairs: list[tuple[bytes, bytes]]) -> Iterator[tuple[int, int, str, str, Payload]]:
         """The records of ``(key, stored bytes)`` pairs that are to be read, decoded."""
-        verdicts = self._verdicts
+        # Everything the loop touches is a local: a global or attribute lookup per record shows in a rebuild.
+        verdicts, judge, unjudged, pass_over = self._verdicts, self._judge, _UNJUDGED, _PASS_OVER
         crc32, unpackb, unpack_header, from_bytes = zlib.crc32, _unpackb, _unpack_header, int.from_bytes
+        plain, fixarray_5, fixstr, fixstr_last = PLAIN, _FIXARRAY_5, _FIXSTR, _FIXSTR_LAST
         for key, data in pairs:
-            marker = data[6] if len(data) > 7 and data[0] == PLAIN and data[5] == _FIXARRAY_5 else 0
-            if _FIXSTR <= marker <= _FIXSTR_LAST:
-                raw_topic = data[7 : 7 + marker - _FIXSTR]
-                verdict = verdicts.get(raw_topic, _UNJUDGED)
-                if verdict is _UNJUDGED:
-                    verdict = self._judge(raw_topic)
-                if verdict is _PASS_OVER:
+            marker = data[6] if len(data) > 7 and data[0] == plain and data[5] == fixarray_5 else 0
+            if fixstr <= marker <= fixstr_last:
+                raw_topic = data[7 : 7 + marker - fixstr]
+                verdict = verdicts.get(raw_topic, unjudged)
+                if verdict is unjudged:
+                    verdict = judge(raw_topic)
+                if verdict is pass_over:
                     if crc32(data[5:]) == unpack_header(data)[1]:
                         continue
                 elif verdict is not None:
