@@ -71,13 +71,12 @@ class AgentSetup:
     tools: Mailbox[RunTool]
     specs: tuple[ToolSpec, ...]
     store: EventStore
+    # The splice table rebuilt from the log (the projector's, live) and the last sequence number it has folded.
+    splices: Callable[[], tuple[SpliceTable, int]]
     # The live toolbox, when tools come and go (the MCP bridge's): its specs are read again after each change.
     toolbox: Toolbox | None = None
     # Adds context to each request before it goes anywhere (the repo map, when LYNKR_REPO_MAP_IN_REQUESTS is on).
     context: Callable[[Turn], Awaitable[Turn]] | None = None
-    # The splice table rebuilt from the log (the projector's, live) and the last sequence number it has folded;
-    # None: fold the whole agent stream.
-    splices: Callable[[], tuple[SpliceTable, int]] | None = None
 
 
 async def run(
@@ -91,7 +90,7 @@ async def run(
 ) -> None:
     """With ``cache`` (the prompt cache is on), direct-path turns go there first; it hands misses to the pool."""
     sessions = _Sessions(providers=providers, recorder=recorder, agent=agent, cache=cache)
-    table, folded = agent.splices() if agent.splices is not None else (SpliceTable(), 0)
+    table, folded = agent.splices()
     # The projector may not have folded the newest rounds yet (they are recorded durably just before this
     # incarnation's predecessor crashed, say): the agent stream after its position is read from the log.
     sessions.splices = await trio.to_thread.run_sync(load_splices, agent.store, table, folded)

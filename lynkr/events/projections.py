@@ -63,10 +63,6 @@ class Projection(Generic[S]):
     apply_payload: Callable[[S, int, int, str, Payload], S] | None = None
     stream: str | None = None
 
-    def wants(self, topic: str, stream: str) -> bool:
-        """Whether a record of ``topic`` on ``stream`` goes to this fold at all."""
-        return (self.topics is None or topic in self.topics) and (self.stream is None or self.stream == stream)
-
 
 # Sessions
 

@@ -32,6 +32,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
+from lynkr.agent.splice import SPLICES, decode_splices, encode_splices
+from lynkr.cache.lru import PROMPT_CACHE, CacheFold, decode_cache, encode_cache
 from lynkr.events.projections import (
     SESSIONS,
     Progress,
@@ -42,8 +44,6 @@ from lynkr.events.projections import (
     replay,
 )
 from lynkr.events.store import EventStore
-from lynkr.agent.splice import SPLICES, decode_splices, encode_splices
-from lynkr.cache.lru import PROMPT_CACHE, CacheFold, decode_cache, encode_cache
 from lynkr.upstream.learned import LEARNED_LIMITS, decode_limits, describe_limits, encode_limits
 
 log = logging.getLogger("lynkr.events")
@@ -97,6 +97,7 @@ SESSIONS_STATE: DerivedState[Any] = DerivedState(
     describe=_describe_sessions,
 )
 
+
 def _describe_cache(state: CacheFold) -> str:
     return f"{len(state.entries):,} cached answers, {state.hits:,} hits, {state.misses:,} misses"
 
@@ -130,7 +131,12 @@ SPLICES_STATE: DerivedState[Any] = DerivedState(
 )
 
 # Every projection the daemon rebuilds at start-up and keeps live.  Register one by adding it here.
-DERIVED_STATE: tuple[DerivedState[Any], ...] = (SESSIONS_STATE, PROMPT_CACHE_STATE, LEARNED_LIMITS_STATE, SPLICES_STATE)
+DERIVED_STATE: tuple[DerivedState[Any], ...] = (
+    SESSIONS_STATE,
+    PROMPT_CACHE_STATE,
+    LEARNED_LIMITS_STATE,
+    SPLICES_STATE,
+)
 
 
 @attrs.frozen(kw_only=True)
