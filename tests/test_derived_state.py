@@ -183,3 +183,36 @@ def test_a_newer_schema_of_one_state_rebuilds_only_that_one(log_with_snapshot: P
         reasons = {origin.name: origin.ignored for origin in rebuilt.origins}
         assert reasons["prompt_cache"] is None and reasons["splices"] is not None
         assert rebuilt.states == full(store)
+
+
+class ReadsNoted:
+    """The real log, noting where each payload read starts and which topics it asks for."""
+
+    def __init__(self, inner: LmdbEventStore) -> None:
+        self.inner = inner
+        self.reads: list[tuple[int, frozenset[str] | None]] = []
+
+    def last_seq(self) -> int:
+        return self.inner.last_seq()
+
+    def read_payloads(
+        self, start: int = 1, *, stream: str | None = None, topics: Any = None
+    ) -> Any:
+        self.reads.append((start, None if topics is None else frozenset(topics)))
+        return self.inner.read_payloads(start, stream=stream, topics=topics)
+
+
+def test_a_state_without_a_snapshot_reads_the_log_under_the_others_snapshots_for_its_own_topics_alone(
+    log_with_snapshot: Path,
+) -> None:
+    with LmdbEventStore.open(log_with_snapshot) as store:
+        snapshot = rebuild(store)
+        seq = snapshot.origins[0].snapshot_seq
+        assert seq is not None
+        sessions_only = replay(store, {"sessions": DERIVED_STATE[0].projection}, end=seq)["sessions"]
+        noted = ReadsNoted(store)
+        folds = {d.name: d.projection for d in DERIVED_STATE}
+        states = replay(noted, folds, resume={"sessions": (sessions_only, seq)})  # type: ignore[arg-type]
+        assert states == full(store)
+        new_topics = frozenset().union(*(d.projection.topics or () for d in NEW_STATES))
+        assert noted.reads == [(1, new_topics), (seq + 1, new_topics | DERIVED_STATE[0].projection.topics)]

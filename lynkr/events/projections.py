@@ -333,16 +333,19 @@ def replay(
     replaying are left for live updates, so the result is the state as of one point in the log.  When
     every fold names its topics, records of other topics are not even decoded, and each record goes only
     to the folds of its topic (and stream), so a fold costs nothing for the records it does not read.
+
+    Folds that resume at different points split the read into segments, each reading only the topics of
+    the folds that still need it: a state without a snapshot (a new one, or one whose schema changed) reads
+    the log from the start for its own topics alone, not the records the other states' snapshots hold.
     """
     resume = resume or {}
     states = {name: resume[name][0] if name in resume else projection.initial for name, projection in folds.items()}
     after = {name: resume[name][1] if name in resume else start - 1 for name in folds}
     if folds:
         start = min(after.values()) + 1
-    wanted = [projection.topics for projection in folds.values()]
-    topics = None if None in wanted else frozenset[str]().union(*(t for t in wanted if t is not None))
     if end is None:
         end = store.last_seq()
+    segments = _segments(folds, after, end)
     total = max(0, end - start + 1)
     last_seq = start - 1
     next_report = last_seq + _PROGRESS_EVERY
@@ -367,38 +370,56 @@ def replay(
     try:
         if over_payloads:
             # No event objects: each fold reads the upcast payload (about twice as fast for a large log).
-            for seq, time_ns, topic, from_stream, payload in store.read_payloads(start, stream=stream, topics=topics):
-                if seq > end:
+            for first, last, topics in segments:
+                for seq, time_ns, topic, from_stream, payload in store.read_payloads(first, stream=stream, topics=topics):
+                    if seq > last:
+                        break
+                    if seq <= last_seq:
+                        raise OutOfOrderEvent(seq, last_seq)
+                    targets = routes.get(topic)
+                    for name, apply_payload, folded, only in route(topic) if targets is None else targets:
+                        if seq > folded and (only is None or only == from_stream):
+                            states[name] = apply_payload(states[name], seq, time_ns, topic, payload)
+                    last_seq = seq
+                    if progress is not None and seq >= next_report:
+                        progress(seq - start + 1, total)
+                        next_report = seq + _PROGRESS_EVERY
+            return states
+        for first, last, topics in segments:
+            for recorded in store.read(first, stream=stream, topics=topics):
+                seq = recorded.seq
+                if seq > last:
                     break
                 if seq <= last_seq:
                     raise OutOfOrderEvent(seq, last_seq)
+                topic = recorded.event.TYPE
                 targets = routes.get(topic)
-                for name, apply_payload, folded, only in route(topic) if targets is None else targets:
-                    if seq > folded and (only is None or only == from_stream):
-                        states[name] = apply_payload(states[name], seq, time_ns, topic, payload)
+                for name, apply, folded, only in route(topic) if targets is None else targets:
+                    if seq > folded and (only is None or only == recorded.stream):
+                        states[name] = apply(states[name], recorded)
                 last_seq = seq
                 if progress is not None and seq >= next_report:
                     progress(seq - start + 1, total)
                     next_report = seq + _PROGRESS_EVERY
-            return states
-        for recorded in store.read(start, stream=stream, topics=topics):
-            seq = recorded.seq
-            if seq > end:
-                break
-            if seq <= last_seq:
-                raise OutOfOrderEvent(seq, last_seq)
-            topic = recorded.event.TYPE
-            targets = routes.get(topic)
-            for name, apply, folded, only in route(topic) if targets is None else targets:
-                if seq > folded and (only is None or only == recorded.stream):
-                    states[name] = apply(states[name], recorded)
-            last_seq = seq
-            if progress is not None and seq >= next_report:
-                progress(seq - start + 1, total)
-                next_report = seq + _PROGRESS_EVERY
     finally:
         if collecting:
             gc.enable()
         if progress is not None:
             progress(total, total)
     return states
+
+
+def _segments(
+    folds: Mapping[str, Projection[Any]], after: Mapping[str, int], end: int
+) -> list[tuple[int, int, frozenset[str] | None]]:
+    """``(first seq, last seq, topics to read)`` for each stretch of the log read by the same folds."""
+    points = sorted(set(after.values()))
+    segments: list[tuple[int, int, frozenset[str] | None]] = []
+    for position, point in enumerate(points):
+        last = points[position + 1] if position + 1 < len(points) else end
+        if point + 1 > min(last, end):
+            continue
+        wanted = [projection.topics for name, projection in folds.items() if after[name] <= point]
+        topics = None if None in wanted else frozenset[str]().union(*(t for t in wanted if t is not None))
+        segments.append((point + 1, min(last, end), topics))
+    return segments
