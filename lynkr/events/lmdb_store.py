@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import lmdb
 import msgpack  # type: ignore[import-untyped]
@@ -404,13 +404,13 @@ class _PayloadReader:
         self._wanted = None if topics is None else frozenset(topics)
         self._admits = None if topics is None else TopicFilter(topics).admits
         self._decode = decode
-        # Per raw topic: (topic, current version) to read, _PASS_OVER when not wanted, None when unknown here.
-        self._verdicts: dict[bytes, tuple[str, int] | bool | None] = {}
+        # Per raw topic: (topic, current version) to read, or _PASS_OVER when not wanted, _UNKNOWN when unknown here.
+        self._verdicts: dict[bytes, tuple[str, int]] = {}
 
     def decoded(self, pairs: list[tuple[bytes, bytes]]) -> Iterator[tuple[int, int, str, str, Payload]]:
         """The records of ``(key, stored bytes)`` pairs that are to be read, decoded."""
         # Everything the loop touches is a local: a global or attribute lookup per record shows in a rebuild.
-        verdicts, judge, unjudged, pass_over = self._verdicts, self._judge, _UNJUDGED, _PASS_OVER
+        verdicts, judge, unjudged, pass_over, unknown = self._verdicts, self._judge, _UNJUDGED, _PASS_OVER, _UNKNOWN
         crc32, unpackb, unpack_header, from_bytes = zlib.crc32, _unpackb, _unpack_header, int.from_bytes
         plain, fixarray_5, fixstr, fixstr_last = PLAIN, _FIXARRAY_5, _FIXSTR, _FIXSTR_LAST
         for key, data in pairs:
@@ -423,7 +423,7 @@ class _PayloadReader:
                 if verdict is pass_over:
                     if crc32(data[5:]) == unpack_header(data)[1]:
                         continue
-                elif verdict is not None:
+                elif verdict is not unknown:
                     body = data[5:]
                     if crc32(body) == unpack_header(data)[1]:
                         try:
@@ -432,7 +432,7 @@ class _PayloadReader:
                             fields = None
                         if type(fields) is list and len(fields) == 5:
                             _, version, time_ns, stream, payload = fields
-                            topic, current = cast(tuple[str, int], verdict)
+                            topic, current = verdict
                             if (
                                 version == current
                                 and type(time_ns) is int
@@ -447,13 +447,13 @@ class _PayloadReader:
                 if found is not None:
                     yield found
 
-    def _judge(self, raw_topic: bytes) -> tuple[str, int] | bool | None:
-        verdict: tuple[str, int] | bool | None
+    def _judge(self, raw_topic: bytes) -> tuple[str, int]:
+        verdict: tuple[str, int]
         try:
             topic = raw_topic.decode()
             current = current_version(topic)
         except (UnicodeDecodeError, UnknownEventType):
-            verdict = None
+            verdict = _UNKNOWN
         else:
             verdict = (topic, current) if self._wanted is None or topic in self._wanted else _PASS_OVER
         if len(self._verdicts) < _VERDICTS_KEPT:
@@ -461,8 +461,10 @@ class _PayloadReader:
         return verdict
 
 
-_UNJUDGED = object()
-_PASS_OVER = False
+# Verdicts told apart by identity.
+_UNJUDGED = ("", -1)
+_PASS_OVER = ("", -2)
+_UNKNOWN = ("", -3)
 _VERDICTS_KEPT = 1024
 _FIXARRAY_5 = 0x95
 _FIXSTR, _FIXSTR_LAST = 0xA0, 0xBF
