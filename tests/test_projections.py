@@ -351,3 +351,24 @@ def test_replay_leaves_the_garbage_collector_as_it_found_it(store: LmdbEventStor
     with pytest.raises(OutOfOrderEvent):
         replay(ScrambledStore(store), {"sessions": SESSIONS})  # type: ignore[arg-type]
     assert gc.isenabled()
+
+
+def test_a_fold_over_events_beside_folds_over_payloads_gets_events_of_its_topics_only(store: LmdbEventStore) -> None:
+    from lynkr.events.catalog import RequestReceived
+    from tests.eventstore_conformance import claude_code_requests
+
+    requests = claude_code_requests(3)  # bodies large enough to be stored content-addressed
+    store.append([("sess", requests[0]), ("sess", attempted("req_0")), ("other", requests[1])])
+    store.append([("sess", requests[2]), ("d", DaemonStopped(reason="x"))])
+    bodies: list[tuple[str, bytes]] = []
+
+    def note(state: int, recorded: Recorded) -> int:
+        assert isinstance(recorded.event, RequestReceived)
+        bodies.append((recorded.stream, recorded.event.body))  # joined from the store's blobs
+        return state + 1
+
+    requests_only = Projection(initial=0, apply=note, topics=frozenset({RequestReceived.TYPE}), stream="sess")
+    states = replay(store, {"sessions": SESSIONS, "requests": requests_only})
+    assert states["requests"] == 2
+    assert bodies == [("sess", requests[0].body), ("sess", requests[2].body)]
+    assert states["sessions"] == functools.reduce(apply_session_event, store.read(), SessionsState())

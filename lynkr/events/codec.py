@@ -238,6 +238,16 @@ def decode_payload(seq: int, data: bytes | memoryview) -> tuple[int, int, str, s
     return seq, time_ns, topic, stream, payload
 
 
+def event_of(seq: int, topic: str, payload: Payload, blobs: BlobSource | None = None) -> Event:
+    """The event a current-version payload (as :func:`decode_payload` gives it) stands for; ``payload`` is not
+    changed.  Raises :class:`CorruptRecord` when the payload does not fit the event's fields."""
+    build, _, takes_blobs = _builders.get(topic) or _builder_of(topic)
+    try:
+        return build(**payload, blobs=blobs) if takes_blobs and blobs is not None else build(**payload)
+    except (TypeError, ValueError, KeyError) as error:
+        raise CorruptRecord(f"record {seq}: {topic} payload does not fit: {error}") from None
+
+
 def current_version(topic: str) -> int:
     """The version of ``topic``'s event class in this lynkr; raises ``UnknownEventType``."""
     return (_builders.get(topic) or _builder_of(topic))[1]

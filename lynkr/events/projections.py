@@ -22,7 +22,7 @@ import attrs
 import msgpack  # type: ignore[import-untyped]
 
 from lynkr.events.catalog import RequestReceived, ResponseCompleted, ResponseFailed
-from lynkr.events.codec import payload_of
+from lynkr.events.codec import CorruptRecord, event_of, payload_of
 from lynkr.events.pmap import PMap
 from lynkr.events.records import Payload, Recorded
 from lynkr.events.store import EventStore
@@ -351,13 +351,20 @@ def replay(
     next_report = last_seq + _PROGRESS_EVERY
     if progress is not None:
         progress(0, total)
-    over_payloads = all(projection.apply_payload is not None for projection in folds.values())
-    # Per topic, the folds that read it: worked out once per topic, not once per record.
-    routes: dict[str, list[tuple[str, Any, int, str | None]]] = {}
+    # Per topic, the folds that read it: worked out once per topic, not once per record.  A fold without an
+    # ``apply_payload`` is handed an event built from the payload, only for the records of its own topics, so
+    # one such fold does not make every other fold pay for event objects.
+    routes: dict[str, list[tuple[str, Any, int, str | None, bool]]] = {}
 
-    def route(topic: str) -> list[tuple[str, Any, int, str | None]]:
+    def route(topic: str) -> list[tuple[str, Any, int, str | None, bool]]:
         found = routes[topic] = [
-            (name, projection.apply_payload if over_payloads else projection.apply, after[name], projection.stream)
+            (
+                name,
+                projection.apply if projection.apply_payload is None else projection.apply_payload,
+                after[name],
+                projection.stream,
+                projection.apply_payload is None,
+            )
             for name, projection in folds.items()
             if projection.topics is None or topic in projection.topics
         ]
@@ -368,35 +375,23 @@ def replay(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        if over_payloads:
-            # No event objects: each fold reads the upcast payload (about twice as fast for a large log).
-            for first, last, topics in segments:
-                for seq, time_ns, topic, from_stream, payload in store.read_payloads(first, stream=stream, topics=topics):
-                    if seq > last:
-                        break
-                    if seq <= last_seq:
-                        raise OutOfOrderEvent(seq, last_seq)
-                    targets = routes.get(topic)
-                    for name, apply_payload, folded, only in route(topic) if targets is None else targets:
-                        if seq > folded and (only is None or only == from_stream):
-                            states[name] = apply_payload(states[name], seq, time_ns, topic, payload)
-                    last_seq = seq
-                    if progress is not None and seq >= next_report:
-                        progress(seq - start + 1, total)
-                        next_report = seq + _PROGRESS_EVERY
-            return states
         for first, last, topics in segments:
-            for recorded in store.read(first, stream=stream, topics=topics):
-                seq = recorded.seq
+            for seq, time_ns, topic, from_stream, payload in store.read_payloads(first, stream=stream, topics=topics):
                 if seq > last:
                     break
                 if seq <= last_seq:
                     raise OutOfOrderEvent(seq, last_seq)
-                topic = recorded.event.TYPE
                 targets = routes.get(topic)
-                for name, apply, folded, only in route(topic) if targets is None else targets:
-                    if seq > folded and (only is None or only == recorded.stream):
-                        states[name] = apply(states[name], recorded)
+                for name, apply, folded, only, over_events in route(topic) if targets is None else targets:
+                    if seq > folded and (only is None or only == from_stream):
+                        if not over_events:
+                            states[name] = apply(states[name], seq, time_ns, topic, payload)
+                            continue
+                        try:
+                            event = event_of(seq, topic, payload, store)
+                        except CorruptRecord:
+                            continue  # as reading events would: a payload that does not fit its event is skipped
+                        states[name] = apply(states[name], Recorded(seq=seq, time_ns=time_ns, stream=from_stream, event=event))
                 last_seq = seq
                 if progress is not None and seq >= next_report:
                     progress(seq - start + 1, total)
