@@ -208,6 +208,10 @@ class _Daemon:
         self.learned_limits.state = rebuilt.states[LEARNED_LIMITS_STATE.name]
         # Still holding what expired while the daemon was down: the cache actor records those evictions at start.
         self.prompt_cache = lru.restored(rebuilt.states[PROMPT_CACHE_STATE.name], self.config.prompt_cache)
+        if not self.config.prompt_cache.active:
+            # No actor will run to record them; /metrics still reports only what is valid.
+            for evicted in self.prompt_cache.evictions(cache.now_ms()):
+                self.prompt_cache.apply(evicted)
         async with trio.open_nursery() as core:
             self._nursery = core
             await self._supervisor(core).start(

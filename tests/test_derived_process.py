@@ -222,3 +222,23 @@ async def test_a_daemon_starts_and_answers_on_a_corrupt_snapshot_an_older_schema
     assert "skipping corrupt event log record" in stderr
     assert "Traceback" not in stderr
     rebuilt_equals_full_replay(tmp_path / "data")
+
+
+async def test_with_the_cache_switched_off_metrics_count_only_the_answers_still_valid(tmp_path: Path) -> None:
+    from tests.conftest import make_config, running_lynkr
+
+    fake = FakeUpstream()
+    fake.push(Reply.text("brief"), Reply.text("long"))
+    async with serve_fake(fake) as upstream:
+        async with running_lynkr(make_config(tmp_path, {**openai_env(upstream), "PROMPT_CACHE_TTL_MS": "300"})) as lynkr:
+            async with httpx.AsyncClient(base_url=lynkr.base_url, timeout=10) as client:
+                assert await answer(client, "brief") == "brief"
+                await wait_for_entries(client, 1)
+        async with running_lynkr(make_config(tmp_path, openai_env(upstream))) as lynkr:
+            async with httpx.AsyncClient(base_url=lynkr.base_url, timeout=10) as client:
+                assert await answer(client, "long") == "long"
+                await wait_for_entries(client, 2)
+        await trio.sleep(0.4)  # the first answer's TTL passes
+        off = make_config(tmp_path, {**openai_env(upstream), "PROMPT_CACHE_ENABLED": "false"})
+        async with running_lynkr(off) as lynkr, httpx.AsyncClient(base_url=lynkr.base_url, timeout=10) as client:
+            assert await entries(client) == 1, "the expired answer is not counted as held"
