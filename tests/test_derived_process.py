@@ -228,17 +228,17 @@ async def test_with_the_cache_switched_off_metrics_count_only_the_answers_still_
     from tests.conftest import make_config, running_lynkr
 
     fake = FakeUpstream()
-    fake.push(Reply.text("brief"), Reply.text("long"))
+    fake.push(Reply.text("long"), Reply.text("brief"))
     async with serve_fake(fake) as upstream:
-        async with running_lynkr(make_config(tmp_path, {**openai_env(upstream), "PROMPT_CACHE_TTL_MS": "300"})) as lynkr:
-            async with httpx.AsyncClient(base_url=lynkr.base_url, timeout=10) as client:
-                assert await answer(client, "brief") == "brief"
-                await wait_for_entries(client, 1)
         async with running_lynkr(make_config(tmp_path, openai_env(upstream))) as lynkr:
             async with httpx.AsyncClient(base_url=lynkr.base_url, timeout=10) as client:
                 assert await answer(client, "long") == "long"
+                await wait_for_entries(client, 1)
+        async with running_lynkr(make_config(tmp_path, {**openai_env(upstream), "PROMPT_CACHE_TTL_MS": "300"})) as lynkr:
+            async with httpx.AsyncClient(base_url=lynkr.base_url, timeout=10) as client:
+                assert await answer(client, "brief") == "brief"
                 await wait_for_entries(client, 2)
-        await trio.sleep(0.4)  # the first answer's TTL passes
+        await trio.sleep(0.4)  # the brief answer's TTL passes
         off = make_config(tmp_path, {**openai_env(upstream), "PROMPT_CACHE_ENABLED": "false"})
         async with running_lynkr(off) as lynkr, httpx.AsyncClient(base_url=lynkr.base_url, timeout=10) as client:
             assert await entries(client) == 1, "the expired answer is not counted as held"
