@@ -1,10 +1,11 @@
 """The daemon: opens the log, starts the actors in order, serves, and shuts down gracefully.
 
-Start-up order is dependency order: derived state (sessions, skills) is rebuilt from snapshots and the log first,
-then the recorder starts (everyone records), then the projector that keeps derived state live, the provider pool,
-the prompt cache (it hands misses to the pool), the reflector (it follows the recorder's records and may ask the
-pool to phrase a skill), the tool worker (its tool summaries ask the pool), the session actor (its agent loop asks
-both), and last the HTTP edge, so nothing is accepted before it can be served.
+Start-up order is dependency order: derived state (sessions, skills, the prompt cache's table, learned limits,
+the splice table) is rebuilt from snapshots and the log first, in one pass, then the recorder starts (everyone
+records), then the projector that keeps derived state live, the provider pool, the prompt cache (it hands misses
+to the pool), the reflector (it follows the recorder's records and may ask the pool to phrase a skill), the tool
+worker (its tool summaries ask the pool), the session actor (its agent loop asks both), and last the HTTP edge,
+so nothing is accepted before it can be served.
 Shutdown runs the other way: the edge stops accepting and lets in-flight streams finish up to the grace
 deadline, the actors are cancelled, and the recorder drains its mailbox into a final durable batch before the log closes.
 """
@@ -41,13 +42,14 @@ from lynkr.actors.runtime import (
     Supervisor,
     ask,
 )
+from lynkr.agent.splice import SpliceTable
 from lynkr.cache import lru
 from lynkr.config import Config, ConfigError
 from lynkr.datadir import DAEMON_STREAM, StartupError, daemon_lock, open_store
 from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.scrub import Scrubber
-from lynkr.events.snapshots import DERIVED_STATE, rebuild
+from lynkr.events.snapshots import DERIVED_STATE, LEARNED_LIMITS_STATE, PROMPT_CACHE_STATE, SPLICES_STATE, rebuild
 from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
 from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import Sample
@@ -179,11 +181,14 @@ class _Daemon:
         self.tools_mailbox: Mailbox[RunTool] = Mailbox(config.mailbox_capacity)
         self.supervisors: list[Supervisor] = []
         self.breakers = breakers_for(config)
-        # What upstreams' refusals taught earlier runs; like the breakers, it outlives a pool restart.
-        self.learned_limits = LimitsBook.from_log(store)
-        # The prompt cache's entries still valid, folded from the log's cache stream; kept across actor restarts.
+        # What upstreams' refusals taught earlier runs; like the breakers, it outlives a pool restart.  Both it and
+        # the prompt cache's table are filled from the rebuilt derived state before any actor starts (serve).
+        self.learned_limits = LimitsBook()
         self.cache_mailbox: Mailbox[CacheMessage] = Mailbox(config.mailbox_capacity)
-        self.prompt_cache = lru.load(store, config.prompt_cache, cache.now_ms())
+        # The cache actor's table, kept across its restarts.
+        self.prompt_cache = lru.CacheState(
+            max_entries=config.prompt_cache.max_entries, max_bytes=config.prompt_cache.max_bytes
+        )
         self.ready = False
         self._nursery: trio.Nursery | None = None
         self.derived = LiveState(states={}, last_seq=0)
@@ -204,6 +209,13 @@ class _Daemon:
         snapshot_seq = min((origin.snapshot_seq or 0 for origin in rebuilt.origins), default=0)
         self.derived = LiveState(states=rebuilt.states, last_seq=rebuilt.last_seq, snapshot_seq=snapshot_seq)
         log.info("rebuilt derived state from %d events of the log in %.2f s", rebuilt.events_folded, rebuilt.seconds)
+        self.learned_limits.state = rebuilt.states[LEARNED_LIMITS_STATE.name]
+        # Still holding what expired while the daemon was down: the cache actor records those evictions at start.
+        self.prompt_cache = lru.restored(rebuilt.states[PROMPT_CACHE_STATE.name], self.config.prompt_cache)
+        if not self.config.prompt_cache.active:
+            # No actor will run to record them; /metrics still reports only what is valid.
+            for evicted in self.prompt_cache.evictions(cache.now_ms()):
+                self.prompt_cache.apply(evicted)
         async with trio.open_nursery() as core:
             self._nursery = core
             await self._supervisor(core).start(
@@ -307,6 +319,7 @@ class _Daemon:
                 recorder=self.recorder,
                 agent=session.AgentSetup(
                     config=config, tools=self.tools_mailbox, specs=specs, store=self.store, toolbox=self.toolbox,
+                    splices=self._splices,
                     context=session.chained(
                         RepoMapContext(self.index.reader, config.index.repo_map_tokens)
                         if self.index is not None and config.index.repo_map_in_requests
@@ -361,6 +374,11 @@ class _Daemon:
         """The live skill set, as the projector keeps it."""
         state: SkillsState = self.derived.states["skills"]
         return state
+
+    def _splices(self) -> tuple[SpliceTable, int]:
+        """The splice table as the projector has it now, and the last sequence number it has folded."""
+        table: SpliceTable = self.derived.states[SPLICES_STATE.name]
+        return table, self.derived.last_seq
 
     async def _run_tool_for_mcp(self, name: str, tool_use_id: str, arguments: Mapping[str, Any]) -> Outcome:
         """A call that came in through ``/mcp``, run by the tool worker like the agent loop's calls."""

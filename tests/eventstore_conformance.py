@@ -193,9 +193,9 @@ class EventStoreConformance(abc.ABC):
     def test_read_payloads_matches_read_without_building_events(self, store: EventStore) -> None:
         store.append([("a", stopped("1")), ("b", attempted("r1")), ("a", stopped("3"))], time_ns=5)
         assert list(store.read_payloads()) == [
-            (1, 5, "daemon.stopped", {"reason": "1"}),
-            (2, 5, "upstream.attempted", payload_of(attempted("r1"))),
-            (3, 5, "daemon.stopped", {"reason": "3"}),
+            (1, 5, "daemon.stopped", "a", {"reason": "1"}),
+            (2, 5, "upstream.attempted", "b", payload_of(attempted("r1"))),
+            (3, 5, "daemon.stopped", "a", {"reason": "3"}),
         ]
         assert [seq for seq, *_ in store.read_payloads(2, topics={"daemon.stopped"})] == [3]
         assert [seq for seq, *_ in store.read_payloads(stream="b")] == [2]

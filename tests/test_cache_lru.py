@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
+import pytest
+
 from lynkr.cache.events import CacheEvicted, CacheHit, CacheMiss, CacheStored
-from lynkr.cache.lru import CacheState, fold
+from lynkr.cache.lru import PROMPT_CACHE, CacheFold, CacheState, decode_cache, encode_cache, restored
+from lynkr.cache.settings import PromptCacheConfig
+from lynkr.events.projections import OutOfOrderEvent
 from lynkr.events.records import Event, Recorded
 
 
@@ -17,6 +23,15 @@ def stored(key: str, *, size: int = 100, expires_at_ms: int = 10_000) -> CacheSt
 
 def records(events: list[Event]) -> list[Recorded]:
     return [Recorded(seq=seq, time_ns=seq, stream="cache", event=event) for seq, event in enumerate(events, 1)]
+
+
+def fold(records: list[Recorded], *, max_entries: int, max_bytes: int, now_ms: int) -> CacheState:
+    """What a restarted daemon's cache actor holds: the derived fold, restored, then its start-up evictions."""
+    folded = functools.reduce(PROMPT_CACHE.apply, records, PROMPT_CACHE.initial)
+    state = restored(folded, PromptCacheConfig(max_entries=max_entries, max_bytes=max_bytes))
+    for evicted in state.evictions(now_ms):
+        state.apply(evicted)
+    return state
 
 
 def live(events: list[Event], *, max_entries: int, max_bytes: int, now_ms: int) -> tuple[CacheState, list[Event]]:
@@ -74,3 +89,28 @@ def test_a_fold_fits_budgets_that_shrank_and_counts_hits_and_misses() -> None:
 def test_storing_a_key_again_replaces_its_entry_and_its_bytes() -> None:
     state, _ = live([stored("a", size=100), stored("a", size=300)], max_entries=5, max_bytes=10_000, now_ms=0)
     assert len(state.entries) == 1 and state.bytes == 300
+
+
+def test_the_fold_keeps_the_live_tables_recency_order_and_totals() -> None:
+    hit_a, hit_b = (CacheHit(key=k, request_id="r", session_id="s") for k in "ab")
+    events: list[Event] = [stored("a"), stored("b"), stored("c"), hit_a, stored("b", size=50), hit_b, hit_a,
+                           CacheMiss(key="x", request_id="r", session_id="s"), CacheEvicted(key="c", reason="entries")]
+    state, log = live(events, max_entries=5, max_bytes=10_000, now_ms=0)
+    folded = functools.reduce(PROMPT_CACHE.apply, records(log), CacheFold())
+    back = restored(folded, PromptCacheConfig(max_entries=5, max_bytes=10_000))
+    assert list(back.entries) == list(state.entries) == ["b", "a"]
+    assert list(back.entries.values()) == list(state.entries.values())
+    assert (back.bytes, back.hits, back.misses) == (state.bytes, state.hits, state.misses) == (150, 3, 1)
+    # The fold is immutable: an older state is untouched by the events folded after it.
+    earlier = functools.reduce(PROMPT_CACHE.apply, records(log)[:3], CacheFold())
+    assert sorted(earlier.entries) == ["a", "b", "c"] and earlier.hits == 0
+
+
+def test_the_fold_survives_its_snapshot_encoding_and_refuses_events_out_of_order() -> None:
+    hit = CacheHit(key="a", request_id="r", session_id="s")
+    folded = functools.reduce(PROMPT_CACHE.apply, records([stored("a"), stored("b"), hit]), CacheFold())
+    decoded = decode_cache(encode_cache(folded))
+    assert decoded == folded
+    assert [k.used for k in decoded.entries.values()] == [k.used for k in folded.entries.values()]
+    with pytest.raises(OutOfOrderEvent):
+        PROMPT_CACHE.apply(decoded, Recorded(seq=3, time_ns=3, stream="cache", event=hit))

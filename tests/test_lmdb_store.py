@@ -215,3 +215,47 @@ def test_read_by_stream_uses_the_index_not_a_scan(tmp_path: Path) -> None:
     with LmdbEventStore.open(path) as store:
         assert [r.seq for r in store.read(stream="wanted")] == [1]
         assert store.stats().skipped_corrupt == 0
+
+
+def test_read_payloads_reads_every_kind_of_record_as_read_does(tmp_path: Path) -> None:
+    """Plain and compressed records, a damaged one of a wanted topic and of a topic passed over, an unknown
+    topic, an older version that needs its upcaster, and more records than one read chunk holds: the inline
+    path of read_payloads must agree with read, record for record and skip for skip."""
+    from lynkr.events.codec import payload_of
+    from lynkr.events.lmdb_store import _READ_CHUNK
+
+    path = tmp_path / "log"
+    with LmdbEventStore.open(path, map_size=4096 * KiB) as store:
+        store.append([("s", stopped(str(n))) for n in range(_READ_CHUNK + 5)])
+        store.append([("a", attempted("r1")), ("b", big_event(1)), ("s", stopped("x")), ("a", attempted("r2"))])
+        store.append([("s", stopped("y")), ("s", stopped("old"))])
+        last = store.last_seq()
+    damaged_wanted = bytearray(encode(1, "s", stopped("torn")))
+    damaged_wanted[-1] ^= 0xFF
+    damaged_passed_over = bytearray(encode(1, "a", attempted("torn")))
+    damaged_passed_over[-1] ^= 0xFF
+    put_raw(path, 3, bytes(damaged_wanted))
+    put_raw(path, last - 4, bytes(damaged_passed_over))
+    put_raw(path, last - 1, encode_payload(1, "s", "plugin.removed_since", 1, {"x": 1}))
+    put_raw(path, last, encode_payload(1, "q", "request.received", 2, {
+        "request_id": "r", "session_id": "q", "path": "/v1/messages", "model": "m", "stream": False,
+        "headers": {}, "messages": 1, "tools": [], "last_user_text": "hi", "body": b"{}",
+    }))
+    for topics in (None, {"daemon.stopped", "request.received"}, {"upstream.attempted"}):
+        with LmdbEventStore.open(path) as store:
+            expected = [
+                (r.seq, r.time_ns, r.event.TYPE, r.stream, payload_of(r.event)) for r in store.read(topics=topics)
+            ]
+            read_skips = (store.stats().skipped_corrupt, store.stats().skipped_unknown)
+        with LmdbEventStore.open(path) as store:
+            found = list(store.read_payloads(topics=topics))
+            assert (store.stats().skipped_corrupt, store.stats().skipped_unknown) == read_skips
+        # A request's payload keeps its template and parts; compare what read's event was built from.
+        assert [f[:4] for f in found] == [e[:4] for e in expected]
+        assert [f[4] for f in found if f[2] != "request.received"] == [
+            e[4] for e in expected if e[2] != "request.received"
+        ]
+        if topics is None or "request.received" in topics:
+            assert found[-1][4]["template"] == b"{}" and found[-1][4]["last_user_text"] == "hi"
+    # Even when only upstream.attempted is read, the damaged and the unknown records are counted.
+    assert read_skips == (2, 1)

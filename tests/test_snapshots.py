@@ -99,7 +99,7 @@ def test_start_up_folds_only_the_tail_after_a_valid_snapshot(log_with_snapshot: 
 def _assert_ignored_and_rebuilt(path: Path, why: str) -> None:
     with LmdbEventStore.open(path) as store:
         rebuilt = rebuild(store)
-        origin = rebuilt.origins[0]  # the sessions snapshot (the only one these tests damage)
+        (origin,) = [origin for origin in rebuilt.origins if origin.name == "sessions"]
         assert origin.snapshot_seq is None
         assert origin.ignored is not None and why in origin.ignored
         assert rebuilt.events_folded == store.last_seq()

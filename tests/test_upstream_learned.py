@@ -6,7 +6,8 @@ from pathlib import Path
 
 from lynkr.events.catalog import BetasUnsupported, DaemonStopped, LimitLearned
 from lynkr.events.lmdb_store import LmdbEventStore
-from lynkr.upstream.learned import LIMITS_STREAM, LearnedLimits, LimitsBook
+from lynkr.events.snapshots import rebuild
+from lynkr.upstream.learned import LIMITS_STREAM, LearnedLimits, LimitsBook, decode_limits, encode_limits
 
 
 def test_the_newest_lesson_about_a_limit_wins_and_betas_accumulate() -> None:
@@ -43,8 +44,18 @@ def test_the_book_folds_only_the_limits_stream_of_a_real_log(tmp_path: Path) -> 
                 (LIMITS_STREAM, BetasUnsupported(provider="foundry", flags=["new-flag"])),
             ]
         )
-        book = LimitsBook.from_log(store)
+        book = LimitsBook(rebuild(store).states["limits"])
     assert book.state.output == {("azure", "gpt-4o"): 16384}, "records in other streams are not lessons"
     assert book.state.betas_to_drop("foundry") == frozenset({"new-flag"})
     book.learn(LimitLearned(provider="azure", model="gpt-4o", kind="context", value=128000))
     assert book.state.context_window("azure", "gpt-4o") == 128000
+
+
+def test_learned_limits_survive_their_snapshot_encoding() -> None:
+    state = (
+        LearnedLimits()
+        .apply(LimitLearned(provider="azure", model="gpt-4o", kind="output", value=16384))
+        .apply(LimitLearned(provider="azure", model="gpt-4o", kind="context", value=128000))
+        .apply(BetasUnsupported(provider="foundry", flags=["a", "b"]))
+    )
+    assert decode_limits(encode_limits(state)) == state

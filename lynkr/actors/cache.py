@@ -10,8 +10,11 @@ key (:func:`lynkr.cache.key.cache_key`), once, then:
   back (``CacheStore``) and the cache keeps it if it is a complete, successful answer from the provider the key
   names, recorded durably before it is ever served.
 
-Stores, hits, misses and evictions are events under the ``cache`` stream; the daemon folds them at start
-(:func:`lynkr.cache.lru.fold`), so a restarted daemon holds the entries still valid, and no expired one.
+Stores, hits, misses and evictions are events under the ``cache`` stream.  The daemon rebuilds their fold at
+start with the rest of the derived state (:data:`lynkr.cache.lru.PROMPT_CACHE`, from a snapshot and the log's
+tail) and hands this actor the table it holds (:func:`lynkr.cache.lru.restored`); the actor first records the
+eviction of every entry that expired meanwhile, so a restarted daemon holds the entries still valid, and no
+expired one.
 """
 
 from __future__ import annotations
@@ -60,8 +63,12 @@ async def run(
     recorder: Recorder,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """``state`` is the daemon's, folded from the log at start; ``own`` is this actor's mailbox, for the slots."""
+    """``state`` is the daemon's, rebuilt from the log at start; ``own`` is this actor's mailbox, for the slots."""
     cache = _Cache(config, state, own, providers, recorder)
+    # What expired while the daemon was down (or no longer fits budgets that shrank) goes before the first
+    # request, recorded, so the rebuilt table and the log agree and an expired entry never comes back.
+    for evicted in state.evictions(now_ms()):
+        await cache.apply(evicted)
     async with inbox, trio.open_nursery() as tasks:
         task_status.started()
         async for message in inbox:
@@ -109,12 +116,12 @@ class _Cache:
         entry = self.state.fresh(key, now)
         if entry is None:
             if key in self.state.entries:
-                await self._apply(CacheEvicted(key=key, reason=EXPIRED))
-            await self._apply(CacheMiss(key=key, request_id=turn.request_id, session_id=turn.session_id))
+                await self.apply(CacheEvicted(key=key, reason=EXPIRED))
+            await self.apply(CacheMiss(key=key, request_id=turn.request_id, session_id=turn.session_id))
             slot = CacheSlot(key=key, provider=provider, model=model, cache=self.own)
             await self.providers.send(attrs.evolve(turn, cache=slot))
             return
-        await self._apply(CacheHit(key=key, request_id=turn.request_id, session_id=turn.session_id))
+        await self.apply(CacheHit(key=key, request_id=turn.request_id, session_id=turn.session_id))
         await self._serve(turn, reused(entry.message), tasks)
 
     def _route(self, request: dict[str, Any]) -> tuple[str, str] | None:
@@ -185,9 +192,9 @@ class _Cache:
             return
         self.state.apply(stored)  # only now: an answer is served from the cache only once it is on disk
         for evicted in self.state.evictions(now_ms()):
-            await self._apply(evicted)
+            await self.apply(evicted)
 
-    async def _apply(self, event: CacheHit | CacheMiss | CacheEvicted) -> None:
+    async def apply(self, event: CacheHit | CacheMiss | CacheEvicted) -> None:
         self.state.apply(event)
         await self.recorder.record(CACHE_STREAM, event)
 

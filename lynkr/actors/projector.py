@@ -1,4 +1,5 @@
-"""The projector: keeps the derived state (sessions, and whatever else registers) live, and snapshots it.
+"""The projector: keeps the derived state (sessions, the prompt cache's table, learned limits, the splice table,
+and whatever else registers) live, and snapshots it.
 
 The daemon rebuilds every :class:`~lynkr.events.snapshots.DerivedState` from the log before it reports ready
 and hands the result to this actor as a :class:`LiveState`.  The actor then folds each record the recorder
@@ -8,13 +9,15 @@ other actors read it there.  Folding a record costs microseconds, so it happens 
 It subscribes before it catches up from the log, so nothing committed in between is missed, and skips what
 it has already folded.  If it falls so far behind that the recorder drops it, it subscribes again and catches
 up from the log the same way.  Every ``interval_s`` (when something changed), and when it stops, it writes
-snapshots in a worker thread; the state is immutable, so encoding it there is safe while folding goes on.
+snapshots in a worker thread; every state is immutable, so encoding it there is safe while folding goes on.
+(The prompt cache actor keeps a mutable table of its own for O(1) hits; the projector folds the same events into
+an immutable one, :class:`~lynkr.cache.lru.CacheFold`, which is what gets snapshotted.)
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -22,6 +25,7 @@ import trio
 
 from lynkr.actors.recorder import Hub
 from lynkr.events.projections import replay
+from lynkr.events.records import Recorded
 from lynkr.events.snapshots import DerivedState, SnapshottingStore, save_snapshots
 
 log = logging.getLogger("lynkr.actors")
@@ -48,7 +52,17 @@ async def run(
     buffer: int = LIVE_BUFFER,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    applies = [(d.name, d.projection.apply) for d in derived]
+    # Per topic, the folds that read it (and the stream each is restricted to), worked out once per topic.
+    routes: dict[str, list[tuple[str, Callable[[Any, Recorded], Any], str | None]]] = {}
+
+    def route(topic: str) -> list[tuple[str, Callable[[Any, Recorded], Any], str | None]]:
+        found = routes[topic] = [
+            (d.name, d.projection.apply, d.projection.stream)
+            for d in derived
+            if d.projection.topics is None or topic in d.projection.topics
+        ]
+        return found
+
     ready = False
     try:
         while True:
@@ -66,8 +80,11 @@ async def run(
                             break
                         if recorded.seq > live.last_seq:
                             states = live.states
-                            for name, apply in applies:
-                                states[name] = apply(states[name], recorded)
+                            topic = recorded.event.TYPE
+                            targets = routes.get(topic)
+                            for name, apply, stream in route(topic) if targets is None else targets:
+                                if stream is None or stream == recorded.stream:
+                                    states[name] = apply(states[name], recorded)
                             live.last_seq = recorded.seq
                         continue
                     if live.last_seq > live.snapshot_seq:

@@ -341,9 +341,10 @@ def _limit_reaction(
 
 
 async def _learn(pool: Pool, recorder: Recorder, lessons: tuple[Lesson, ...]) -> None:
+    # Durably: a lesson is rare and must outlive a kill -9, or the next daemon meets the same refusal again.
     for lesson in lessons:
         pool.learned.learn(lesson)
-        await recorder.record(LIMITS_STREAM, lesson)
+        await recorder.record_durably(LIMITS_STREAM, lesson)
 
 
 async def _forward(

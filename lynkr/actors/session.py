@@ -13,7 +13,8 @@ or families switched on in client mode), the turn runs as a loop, in a task of i
    ``POLICY_MAX_TOOL_CALLS``) ends it with a message saying so.
 
 The rounds the client never saw are recorded as ``agent.rounds`` (keyed by a hash of the message the client
-received) and spliced back into its next request; the table is rebuilt from the log at start-up.
+received) and spliced back into its next request; the table is derived state, rebuilt from the log at start-up
+(:data:`lynkr.agent.splice.SPLICES`) and handed over by the daemon.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class AgentSetup:
     tools: Mailbox[RunTool]
     specs: tuple[ToolSpec, ...]
     store: EventStore
+    # The splice table rebuilt from the log (the projector's, live) and the last sequence number it has folded.
+    splices: Callable[[], tuple[SpliceTable, int]]
     # The live toolbox, when tools come and go (the MCP bridge's): its specs are read again after each change.
     toolbox: Toolbox | None = None
     # Adds context to each request before it goes anywhere (the repo map, when LYNKR_REPO_MAP_IN_REQUESTS is on;
@@ -104,7 +107,10 @@ async def run(
 ) -> None:
     """With ``cache`` (the prompt cache is on), direct-path turns go there first; it hands misses to the pool."""
     sessions = _Sessions(providers=providers, recorder=recorder, agent=agent, cache=cache)
-    sessions.splices = await trio.to_thread.run_sync(load_splices, agent.store)
+    table, folded = agent.splices()
+    # The projector may not have folded the newest rounds yet (they are recorded durably just before this
+    # incarnation's predecessor crashed, say): the agent stream after its position is read from the log.
+    sessions.splices = await trio.to_thread.run_sync(load_splices, agent.store, table, folded)
     async with inbox, trio.open_nursery() as loops:
         task_status.started()
         async for turn in inbox:
@@ -115,9 +121,9 @@ async def run(
                 raise
 
 
-def load_splices(store: EventStore) -> SpliceTable:
-    table = SpliceTable()
-    for recorded in store.read(stream=AGENT_STREAM, topics=(RoundsKept.TYPE,)):
+def load_splices(store: EventStore, table: SpliceTable, folded: int) -> SpliceTable:
+    """``table`` (the fold of the log up to ``folded``) with the splices recorded after it."""
+    for recorded in store.read(folded + 1, stream=AGENT_STREAM, topics=(RoundsKept.TYPE,)):
         table = apply_splice_event(table, recorded.event)
     return table
 

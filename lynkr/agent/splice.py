@@ -7,20 +7,26 @@ and the table maps the key to the canonical messages that stand for it: the serv
 last round's assistant message.  lynkr's own tool results of that last round go at the head of the client's
 next user message, merged with the client's results in the order of the tool_use blocks, so every tool_use has
 its tool_result in the very next user message.  Nothing depends on timing or on the session id.
+
+The table is derived state (:data:`SPLICES`): rebuilt at start-up from its snapshot and the ``agent`` stream's
+tail, kept live by the projector.
 """
 
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
+import msgpack  # type: ignore[import-untyped]
 import orjson
 
-from lynkr.agent.events import RoundsKept
+from lynkr.agent.events import AGENT_STREAM, RoundsKept
 from lynkr.events.pmap import PMap
-from lynkr.events.records import Event
+from lynkr.events.projections import Projection
+from lynkr.events.records import Event, Payload, Recorded
 
 JsonMessage = dict[str, Any]
 
@@ -38,6 +44,47 @@ def apply_splice_event(table: SpliceTable, event: Event) -> SpliceTable:
     """The fold that rebuilds the table from the log; events of other kinds change nothing."""
     if isinstance(event, RoundsKept):
         return table.set(event.key, Splice(messages=tuple(event.messages), results=tuple(event.results)))
+    return table
+
+
+def apply_splice_payload(table: SpliceTable, seq: int, time_ns: int, topic: str, payload: Payload) -> SpliceTable:
+    """:func:`apply_splice_event` over a record's payload; a damaged payload that still decoded changes nothing."""
+    if topic != RoundsKept.TYPE:
+        return table
+    try:
+        key, messages, results = payload["key"], payload["messages"], payload["results"]
+    except KeyError:
+        return table
+    if not (isinstance(key, str) and isinstance(messages, list) and isinstance(results, list)):
+        return table
+    return table.set(key, Splice(messages=tuple(messages), results=tuple(results)))
+
+
+def _apply_recorded(table: SpliceTable, recorded: Recorded) -> SpliceTable:
+    return apply_splice_event(table, recorded.event)
+
+
+SPLICES: Projection[SpliceTable] = Projection(
+    initial=SpliceTable(),
+    apply=_apply_recorded,
+    topics=frozenset({RoundsKept.TYPE}),
+    apply_payload=apply_splice_payload,
+    stream=AGENT_STREAM,
+)
+
+
+def encode_splices(table: SpliceTable) -> bytes:
+    rows = [[key, list(found.messages), list(found.results)] for key, found in table.items()]
+    return zlib.compress(msgpack.packb(rows, use_bin_type=True), 1)
+
+
+def decode_splices(data: bytes | memoryview) -> SpliceTable:
+    """What :func:`encode_splices` encoded; raises ``ValueError`` (or zlib's, msgpack's errors) on bytes it did not."""
+    table = SpliceTable()
+    for key, messages, results in msgpack.unpackb(zlib.decompress(data)):
+        if not (type(key) is str and type(messages) is list and type(results) is list):
+            raise ValueError("a splice in the snapshot has the wrong shape")
+        table = table.set(key, Splice(messages=tuple(messages), results=tuple(results)))
     return table
 
 

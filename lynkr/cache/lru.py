@@ -1,26 +1,36 @@
 """The prompt cache's entries: an LRU with a TTL, an entry budget and a byte budget.  Sans-IO.
 
-The live cache and start-up use the same :meth:`CacheState.apply`: the actor decides (a hit, an eviction), records
-the event, and applies it; start-up applies the recorded events in order, so the entries after a restart are the
-ones held before it.  Expiry is judged against wall-clock time passed in by the caller, and :func:`fold` drops
-what expired while the daemon was down, so an expired entry never comes back.
+Two states, one meaning:
 
-The state is mutable (an ``OrderedDict`` in recency order) because a hit must cost O(1): copying the table on
-every event would make a long log's fold quadratic.  Only ``apply`` and ``fold`` change it.
+* :class:`CacheState`, the actor's live table, is mutable (an ``OrderedDict`` in recency order) because a hit
+  must cost O(1).  The actor decides (a hit, an eviction), records the event, and applies it.
+* :class:`CacheFold` is the same table as a pure fold of the ``cache`` stream (:data:`PROMPT_CACHE`), rebuilt
+  at start-up with the other derived state and kept live and snapshotted by the projector.  It is immutable,
+  so the projector can encode it in a worker thread while folding goes on: entries sit in a persistent map,
+  each with the sequence number of the event that last stored or hit it, so a hit copies one path of the map
+  instead of the table, and the recency order is the order of those numbers.
+
+At start-up :func:`restored` turns the fold into the actor's table (entries in the order the live table had
+them), and the actor records the evictions of whatever expired while the daemon was down (or no longer fits
+budgets that shrank), so an expired entry never comes back.  Expiry is judged against wall-clock time passed in
+by the caller.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
 from typing import Any
 
 import attrs
+import msgpack  # type: ignore[import-untyped]
 
 from lynkr.cache.events import CACHE_STREAM, CacheEvicted, CacheHit, CacheMiss, CacheStored
 from lynkr.cache.settings import PromptCacheConfig
-from lynkr.events.records import Event, Recorded
-from lynkr.events.store import EventStore
+from lynkr.events.codec import payload_of
+from lynkr.events.pmap import PMap
+from lynkr.events.projections import OutOfOrderEvent, Projection
+from lynkr.events.records import Event, Payload, Recorded
 
 EXPIRED = "expired"
 OVER_ENTRIES = "entries"
@@ -98,18 +108,112 @@ class CacheState:
             self.bytes -= entry.size
 
 
-def fold(records: Iterable[Recorded], *, max_entries: int, max_bytes: int, now_ms: int) -> CacheState:
-    """The cache as the recorded events left it, without what has expired by ``now_ms`` or no longer fits the
-    budgets (they may have shrunk since, or the last evictions were lost with a crash)."""
-    state = CacheState(max_entries=max_entries, max_bytes=max_bytes)
-    for record in records:
-        state.apply(record.event)
-    for evicted in state.evictions(now_ms):
-        state.apply(evicted)
+# The fold
+
+
+@attrs.frozen
+class Kept:
+    entry: Entry
+    used: int  # sequence number of the event that last stored or hit the entry: the recency order
+
+
+@attrs.frozen
+class CacheFold:
+    """The cache as the ``cache`` stream left it, before expiry and budgets are judged (they need a clock and
+    the settings; :func:`restored` applies them)."""
+
+    entries: PMap[str, Kept] = attrs.field(factory=PMap)
+    bytes: int = 0
+    hits: int = 0
+    misses: int = 0
+    last_seq: int = 0
+
+
+_STORED, _HIT, _MISS, _EVICTED = CacheStored.TYPE, CacheHit.TYPE, CacheMiss.TYPE, CacheEvicted.TYPE
+
+
+def apply_cache_payload(state: CacheFold, seq: int, time_ns: int, topic: str, payload: Payload) -> CacheFold:
+    """:meth:`CacheState.apply`'s meaning as a pure fold over a record's payload."""
+    if seq <= state.last_seq:
+        raise OutOfOrderEvent(seq, state.last_seq)
+    entries, held, hits, misses = state.entries, state.bytes, state.hits, state.misses
+    try:
+        if topic == _HIT:
+            hits += 1
+            kept = entries.get(payload["key"])
+            if kept is not None:
+                entries = entries.set(kept.entry.key, Kept(kept.entry, seq))
+        elif topic == _MISS:
+            misses += 1
+        elif topic == _STORED:
+            entry = Entry(
+                key=payload["key"],
+                provider=payload["provider"],
+                model=payload["model"],
+                message=payload["message"],
+                size=payload["size"],
+                expires_at_ms=payload["expires_at_ms"],
+            )
+            replaced = entries.get(entry.key)
+            if replaced is not None:
+                held -= replaced.entry.size
+            entries = entries.set(entry.key, Kept(entry, seq))
+            held += entry.size
+        elif topic == _EVICTED:
+            gone = entries.get(payload["key"])
+            if gone is not None:
+                entries = entries.delete(gone.entry.key)
+                held -= gone.entry.size
+        else:
+            return state
+    except (KeyError, TypeError):
+        return state  # a damaged record that still decoded changes nothing
+    return CacheFold(entries, held, hits, misses, seq)
+
+
+def apply_cache_event(state: CacheFold, recorded: Recorded) -> CacheFold:
+    event = recorded.event
+    return apply_cache_payload(state, recorded.seq, recorded.time_ns, event.TYPE, payload_of(event))
+
+
+PROMPT_CACHE: Projection[CacheFold] = Projection(
+    initial=CacheFold(),
+    apply=apply_cache_event,
+    topics=frozenset({_STORED, _HIT, _MISS, _EVICTED}),
+    apply_payload=apply_cache_payload,
+    stream=CACHE_STREAM,
+)
+
+
+def restored(fold: CacheFold, config: PromptCacheConfig) -> CacheState:
+    """The actor's table holding what ``fold`` holds, least recently used first, within ``config``'s budgets
+    only once the actor applies :meth:`CacheState.evictions` (it records them)."""
+    state = CacheState(max_entries=config.max_entries, max_bytes=config.max_bytes)
+    for kept in sorted(fold.entries.values(), key=lambda kept: kept.used):
+        state.entries[kept.entry.key] = kept.entry
+    state.bytes, state.hits, state.misses = fold.bytes, fold.hits, fold.misses
     return state
 
 
-def load(store: EventStore, config: PromptCacheConfig, now_ms: int) -> CacheState:
-    """The cache as the log left it: only the cache stream is read, through the by-stream index."""
-    records = store.read(stream=CACHE_STREAM)
-    return fold(records, max_entries=config.max_entries, max_bytes=config.max_bytes, now_ms=now_ms)
+def encode_cache(fold: CacheFold) -> bytes:
+    """The fold as snapshot bytes: zlib-compressed msgpack (kept answers are JSON-like and shrink well)."""
+    entries = [
+        [k.entry.key, k.entry.provider, k.entry.model, k.entry.message, k.entry.size, k.entry.expires_at_ms, k.used]
+        for k in fold.entries.values()
+    ]
+    packed = msgpack.packb([fold.last_seq, fold.bytes, fold.hits, fold.misses, entries], use_bin_type=True)
+    return zlib.compress(packed, 1)
+
+
+def decode_cache(data: bytes | memoryview) -> CacheFold:
+    """What :func:`encode_cache` encoded; raises ``ValueError`` (or zlib's, msgpack's errors) on bytes it did not."""
+    last_seq, held, hits, misses, rows = msgpack.unpackb(zlib.decompress(data))
+    entries: PMap[str, Kept] = PMap()
+    for key, provider, model, message, size, expires_at_ms, used in rows:
+        if not (type(key) is str and type(message) is dict and type(size) is int and type(used) is int):
+            raise ValueError("a prompt cache entry in the snapshot has the wrong shape")
+        entry = Entry(key=key, provider=provider, model=model, message=message, size=size, expires_at_ms=expires_at_ms)
+        entries = entries.set(key, Kept(entry, used))
+    if sum(kept.entry.size for kept in entries.values()) != held:
+        raise ValueError("the prompt cache snapshot's byte count does not match its entries")
+    return CacheFold(entries, int(held), int(hits), int(misses), int(last_seq))

@@ -222,20 +222,35 @@ def decode(seq: int, data: bytes | memoryview, blobs: BlobSource | None = None) 
     return Recorded(seq=seq, time_ns=time_ns, stream=stream, event=event)
 
 
-def decode_payload(seq: int, data: bytes | memoryview) -> tuple[int, int, str, Payload]:
-    """``(seq, time_ns, topic, payload)`` of a record, the payload upcast but no event built from it.
+def decode_payload(seq: int, data: bytes | memoryview) -> tuple[int, int, str, str, Payload]:
+    """``(seq, time_ns, topic, stream, payload)`` of a record, the payload upcast but no event built from it.
 
     What folds over payloads read (see ``Projection.apply_payload``): about half the cost of :func:`decode`.
     The payload is not checked against the event's fields.  Raises as :func:`decode` does.
     """
-    topic, version, time_ns, _, payload = _fields(seq, data)
+    topic, version, time_ns, stream, payload = _fields(seq, data)
     current = (_builders.get(topic) or _builder_of(topic))[1]
     if version != current:
         try:
             payload = upcast(topic, version, payload)
         except (TypeError, ValueError, KeyError) as error:
             raise CorruptRecord(f"record {seq}: {topic} v{version} payload does not fit: {error}") from None
-    return seq, time_ns, topic, payload
+    return seq, time_ns, topic, stream, payload
+
+
+def event_of(seq: int, topic: str, payload: Payload, blobs: BlobSource | None = None) -> Event:
+    """The event a current-version payload (as :func:`decode_payload` gives it) stands for; ``payload`` is not
+    changed.  Raises :class:`CorruptRecord` when the payload does not fit the event's fields."""
+    build, _, takes_blobs = _builders.get(topic) or _builder_of(topic)
+    try:
+        return build(**payload, blobs=blobs) if takes_blobs and blobs is not None else build(**payload)
+    except (TypeError, ValueError, KeyError) as error:
+        raise CorruptRecord(f"record {seq}: {topic} payload does not fit: {error}") from None
+
+
+def current_version(topic: str) -> int:
+    """The version of ``topic``'s event class in this lynkr; raises ``UnknownEventType``."""
+    return (_builders.get(topic) or _builder_of(topic))[1]
 
 
 def _fields(seq: int, data: bytes | memoryview) -> tuple[str, int, int, str, Payload]:

@@ -34,13 +34,16 @@ import time
 import zlib
 from collections.abc import Callable, Collection, Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import lmdb
+import msgpack  # type: ignore[import-untyped]
 
-from lynkr.events.codec import TopicFilter, encode_all
-from lynkr.events.records import Event, EventFromTheFuture, Payload, Recorded
+from lynkr.events.codec import PLAIN, TopicFilter, current_version, encode_all
+from lynkr.events.records import Event, EventFromTheFuture, Payload, Recorded, UnknownEventType
 from lynkr.events.store import SkippingDecoder, StoreStats, StreamSummary
 from lynkr.events.transcript import MissingBlob
 
@@ -326,14 +329,28 @@ class LmdbEventStore:
 
     def read_payloads(
         self, start: int = 1, *, stream: str | None = None, topics: Collection[str] | None = None
-    ) -> Iterator[tuple[int, int, str, Payload]]:
-        decode = self._decoder.decode_payload
-        admits = None if topics is None else TopicFilter(topics).admits
-        for chunk in self._chunks(start, stream, admits):
-            for seq, data in chunk:
-                fields = decode(seq, data)
-                if fields is not None:
-                    yield fields
+    ) -> Iterator[tuple[int, int, str, str, Payload]]:
+        if stream is not None:
+            decode = self._decoder.decode_payload
+            admits = None if topics is None else TopicFilter(topics).admits
+            for chunk in self._chunks(start, stream, admits):
+                for seq, data in chunk:
+                    fields = decode(seq, data)
+                    if fields is not None:
+                        yield fields
+            return
+        reader = _PayloadReader(topics, self._decoder.decode_payload)
+        next_seq: int | None = max(start, 1)
+        while next_seq is not None:
+            # Copied out in one call per chunk (values as bytes), then decoded one by one outside the
+            # transaction: a payload is folded while its memory is still in the CPU's cache.
+            with self._transaction(buffers=False) as txn:
+                cursor = txn.cursor(db=self._events)
+                if not cursor.set_range(_SEQ.pack(next_seq)):
+                    return
+                pairs: list[tuple[bytes, bytes]] = list(islice(cursor, _READ_CHUNK))
+            next_seq = int.from_bytes(pairs[-1][0], "big") + 1 if len(pairs) == _READ_CHUNK else None
+            yield from reader.decoded(pairs)
 
     def read_raw(self, start: int = 1, *, stream: str | None = None) -> Iterator[tuple[int, bytes]]:
         for chunk in self._chunks(start, stream, None):
@@ -431,12 +448,17 @@ class LmdbEventStore:
         )
 
     @contextmanager
-    def _transaction(self, *, write: bool = False) -> Iterator[lmdb.Transaction[memoryview]]:
-        """A transaction that commits on success; readers adopt a map another process has grown."""
+    def _transaction(self, *, write: bool = False, buffers: bool = True) -> Iterator[lmdb.Transaction[Any]]:
+        """A transaction that commits on success; readers adopt a map another process has grown.
+
+        ``buffers=False`` hands out values as bytes (copied) rather than views into the map.
+        """
         while True:
             with self._gate.transaction():
                 try:
-                    txn = self._env.begin(write=write, buffers=True)
+                    txn: lmdb.Transaction[Any] = (
+                        self._env.begin(write=write, buffers=True) if buffers else self._env.begin(write=write)
+                    )
                 except lmdb.MapResizedError:
                     pass
                 else:
@@ -445,6 +467,90 @@ class LmdbEventStore:
                         yield txn
                     return
             self._adopt_map_size()
+
+
+class _PayloadReader:
+    """Decodes a chunk of the log into ``(seq, time_ns, topic, stream, payload)`` tuples in one tight loop.
+
+    A full rebuild spends most of its time here, so the common record (plain, intact, of a known topic at its
+    current version) is read inline, without a call per record: its topic read from the raw bytes and judged
+    once per topic (wanted, passed over, or unknown here), its checksum checked, its body unpacked.  Anything
+    else (compressed, corrupt, unknown, older, from the future, or a topic too long for the inline read) takes
+    the general path through ``decode``, which skips and counts exactly as :meth:`LmdbEventStore.read` does.
+    """
+
+    def __init__(
+        self, topics: Collection[str] | None, decode: Callable[[int, bytes], tuple[int, int, str, str, Payload] | None]
+    ) -> None:
+        self._wanted = None if topics is None else frozenset(topics)
+        self._admits = None if topics is None else TopicFilter(topics).admits
+        self._decode = decode
+        # Per raw topic: (topic, current version) to read, or _PASS_OVER when not wanted, _UNKNOWN when unknown here.
+        self._verdicts: dict[bytes, tuple[str, int]] = {}
+
+    def decoded(self, pairs: list[tuple[bytes, bytes]]) -> Iterator[tuple[int, int, str, str, Payload]]:
+        """The records of ``(key, stored bytes)`` pairs that are to be read, decoded."""
+        # Everything the loop touches is a local: a global or attribute lookup per record shows in a rebuild.
+        verdicts, judge, unjudged, pass_over, unknown = self._verdicts, self._judge, _UNJUDGED, _PASS_OVER, _UNKNOWN
+        crc32, unpackb, unpack_header, from_bytes = zlib.crc32, _unpackb, _unpack_header, int.from_bytes
+        plain, fixarray_5, fixstr, fixstr_last = PLAIN, _FIXARRAY_5, _FIXSTR, _FIXSTR_LAST
+        for key, data in pairs:
+            marker = data[6] if len(data) > 7 and data[0] == plain and data[5] == fixarray_5 else 0
+            if fixstr <= marker <= fixstr_last:
+                raw_topic = data[7 : 7 + marker - fixstr]
+                verdict = verdicts.get(raw_topic, unjudged)
+                if verdict is unjudged:
+                    verdict = judge(raw_topic)
+                if verdict is pass_over:
+                    if crc32(data[5:]) == unpack_header(data)[1]:
+                        continue
+                elif verdict is not unknown:
+                    body = data[5:]
+                    if crc32(body) == unpack_header(data)[1]:
+                        try:
+                            fields = unpackb(body)
+                        except (ValueError, msgpack.UnpackException):
+                            fields = None
+                        if type(fields) is list and len(fields) == 5:
+                            _, version, time_ns, stream, payload = fields
+                            topic, current = verdict
+                            if (
+                                version == current
+                                and type(time_ns) is int
+                                and type(stream) is str
+                                and type(payload) is dict
+                            ):
+                                yield from_bytes(key, "big"), time_ns, topic, stream, payload
+                                continue
+            # The general path: filtered and decoded exactly as read() would, skips counted.
+            if self._admits is None or self._admits(data):
+                found = self._decode(from_bytes(key, "big"), data)
+                if found is not None:
+                    yield found
+
+    def _judge(self, raw_topic: bytes) -> tuple[str, int]:
+        verdict: tuple[str, int]
+        try:
+            topic = raw_topic.decode()
+            current = current_version(topic)
+        except (UnicodeDecodeError, UnknownEventType):
+            verdict = _UNKNOWN
+        else:
+            verdict = (topic, current) if self._wanted is None or topic in self._wanted else _PASS_OVER
+        if len(self._verdicts) < _VERDICTS_KEPT:
+            self._verdicts[raw_topic] = verdict
+        return verdict
+
+
+# Verdicts told apart by identity.
+_UNJUDGED = ("", -1)
+_PASS_OVER = ("", -2)
+_UNKNOWN = ("", -3)
+_VERDICTS_KEPT = 1024
+_FIXARRAY_5 = 0x95
+_FIXSTR, _FIXSTR_LAST = 0xA0, 0xBF
+_unpack_header = struct.Struct(">BI").unpack_from
+_unpackb = msgpack.unpackb
 
 
 _PLAIN_BLOB, _ZLIB_BLOB = b"\x00", b"\x01"

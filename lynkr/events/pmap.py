@@ -61,6 +61,24 @@ class PMap(Mapping[K, V], Generic[K, V]):
         new._len = self._len + grown
         return new
 
+    def delete(self, key: K) -> PMap[K, V]:
+        """A map like this one without ``key`` (this very map when it has no such key)."""
+        hashed = hash(key)
+        i, j = hashed & _MASK, (hashed >> _BITS) & _MASK
+        branch = self._root[i]
+        leaf = None if branch is None else branch[j]
+        if branch is None or leaf is None or key not in leaf:
+            return self
+        new_leaf: _Leaf[K, V] | None = {k: v for k, v in leaf.items() if k != key} or None
+        leaves: list[_Leaf[K, V] | None] = list(branch)
+        leaves[j] = new_leaf
+        branches: list[_Branch[K, V] | None] = list(self._root)
+        branches[i] = tuple(leaves)
+        new: PMap[K, V] = PMap.__new__(PMap)
+        new._root = tuple(branches)
+        new._len = self._len - 1
+        return new
+
     def get(self, key: K, default: V | None = None) -> V | None:  # type: ignore[override]
         hashed = hash(key)
         branch = self._root[hashed & _MASK]

@@ -29,7 +29,7 @@ from lynkr.events.catalog import (
     ResponseFailed,
     SessionCompacted,
 )
-from lynkr.events.codec import payload_of
+from lynkr.events.codec import CorruptRecord, event_of, payload_of
 from lynkr.events.pmap import PMap
 from lynkr.events.records import Payload, Recorded
 from lynkr.events.store import EventStore
@@ -55,8 +55,11 @@ class Projection(Generic[S]):
     """A fold: the state to start from and the function that applies one recorded event to a state.
 
     ``topics``, when given, names every event topic that ``apply`` does anything with: ``apply`` must
-    return the state it was given for any other event.  Replay then skips the other topics' records
-    without decoding them.
+    return the state it was given for any other event.  Replay and the projector then hand the fold only
+    records of those topics, and replay skips the other topics' records without decoding them.
+
+    ``stream``, when given, restricts the fold to that stream's records (the prompt cache's events, say, are
+    lessons only under the ``cache`` stream): replay and the projector hand it nothing recorded elsewhere.
     """
 
     initial: S
@@ -65,6 +68,7 @@ class Projection(Generic[S]):
     # The same fold over ``(state, seq, time_ns, topic, payload)``, the record's upcast payload: replay uses it
     # when every fold has one, and then builds no event objects at all.
     apply_payload: Callable[[S, int, int, str, Payload], S] | None = None
+    stream: str | None = None
 
 
 # Sessions
@@ -442,60 +446,90 @@ def replay(
     Returns the final state of each fold under its name.  ``progress(done, total)`` is called now and
     then, counted in sequence numbers, and once at the end with ``done == total``.  Events appended while
     replaying are left for live updates, so the result is the state as of one point in the log.  When
-    every fold names its topics, records of other topics are not even decoded.
+    every fold names its topics, records of other topics are not even decoded, and each record goes only
+    to the folds of its topic (and stream), so a fold costs nothing for the records it does not read.
+
+    Folds that resume at different points split the read into segments, each reading only the topics of
+    the folds that still need it: a state without a snapshot (a new one, or one whose schema changed) reads
+    the log from the start for its own topics alone, not the records the other states' snapshots hold.
     """
     resume = resume or {}
     states = {name: resume[name][0] if name in resume else projection.initial for name, projection in folds.items()}
     after = {name: resume[name][1] if name in resume else start - 1 for name in folds}
     if folds:
         start = min(after.values()) + 1
-    applies = [(name, projection.apply, after[name]) for name, projection in folds.items()]
-    wanted = [projection.topics for projection in folds.values()]
-    topics = None if None in wanted else frozenset[str]().union(*(t for t in wanted if t is not None))
     if end is None:
         end = store.last_seq()
+    segments = _segments(folds, after, end)
     total = max(0, end - start + 1)
     last_seq = start - 1
     next_report = last_seq + _PROGRESS_EVERY
     if progress is not None:
         progress(0, total)
+    # Per topic, the folds that read it: worked out once per topic, not once per record.  A fold without an
+    # ``apply_payload`` is handed an event built from the payload, only for the records of its own topics, so
+    # one such fold does not make every other fold pay for event objects.
+    routes: dict[str, list[tuple[str, Any, int, str | None, bool]]] = {}
+
+    def route(topic: str) -> list[tuple[str, Any, int, str | None, bool]]:
+        found = routes[topic] = [
+            (
+                name,
+                projection.apply if projection.apply_payload is None else projection.apply_payload,
+                after[name],
+                projection.stream,
+                projection.apply_payload is None,
+            )
+            for name, projection in folds.items()
+            if projection.topics is None or topic in projection.topics
+        ]
+        return found
+
     # A fold builds a great many long-lived objects and no reference cycles; left on, the cyclic garbage
     # collector rescans the growing state again and again, which halves the replay rate.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        if all(projection.apply_payload is not None for projection in folds.values()):
-            # No event objects: each fold reads the upcast payload (about twice as fast for a large log).
-            payload_applies = [(name, projection.apply_payload, after[name]) for name, projection in folds.items()]
-            for seq, time_ns, topic, payload in store.read_payloads(start, stream=stream, topics=topics):
-                if seq > end:
+        for first, last, topics in segments:
+            for seq, time_ns, topic, from_stream, payload in store.read_payloads(first, stream=stream, topics=topics):
+                if seq > last:
                     break
                 if seq <= last_seq:
                     raise OutOfOrderEvent(seq, last_seq)
-                for name, apply_payload, folded in payload_applies:
-                    if seq > folded:
-                        states[name] = apply_payload(states[name], seq, time_ns, topic, payload)  # type: ignore[misc]
+                targets = routes.get(topic)
+                for name, apply, folded, only, over_events in route(topic) if targets is None else targets:
+                    if seq > folded and (only is None or only == from_stream):
+                        if not over_events:
+                            states[name] = apply(states[name], seq, time_ns, topic, payload)
+                            continue
+                        try:
+                            event = event_of(seq, topic, payload, store)
+                        except CorruptRecord:
+                            continue  # as reading events would: a payload that does not fit its event is skipped
+                        states[name] = apply(states[name], Recorded(seq=seq, time_ns=time_ns, stream=from_stream, event=event))
                 last_seq = seq
                 if progress is not None and seq >= next_report:
                     progress(seq - start + 1, total)
                     next_report = seq + _PROGRESS_EVERY
-            return states
-        for recorded in store.read(start, stream=stream, topics=topics):
-            seq = recorded.seq
-            if seq > end:
-                break
-            if seq <= last_seq:
-                raise OutOfOrderEvent(seq, last_seq)
-            for name, apply, folded in applies:
-                if seq > folded:
-                    states[name] = apply(states[name], recorded)
-            last_seq = seq
-            if progress is not None and seq >= next_report:
-                progress(seq - start + 1, total)
-                next_report = seq + _PROGRESS_EVERY
     finally:
         if collecting:
             gc.enable()
         if progress is not None:
             progress(total, total)
     return states
+
+
+def _segments(
+    folds: Mapping[str, Projection[Any]], after: Mapping[str, int], end: int
+) -> list[tuple[int, int, frozenset[str] | None]]:
+    """``(first seq, last seq, topics to read)`` for each stretch of the log read by the same folds."""
+    points = sorted(set(after.values()))
+    segments: list[tuple[int, int, frozenset[str] | None]] = []
+    for position, point in enumerate(points):
+        last = points[position + 1] if position + 1 < len(points) else end
+        if point + 1 > min(last, end):
+            continue
+        wanted = [projection.topics for name, projection in folds.items() if after[name] <= point]
+        topics = None if None in wanted else frozenset[str]().union(*(t for t in wanted if t is not None))
+        segments.append((point + 1, min(last, end), topics))
+    return segments

@@ -32,6 +32,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
+from lynkr.agent.splice import SPLICES, decode_splices, encode_splices
+from lynkr.cache.lru import PROMPT_CACHE, CacheFold, decode_cache, encode_cache
 from lynkr.events.projections import (
     SESSIONS,
     Progress,
@@ -43,6 +45,7 @@ from lynkr.events.projections import (
 )
 from lynkr.events.store import EventStore
 from lynkr.reflect.skills import SKILLS, decode_skills, describe_skills, encode_skills
+from lynkr.upstream.learned import LEARNED_LIMITS, decode_limits, describe_limits, encode_limits
 
 log = logging.getLogger("lynkr.events")
 
@@ -95,6 +98,39 @@ SESSIONS_STATE: DerivedState[Any] = DerivedState(
     describe=_describe_sessions,
 )
 
+
+def _describe_cache(state: CacheFold) -> str:
+    return f"{len(state.entries):,} cached answers, {state.hits:,} hits, {state.misses:,} misses"
+
+
+# The prompt cache's table as the log has it; the daemon turns it into the cache actor's table (lru.restored).
+PROMPT_CACHE_STATE: DerivedState[Any] = DerivedState(
+    name="prompt_cache",
+    schema=1,
+    projection=PROMPT_CACHE,
+    encode=encode_cache,
+    decode=decode_cache,
+    describe=_describe_cache,
+)
+
+LEARNED_LIMITS_STATE: DerivedState[Any] = DerivedState(
+    name="limits",
+    schema=1,
+    projection=LEARNED_LIMITS,
+    encode=encode_limits,
+    decode=decode_limits,
+    describe=describe_limits,
+)
+
+SPLICES_STATE: DerivedState[Any] = DerivedState(
+    name="splices",
+    schema=1,
+    projection=SPLICES,
+    encode=encode_splices,
+    decode=decode_splices,
+    describe=lambda table: f"{len(table):,} spliced rounds",
+)
+
 SKILLS_STATE: DerivedState[Any] = DerivedState(
     name="skills",
     schema=1,
@@ -105,7 +141,13 @@ SKILLS_STATE: DerivedState[Any] = DerivedState(
 )
 
 # Every projection the daemon rebuilds at start-up and keeps live.  Register one by adding it here.
-DERIVED_STATE: tuple[DerivedState[Any], ...] = (SESSIONS_STATE, SKILLS_STATE)
+DERIVED_STATE: tuple[DerivedState[Any], ...] = (
+    SESSIONS_STATE,
+    PROMPT_CACHE_STATE,
+    LEARNED_LIMITS_STATE,
+    SPLICES_STATE,
+    SKILLS_STATE,
+)
 
 
 @attrs.frozen(kw_only=True)

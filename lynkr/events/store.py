@@ -81,8 +81,9 @@ class EventStore(Protocol):
 
     def read_payloads(
         self, start: int = 1, *, stream: str | None = None, topics: Collection[str] | None = None
-    ) -> Iterator[tuple[int, int, str, Payload]]:
-        """``(seq, time_ns, topic, payload)`` of what :meth:`read` would return, with no event objects built.
+    ) -> Iterator[tuple[int, int, str, str, Payload]]:
+        """``(seq, time_ns, topic, stream, payload)`` of what :meth:`read` would return, with no event objects
+        built.
 
         Payloads are upcast to their event's current version; what folds over payloads read.
         """
@@ -118,8 +119,8 @@ class SkippingDecoder:
             self._skip(seq, error)
         return None
 
-    def decode_payload(self, seq: int, data: bytes | memoryview) -> tuple[int, int, str, Payload] | None:
-        """``(seq, time_ns, topic, payload)``, or None when the record must be skipped."""
+    def decode_payload(self, seq: int, data: bytes | memoryview) -> tuple[int, int, str, str, Payload] | None:
+        """``(seq, time_ns, topic, stream, payload)``, or None when the record must be skipped."""
         try:
             return decode_payload(seq, data)
         except (CorruptRecord, UnknownEventType) as error:

@@ -104,7 +104,7 @@ def plan(store: LmdbEventStore, state: SessionsState, *, cutoff_ns: int, progres
     kept_refs: set[bytes] = set()
     total = store.last_seq()
     next_report = 0
-    for seq, _, topic, payload in store.read_payloads():
+    for seq, _, topic, _stream, payload in store.read_payloads():
         owner = in_their_streams.get(seq)
         if owner is None:
             named = payload.get("session_id")
