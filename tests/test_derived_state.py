@@ -214,5 +214,7 @@ def test_a_state_without_a_snapshot_reads_the_log_under_the_others_snapshots_for
         folds = {d.name: d.projection for d in DERIVED_STATE}
         states = replay(noted, folds, resume={"sessions": (sessions_only, seq)})  # type: ignore[arg-type]
         assert states == full(store)
-        new_topics = frozenset().union(*(d.projection.topics or () for d in NEW_STATES))
+        # Every state but the sessions starts without a snapshot here: one read for their topics alone first.
+        unsnapshotted = [d for d in DERIVED_STATE if d is not DERIVED_STATE[0]]
+        new_topics = frozenset().union(*(d.projection.topics or () for d in unsnapshotted))
         assert noted.reads == [(1, new_topics), (seq + 1, new_topics | DERIVED_STATE[0].projection.topics)]
