@@ -4,7 +4,7 @@
 
 hypercorn on trio with lynkr's own settings (``lynkr.actors.edge.hypercorn_config``) and an ASGI app that does
 only what every cache hit must: read the whole request body, then answer as ``_stream_reply`` answers a hit
-(the SSE headers, the whole stream in one write, the end of the chunked body).  No parsing, no actors, no log:
+(the SSE headers with the whole stream's length, then the stream in one write).  No parsing, no actors, no log:
 what is left of a hit's time above this row is lynkr's own.
 
     POST (any path)   the canned SSE answer of a prompt-cache hit
@@ -51,9 +51,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": b"ok"})
         return
-    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-    await send({"type": "http.response.body", "body": ANSWER, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
+    sized = [*SSE_HEADERS, (b"content-length", str(len(ANSWER)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": sized})
+    await send({"type": "http.response.body", "body": ANSWER})
 
 
 async def serve(port: int) -> None:
