@@ -17,7 +17,9 @@ the CLI's does across its turns:
   answer (a durable store; the LRU evicts the oldest beyond 64 entries);
 * **hit, non-streaming**: the hit as a JSON client asks for it;
 * **hit, small request**: a one-line request's hit, for what a hit costs whatever the request's size;
-* **GET /health**: what the HTTP edge alone costs (hypercorn, h11, lynkr's routing and guard; no actor).
+* **GET /health**: what the HTTP edge alone costs (hypercorn, h11, lynkr's routing and guard; no actor);
+* **bare hypercorn**: the hit's request sent to ``bench/hypercorn_floor.py``, hypercorn with lynkr's settings and
+  an app that only reads the body and writes a hit's answer as lynkr does: the floor of this stack here.
 
 Hits and misses alternate, so both see the same machine load.
 """
@@ -54,10 +56,15 @@ def body(*, stream: bool, turn: str, billing: int, small: bool = False) -> bytes
     return po.encode(request)
 
 
-def measure(port: int, *, rounds: int, warmup: int) -> dict[str, list[float]]:
+FLOOR: Final = "bare hypercorn, the hit's request (the stack's floor)"
+
+
+def measure(port: int, floor_port: int, *, rounds: int, warmup: int) -> dict[str, list[float]]:
     connection = po.Connection("127.0.0.1", port)
+    floor = po.Connection("127.0.0.1", floor_port)
     samples: dict[str, list[float]] = {
         "hit": [], "miss": [], "hit, non-streaming": [], "hit, small request": [], "GET /health (the HTTP floor)": [],
+        FLOOR: [],
     }
     size = len(body(stream=True, turn="", billing=0))
     counter = 0
@@ -72,7 +79,7 @@ def measure(port: int, *, rounds: int, warmup: int) -> dict[str, list[float]]:
         if kind.startswith("GET"):
             request = f"GET /health HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n".encode()
         started = time.perf_counter()
-        status = connection.exchange(request)
+        status = (floor if kind == FLOOR else connection).exchange(request)
         elapsed = (time.perf_counter() - started) * 1000
         if status != 200:
             raise RuntimeError(f"{kind}: lynkr answered {status}")
@@ -87,6 +94,7 @@ def measure(port: int, *, rounds: int, warmup: int) -> dict[str, list[float]]:
             if index >= warmup:
                 samples[kind].append(elapsed)
     connection.close()
+    floor.close()
     print(f"request body: {size} bytes", file=sys.stderr)
     return samples
 
@@ -101,7 +109,7 @@ def hits_and_misses(port: int) -> tuple[float, float]:
 def run(rounds: int, warmup: int, profile: Path | None) -> tuple[dict[str, list[float]], tuple[float, float], int]:
     with tempfile.TemporaryDirectory(prefix="lynkr-bench-cache-") as folder, ExitStack() as stack:
         scratch = Path(folder)
-        fake_port, port = po.free_port(), po.free_port()
+        fake_port, port, floor_port = po.free_port(), po.free_port(), po.free_port()
         stack.enter_context(po.started(
             "fake", [sys.executable, str(po.FAKE_SCRIPT), "--port", str(fake_port)], env=po.base_env(scratch),
             cwd=scratch, port=fake_port, health="/health", log=scratch / "fake.log"))
@@ -115,7 +123,11 @@ def run(rounds: int, warmup: int, profile: Path | None) -> tuple[dict[str, list[
         stack.enter_context(po.started(
             "lynkr", argv, env=env, cwd=po.REPO, port=port, health="/health",
             log=scratch / "lynkr.log"))
-        samples = measure(port, rounds=rounds, warmup=warmup)
+        stack.enter_context(po.started(
+            "floor", [sys.executable, str(po.REPO / "bench" / "hypercorn_floor.py"), "--port", str(floor_port)],
+            env={**po.base_env(scratch), "PYTHONPATH": str(po.REPO)}, cwd=po.REPO, port=floor_port, health="/health",
+            log=scratch / "floor.log"))
+        samples = measure(port, floor_port, rounds=rounds, warmup=warmup)
         counts = hits_and_misses(port)
         size = len(body(stream=True, turn="", billing=0))
     return samples, counts, size

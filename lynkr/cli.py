@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import trio
 
-from lynkr import __version__
+from lynkr import __version__, heap
 from lynkr.actors.runtime import ActorEscalation
 from lynkr.config import Config, ConfigError, load_config, nothing_configured_hint
 from lynkr.datadir import DAEMON_STREAM, StartupError, events_dir, open_log_readonly, open_store
@@ -154,6 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
                 lambda task_status: run_daemon(config, install_signal_handlers=True, task_status=task_status)
             )
             _banner(config, running, sys.stdout)
+            heap.settle()  # start-up's objects are frozen out of later collections (lynkr/heap.py)
 
     failures: list[str] = []
     interrupted = False

@@ -117,6 +117,9 @@ async def test_the_same_request_twice_is_answered_once_by_the_upstream(tmp_path:
     assert len(fake.model_calls) == 1
     if stream:
         assert second.headers["content-type"].startswith("text/event-stream")
+        # The hit is whole at once: it says its length instead of streaming in chunks.
+        assert int(second.headers["content-length"]) == len(second.content)
+        assert "transfer-encoding" not in second.headers
         live, cached = message_of_stream(first.text), message_of_stream(second.text)
     else:
         live, cached = first.json(), second.json()

@@ -14,7 +14,7 @@ import pytest
 import trio
 import trio.testing
 
-from lynkr.actors.recorder import Ack, Append, Hub, Recorder, RecorderStopped, run
+from lynkr.actors.recorder import Ack, Append, Hub, Recorder, RecorderStopped, run, waiting
 from lynkr.events.catalog import DaemonStarted, DaemonStopped, RequestReceived
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.records import Event, Recorded
@@ -317,3 +317,17 @@ async def test_secrets_are_masked_before_a_transcript_is_split_into_blobs(tmp_pa
     assert SECRET.encode() not in on_disk
     assert all(b"Use *** to refactor the parser" in body for body in bodies)
     assert [body.replace(b"Use *** to refactor", b"Refactor") for body in bodies] == [e.body for e in exchanges]
+
+
+async def test_a_subscriber_takes_what_a_commit_published_together_without_waiting_again() -> None:
+    hub = Hub()
+    published = [Recorded(seq=seq, time_ns=seq, stream="s", event=DaemonStopped(reason=str(seq))) for seq in (1, 2, 3)]
+    with hub.subscribe(10) as records:
+        hub.publish(published)
+        first = await records.receive()
+        assert [first, *waiting(records)] == published
+        assert list(waiting(records)) == []  # nothing queued: it returns at once instead of waiting
+    with hub.subscribe(2) as records:
+        hub.publish(published)  # one record too many: the hub drops this subscriber, which ends its channel
+        first = await records.receive()
+        assert [first, *waiting(records)] == published[:2]

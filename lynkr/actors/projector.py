@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import trio
 
-from lynkr.actors.recorder import Hub
+from lynkr.actors.recorder import Hub, waiting
 from lynkr.events.projections import replay
 from lynkr.events.records import Recorded
 from lynkr.events.snapshots import DerivedState, SnapshottingStore, save_snapshots
@@ -75,17 +75,18 @@ async def run(
                 while True:
                     with trio.move_on_at(next_snapshot if interval_s > 0 else float("inf")):
                         try:
-                            recorded = await records.receive()
+                            first = await records.receive()
                         except trio.EndOfChannel:
                             break
-                        if recorded.seq > live.last_seq:
-                            states = live.states
-                            topic = recorded.event.TYPE
-                            targets = routes.get(topic)
-                            for name, apply, stream in route(topic) if targets is None else targets:
-                                if stream is None or stream == recorded.stream:
-                                    states[name] = apply(states[name], recorded)
-                            live.last_seq = recorded.seq
+                        for recorded in (first, *waiting(records)):
+                            if recorded.seq > live.last_seq:
+                                states = live.states
+                                topic = recorded.event.TYPE
+                                targets = routes.get(topic)
+                                for name, apply, stream in route(topic) if targets is None else targets:
+                                    if stream is None or stream == recorded.stream:
+                                        states[name] = apply(states[name], recorded)
+                                live.last_seq = recorded.seq
                         continue
                     if live.last_seq > live.snapshot_seq:
                         await _snapshot(store, derived, live)

@@ -185,6 +185,19 @@ class Hub:
         )
 
 
+def waiting(records: trio.MemoryReceiveChannel[Recorded]) -> Iterator[Recorded]:
+    """The records already queued for a subscriber, taken without a checkpoint.
+
+    A commit publishes its records together: a subscriber woken for the first handles the rest in the same
+    step, instead of one pass through the scheduler for each.
+    """
+    while True:
+        try:
+            yield records.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return
+
+
 class Recorder:
     """What other actors hold to record events."""
 
@@ -318,7 +331,11 @@ def _scrub_batch(messages: list[Append], scrubber: Scrubber) -> _Batch:
 def _scrubbed(event: Event, scrubber: Scrubber) -> Event:
     payload = payload_of(event)
     scrubbed = scrubber.scrub(payload)
-    return event if scrubbed is payload else type(event).from_payload(scrubbed)
+    if scrubbed is payload:
+        return event
+    # Only the masked fields change: what an event keeps only in memory (a request's parsed body, which saves
+    # parsing it again to store it) stays with it.  Stored bytes come from the masked fields alone.
+    return attrs.evolve(event, **{name: value for name, value in scrubbed.items() if value is not payload[name]})
 
 
 async def _commit_batches(store: EventStore, batches: trio.MemoryReceiveChannel[_Batch], hub: Hub) -> None:

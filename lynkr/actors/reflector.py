@@ -34,7 +34,7 @@ import trio
 
 from lynkr.actors.messages import ErrorReply, StreamItem, Turn, Whole
 from lynkr.actors.providers import Message as ProviderMessage
-from lynkr.actors.recorder import Hub, Recorder
+from lynkr.actors.recorder import Hub, Recorder, waiting
 from lynkr.actors.runtime import Mailbox
 from lynkr.agent.events import LoopEnded, RoundRan, RoundsKept
 from lynkr.events.catalog import RequestReceived, ResponseCompleted
@@ -87,10 +87,11 @@ async def run(
                 while True:
                     with trio.move_on_at(reflector.next_due()):
                         try:
-                            recorded = await records.receive()
+                            first = await records.receive()
                         except trio.EndOfChannel:
                             break
-                        reflector.see(recorded)
+                        for recorded in (first, *waiting(records)):
+                            reflector.see(recorded)
                     for finished in reflector.due(trio.current_time()):
                         await reflector.reflect(finished)
             log.warning("the reflector fell behind the recorder; tasks finished meanwhile are not analysed")

@@ -71,6 +71,9 @@ class RequestReceived(Event):
     template: bytes  # the JSON body as received with known secrets masked, less its content-addressed parts
     parts: bytes = b""  # where the blobs go back into the template (lynkr.events.transcript)
     blobs: BlobSource = attrs.field(default=NO_BLOBS, eq=False, repr=False, metadata={STORED: False})
+    # The body as the edge parsed it, while the request is in memory: splitting it for the log need not parse it
+    # again (see transcript.split; it only guides the search).  Read-only, like every recorded container.
+    parsed: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False, metadata={STORED: False})
 
     @classmethod
     def of(
@@ -85,6 +88,7 @@ class RequestReceived(Event):
             stream=bool(request.get("stream", False)),
             headers=headers,
             template=body,
+            parsed=request,
             **_brief(request),
         )
 
@@ -103,10 +107,12 @@ class RequestReceived(Event):
         return self if not self.parts else attrs.evolve(self, template=self.body, parts=b"", blobs=NO_BLOBS)
 
     def stored_form(self) -> tuple[RequestReceived, dict[bytes, bytes]]:
-        split = transcript.split(self.body)
+        # A request read back from the log carries no parsed body (and its parts must be joined first).
+        split = transcript.split(self.body, request=None if self.parts else self.parsed)
         if not split.parts:
-            return (self if not self.parts else attrs.evolve(self, template=split.template, parts=b"")), {}
-        return attrs.evolve(self, template=split.template, parts=split.parts, blobs=NO_BLOBS), split.blobs
+            return (self if not self.parts else attrs.evolve(self, template=split.template, parts=b"", parsed=None)), {}
+        stored = attrs.evolve(self, template=split.template, parts=split.parts, blobs=NO_BLOBS, parsed=None)
+        return stored, split.blobs
 
 
 @upcaster("request.received", from_version=1)

@@ -325,10 +325,17 @@ async def _stream_reply(replies: trio.MemoryReceiveChannel[StreamItem], send: Se
             except (trio.WouldBlock, trio.EndOfChannel):
                 item = None
         if batch:
+            body = batch[0] if len(batch) == 1 else b"".join(batch)
+            if not started and finished:
+                # The whole stream at once (a prompt-cache hit): sized rather than chunked, so that it goes out
+                # in two writes, not three, and the client reads no separate end-of-body chunk.
+                sized = [*SSE_HEADERS, (b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": 200, "headers": sized})
+                await send({"type": "http.response.body", "body": body})
+                return
             if not started:
                 await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
                 started = True
-            body = batch[0] if len(batch) == 1 else b"".join(batch)
             await send({"type": "http.response.body", "body": body, "more_body": True})
         if item is None:
             continue
