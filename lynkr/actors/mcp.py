@@ -22,15 +22,11 @@ import shutil
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import attrs
-import httpx2
 import trio
-from mcp import ClientSession, types
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.client.streamable_http import streamable_http_client
 
 from lynkr.actors.recorder import Recorder
 from lynkr.events.records import Event
@@ -42,6 +38,9 @@ from lynkr.mcp.results import tool_result
 from lynkr.mcp.settings import McpConfig
 from lynkr.mcp.tools import McpTool, generic_tools
 from lynkr.tools.base import Registry, ToolResult
+
+if TYPE_CHECKING:
+    from mcp import ClientSession, types
 
 log = logging.getLogger("lynkr.mcp")
 
@@ -175,6 +174,8 @@ class Bridge:
                 f"the MCP server {server!r} did not answer {tool} within {self.config.timeout_ms} ms "
                 "(MCP_TIMEOUT_MS); it may be stuck, or the call may need less work"
             )
+        from mcp import types
+
         if not isinstance(result, types.CallToolResult):
             return _error(f"the MCP server {server!r} asked for input lynkr cannot give ({type(result).__name__})")
         return tool_result(result)
@@ -254,6 +255,10 @@ class Bridge:
         return {**kept, **spec.env}
 
     async def _serve(self, handle: ServerHandle) -> None:
+        import httpx2
+        from mcp import ClientSession, types
+        from mcp.client.streamable_http import streamable_http_client
+
         spec = handle.spec
         async with AsyncExitStack() as stack:
             nursery = await stack.enter_async_context(trio.open_nursery())
@@ -317,6 +322,8 @@ class Bridge:
     async def _open_stdio(
         self, spec: ServerSpec, handle: ServerHandle, stack: AsyncExitStack, nursery: trio.Nursery
     ) -> Any:
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+
         assert spec.command is not None
         env = self._server_env(spec)
         command, args = spec.command, list(spec.args)
@@ -410,9 +417,13 @@ async def run(bridge: Bridge, *, task_status: trio.TaskStatus[None] = trio.TASK_
             bridge.registry.add(tool)
     try:
         async with trio.open_nursery() as nursery:
+            task_status.started()
+            if bridge.servers:
+                # The SDK's client costs about a second of imports: loaded here, after ready, and only when a
+                # server is configured, in a thread so the event loop keeps serving meanwhile.
+                await trio.to_thread.run_sync(_load_client_sdk)
             for handle in bridge.servers.values():
                 nursery.start_soon(bridge._keep_running, handle)
-            task_status.started()
             await trio.sleep_forever()  # the actor lives as long as the daemon, servers or not
     finally:
         for handle in bridge.servers.values():
@@ -421,7 +432,14 @@ async def run(bridge: Bridge, *, task_status: trio.TaskStatus[None] = trio.TASK_
             bridge.registry.remove(tool.spec.name)
 
 
+def _load_client_sdk() -> None:
+    import mcp.client.stdio  # noqa: F401
+    import mcp.client.streamable_http  # noqa: F401
+
+
 async def _list_tools(session: ClientSession) -> list[types.Tool]:
+    from mcp import types
+
     tools: list[types.Tool] = []
     cursor: str | None = None
     while True:

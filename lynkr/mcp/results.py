@@ -9,11 +9,12 @@ note saying what was there; structured content is added as JSON text when no tex
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from mcp import types
+from typing import TYPE_CHECKING, Any
 
 from lynkr.tools.base import JsonObject, ToolResult
+
+if TYPE_CHECKING:
+    from mcp import types
 
 # The image types an Anthropic image block accepts; others are described instead.
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -31,6 +32,8 @@ def tool_result(result: types.CallToolResult) -> ToolResult:
 
 
 def _block(item: Any) -> JsonObject:
+    from mcp import types  # loaded by now: a server answered
+
     if isinstance(item, types.TextContent):
         return {"type": "text", "text": item.text}
     if isinstance(item, types.ImageContent):

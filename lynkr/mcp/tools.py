@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import orjson
-from mcp import types
 
 from lynkr.mcp.names import tool_name
 from lynkr.tools.base import (
@@ -33,6 +32,8 @@ from lynkr.tools.base import (
 )
 
 if TYPE_CHECKING:
+    from mcp import types
+
     from lynkr.config import Config
     from lynkr.mcp.settings import McpConfig
 
