@@ -265,6 +265,9 @@ class _Daemon:
             )
         )
         async with trio.open_nursery() as actors:
+            if install_signal_handlers:
+                # Before anything else starts: a SIGTERM that comes once /health answers must find the handler.
+                await actors.start(_stop_on_signal, stop)
             supervisor = self._supervisor(actors)
             await supervisor.start(
                 "projector", projector.run, self.store, self.recorder.hub, DERIVED_STATE, self.derived,
@@ -356,8 +359,6 @@ class _Daemon:
                     bridge=self.bridge,
                 )
             )
-            if install_signal_handlers:
-                actors.start_soon(_stop_on_signal, stop)
             await stop.wait()
             self.ready = False
             edge_stop.set()
@@ -487,8 +488,9 @@ def base_url(listening: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def _stop_on_signal(stop: trio.Event) -> None:
+async def _stop_on_signal(stop: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async for signum in signals:
             if stop.is_set():
                 raise KeyboardInterrupt  # a second signal: stop now, without waiting for streams
