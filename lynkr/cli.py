@@ -26,6 +26,7 @@ from lynkr.datadir import DAEMON_STREAM, StartupError, events_dir, open_log_read
 from lynkr.events.records import EventFromTheFuture, Recorded
 from lynkr.index.cli import add_commands as add_index_commands
 from lynkr.inspect import render_event_line, replay_sessions
+from lynkr.progress import ProgressBar
 from lynkr.reflect.cli import add_commands as add_skills_commands
 from lynkr.sessions.cli import add_commands as add_session_commands
 
@@ -371,29 +372,3 @@ def settings_table() -> str:
         if variable is not None:
             lines.append(f"| `{variable}` | {default} | {description} |")
     return "\n".join(lines)
-
-
-class ProgressBar:
-    """A one-line progress bar on a terminal: ``replaying [#####.....] 52% 520,000/1,000,000``."""
-
-    WIDTH = 30
-
-    def __init__(self, label: str, out: TextIO) -> None:
-        self._label = label
-        self._out = out
-        self._last_draw = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self._last_draw < 0.1 and done < total:
-            return
-        self._last_draw = now
-        fraction = done / total if total else 1.0
-        filled = int(fraction * self.WIDTH)
-        bar = "#" * filled + "." * (self.WIDTH - filled)
-        self._out.write(f"\r{self._label} [{bar}] {fraction:4.0%} {done:,}/{total:,}")
-        self._out.flush()
-
-    def close(self) -> None:
-        self._out.write("\n")
-        self._out.flush()

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 from lynkr.config import Config
+from lynkr.progress import ProgressBar
 from lynkr.sessions.compaction import compact
 from lynkr.sessions.listing import load_sessions, newest_first, render
 
@@ -64,8 +64,9 @@ def _compact(args: argparse.Namespace, config: Config) -> int:
         print("lynkr: nothing to compact: the retention keeps everything; set LYNKR_RETAIN_DAYS (or pass "
               "--retain-days) to a number of days", file=sys.stderr)
         return EXIT_USAGE
-    progress = _StageProgress(sys.stderr) if sys.stderr.isatty() else None
-    result = compact(config.data_dir, retain_days=days, progress=progress, dry_run=args.dry_run)
+    progress = ProgressBar("planning", sys.stderr) if sys.stderr.isatty() else None
+    result = compact(config.data_dir, retain_days=days, progress=progress.stage if progress else None,
+                     dry_run=args.dry_run)
     if progress is not None:
         progress.close()
     dropped = result.events_before - result.events_after
@@ -86,27 +87,3 @@ def _compact(args: argparse.Namespace, config: Config) -> int:
 def _bytes_change(before: int, after: int) -> str:
     saved = f" ({1 - after / before:.0%} smaller)" if before > 0 and after < before else ""
     return f"{before:,} B -> {after:,} B on disk{saved}"
-
-
-class _StageProgress:
-    """``planning [######....] 40% 400,000/1,000,000`` on one terminal line, redrawn at most ten times a second."""
-
-    WIDTH = 30
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._drawn_at = 0.0
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self._drawn_at < 0.1 and done < total:
-            return
-        self._drawn_at = now
-        fraction = done / total if total else 1.0
-        filled = int(fraction * self.WIDTH)
-        self._out.write(f"\r{stage:<8} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {fraction:4.0%} {done:,}/{total:,}")
-        self._out.flush()
-
-    def close(self) -> None:
-        self._out.write("\n")
-        self._out.flush()

@@ -10,9 +10,12 @@ import functools
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
+from typing import TypeVar
 from importlib import resources
 
 _TAIL_START = re.compile(r"[-_.]")
+
+V = TypeVar("V")
 
 
 @functools.cache
@@ -28,13 +31,18 @@ def builtin_output_ceiling(model: str) -> int | None:
 
     Cached: a daemon sees a handful of model names, and each request asks again.
     """
-    best: tuple[int, int] | None = None  # (specificity, ceiling)
+    return most_specific(output_ceilings(), model)
+
+
+def most_specific(table: Mapping[str, V], model: str) -> V | None:
+    """The value of the most specific pattern in ``table`` (fewest wildcards, longest) that matches ``model``."""
+    best: tuple[int, V] | None = None
     names = list(name_candidates(model))
-    for pattern, ceiling in output_ceilings().items():
+    for pattern, value in table.items():
         if any(fnmatch.fnmatchcase(name, pattern) for name in names):
             specificity = len(pattern) - pattern.count("*") - pattern.count("?")
             if best is None or specificity > best[0]:
-                best = (specificity, ceiling)
+                best = (specificity, value)
     return best[1] if best is not None else None
 
 

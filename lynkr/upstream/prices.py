@@ -7,7 +7,6 @@ know makes a cost unknown rather than wrong.  See the TOML file for how names ar
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -17,7 +16,7 @@ import attrs
 
 from lynkr.events.catalog import CACHE_PROVIDER
 from lynkr.events.projections import ModelUse
-from lynkr.upstream.ceilings import name_candidates
+from lynkr.upstream.ceilings import most_specific
 
 LOCAL_KINDS = frozenset({"ollama"})  # provider kinds that run on the user's machine: their answers cost nothing
 
@@ -57,14 +56,7 @@ def price_table() -> Mapping[str, Price]:
 @functools.lru_cache(maxsize=256)
 def listed_price(model: str) -> Price | None:
     """The list price of ``model``, or None when the table does not know it."""
-    best: tuple[int, Price] | None = None
-    names = list(name_candidates(model))
-    for pattern, price in price_table().items():
-        if any(fnmatch.fnmatchcase(name, pattern) for name in names):
-            specificity = len(pattern) - pattern.count("*") - pattern.count("?")
-            if best is None or specificity > best[0]:
-                best = (specificity, price)
-    return best[1] if best is not None else None
+    return most_specific(price_table(), model)
 
 
 def price_of(use: ModelUse, provider_kinds: Mapping[str, str]) -> Price | None:
