@@ -24,11 +24,12 @@ class ProgressBar:
         fraction = done / total if total else 1.0
         filled = int(fraction * self.WIDTH)
         bar = "#" * filled + "." * (self.WIDTH - filled)
-        self._out.write(f"\r{self._label:<10} [{bar}] {fraction:4.0%} {done:,}/{total:,}")
+        self._out.write(f"\r{self._label} [{bar}] {fraction:4.0%} {done:,}/{total:,}")
         self._out.flush()
 
     def stage(self, label: str, done: int, total: int) -> None:
         """Progress of work done in stages, each named on the bar as it starts."""
+        label = label.ljust(len(self._label))  # a shorter name still covers the one before it
         if label != self._label:
             self._label = label
             self._drawn_at = 0.0
