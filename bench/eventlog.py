@@ -1,6 +1,6 @@
 """Event log benchmark: appends, rebuild and snapshots, bytes per event and per Claude Code session, daemon start.
 
-    /work/venv/bin/python bench/eventlog.py --events 1000000 --repeats 3 --results bench/RESULTS.md
+    .venv/bin/python bench/eventlog.py --events 1000000 --repeats 3 --results bench/RESULTS.md
 
 One run measures, over ``--repeats`` repeats (medians are quoted):
 
@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, help="replace the '## Event log' section of this markdown file")
     parser.add_argument("--scratch", type=Path, help="folder for the logs (default: a temporary folder)")
     args = parser.parse_args(argv)
-    command = "/work/venv/bin/python bench/eventlog.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = ".venv/bin/python bench/eventlog.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     load_before = load_average()
     scratch = Path(tempfile.mkdtemp(prefix="lynkr-bench-", dir=args.scratch))

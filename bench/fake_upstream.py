@@ -1,6 +1,6 @@
 """A fast fake LLM upstream for benchmarks: OpenAI chat completions and Anthropic Messages over HTTP/1.1.
 
-    /work/venv/bin/python bench/fake_upstream.py --port 0
+    .venv/bin/python bench/fake_upstream.py --port 0
 
 It prints ``listening on http://127.0.0.1:PORT`` once it accepts connections.  It must be much faster than the
 proxy it measures, so it is a bare asyncio protocol with a hand-rolled HTTP/1.1 parser (keep-alive,

@@ -1,8 +1,8 @@
 """Proxy overhead: what lynkr adds between a client and an upstream, against going direct and against LiteLLM.
 
-    /work/venv/bin/python bench/proxy_overhead.py --results bench/RESULTS.md          # full run, ~5 minutes
-    /work/venv/bin/python bench/proxy_overhead.py --quick                             # short run, ~1 minute
-    /work/venv/bin/python bench/proxy_overhead.py passthrough-saving                  # the passthrough's own saving
+    .venv/bin/python bench/proxy_overhead.py --results bench/RESULTS.md          # full run, ~5 minutes
+    .venv/bin/python bench/proxy_overhead.py --quick                             # short run, ~1 minute
+    .venv/bin/python bench/proxy_overhead.py passthrough-saving                  # the passthrough's own saving
 
 Every party is its own process: the fake upstream (``bench/fake_upstream.py``), ``python -m lynkr`` twice
 (``MODEL_PROVIDER=openai``, converting to chat completions, and ``MODEL_PROVIDER=anthropic``, passing through),
