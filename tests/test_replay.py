@@ -26,7 +26,8 @@ from lynkr.config import Config
 from lynkr.datadir import events_dir
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.replay.check import differences
-from lynkr.replay.layout import duration, size, user_words
+from lynkr.replay.layout import duration, size
+from lynkr.wire.content import user_words
 from lynkr.upstream.recording import UpstreamResponded
 from tests.conftest import make_config, running_lynkr
 from tests.fakes import Chunking, FakeUpstream, Reply, serve_fake

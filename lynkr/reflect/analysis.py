@@ -22,6 +22,8 @@ from typing import Any
 
 import attrs
 
+from lynkr.wire.content import exit_code, result_text, user_words
+
 KINDS = ("debugging", "testing", "refactoring", "documentation", "feature")  # ties go to the earlier kind
 ANY_KIND = "any"  # a recovery helps whatever the task
 
@@ -35,7 +37,6 @@ _KIND_STEMS: dict[str, tuple[str, ...]] = {
     "feature": ("add", "implement", "create", "build", "support", "new", "write", "make", "introduce"),
 }
 
-_REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.DOTALL)
 _WORD = re.compile(r"[a-z]+")
 
 _SEARCH_TOOLS = frozenset({"Grep", "Glob", "LS", "WebSearch", "ToolSearch"})
@@ -50,7 +51,6 @@ _TEST_COMMAND = re.compile(
 _SEARCH_COMMAND = re.compile(r"^\s*(grep|rg|ag|ack|find|fd|ls|tree|git grep|git ls-files)\b")
 _READ_COMMAND = re.compile(r"^\s*(cat|head|tail|less|more|bat|sed -n|nl|git (show|diff|log|blame))\b")
 _EDIT_COMMAND = re.compile(r"^\s*(sed -i|perl -pi|patch|git apply|tee)\b|(^|[^>&0-9])>\s*[\w./-]+\s*$")
-_EXIT_CODE = re.compile(r"^\s*Exit code (\d+)")
 _TEST_FAILED = re.compile(r"\b\d+ (failed|errors?)\b|^FAILED\b|^FAIL\b|Traceback \(most recent call last\)", re.MULTILINE)
 
 _TEST_FILE = re.compile(r"(^|/)(tests?|spec|__tests__)/|(^|/)test_[^/]*$|_test\.\w+$|\.(test|spec)\.\w+$")
@@ -102,18 +102,6 @@ class Observation:
     instruction: str
     confidence: float
     evidence: dict[str, Any]
-
-
-def user_words(content: object) -> str:
-    """The person's own text in a user message's content: text blocks without ``<system-reminder>`` parts."""
-    if isinstance(content, str):
-        texts = [content]
-    elif isinstance(content, list):
-        texts = [b["text"] for b in content if isinstance(b, dict) and b.get("type") == "text"
-                 and isinstance(b.get("text"), str)]
-    else:
-        return ""
-    return "\n".join(part for part in (_REMINDER.sub("", text).strip() for text in texts) if part)
 
 
 def task_start(messages: Sequence[Any]) -> int | None:
@@ -246,11 +234,8 @@ def _step(name: str, arguments: Mapping[str, Any], result: Mapping[str, Any]) ->
     target = command[:120] if command else str(
         arguments.get("file_path") or arguments.get("path") or arguments.get("pattern") or arguments.get("query") or ""
     )[:200]
-    text = _result_text(result.get("content"))
-    failed = bool(result.get("is_error"))
-    exit_code = _EXIT_CODE.match(text)
-    if exit_code is not None and exit_code.group(1) != "0":
-        failed = True
+    text = result_text(result.get("content"))
+    failed = bool(result.get("is_error")) or exit_code(text) not in (None, 0)
     if phase == "test" and _TEST_FAILED.search(text):
         failed = True
     return ToolStep(name=name, phase=phase, target=target, failed=failed)
@@ -279,14 +264,6 @@ def _phase(name: str, command: str) -> str:
         if any(word in lowered for word in words):
             return phase
     return "other"
-
-
-def _result_text(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
-    return ""
 
 
 def _collapsed(phases: Any) -> tuple[str, ...]:

@@ -20,7 +20,8 @@ import attrs
 
 from lynkr.actors.messages import Turn
 from lynkr.actors.recorder import Recorder
-from lynkr.reflect.analysis import ANY_KIND, classify, task_start, user_words
+from lynkr.reflect.analysis import ANY_KIND, classify, task_start
+from lynkr.wire.content import user_words
 from lynkr.reflect.events import SKILLS_STREAM, SkillUsed
 from lynkr.reflect.skills import Skill, SkillsState
 

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lynkr.events.transcript import MissingBlob
 from lynkr.replay.gather import SessionLog, TurnLog
 from lynkr.tools.events import ToolRan, ToolRefused
+from lynkr.wire.content import exit_code, result_text, user_words
 
 PREVIEW = 200  # characters of a text shown without --full
 FIRST_LINE = 120  # characters of a tool result's first line
 
-_SYSTEM_REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.DOTALL)
-# How the CLI's Bash (and lynkr's, which shapes results the same way) opens a failed command's result.
-_EXIT_CODE = re.compile(r"Exit code (-?\d+)")
 
 
 # -- units a person reads ----------------------------------------------------------------------------------------
@@ -66,39 +63,12 @@ def clock(time_ns: int) -> str:
 # -- what a request says ------------------------------------------------------------------------------------------
 
 
-def user_words(content: object) -> str:
-    """The text of a user message without the CLI's ``<system-reminder>`` blocks: what the person typed."""
-    texts: list[str] = []
-    if isinstance(content, str):
-        texts.append(content)
-    elif isinstance(content, list):
-        texts.extend(
-            str(block.get("text", ""))
-            for block in content
-            if isinstance(block, dict) and block.get("type") == "text"
-        )
-    words = (_SYSTEM_REMINDER.sub("", text).strip() for text in texts)
-    return "\n".join(word for word in words if word)
-
-
-def result_text(content: object) -> str:
-    """A tool result's text, however it is shaped (a string, or text blocks among images)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            str(block.get("text", "")) for block in content if isinstance(block, dict) and block.get("type") == "text"
-        )
-    return ""
-
-
 def result_gist(block: Mapping[str, Any], tool: str | None) -> dict[str, Any]:
     """Tool, error or not, exit status (where the result opens with it), first line and size of a ``tool_result``."""
     text = result_text(block.get("content"))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    exit_code = None
-    if lines and (opening := _EXIT_CODE.fullmatch(lines[0])):
-        exit_code = int(opening.group(1))
+    code = exit_code(text)
+    if code is not None:
         lines = lines[1:]
     first = lines[0] if lines else ""
     count = len(text.encode())
@@ -106,7 +76,7 @@ def result_gist(block: Mapping[str, Any], tool: str | None) -> dict[str, Any]:
         "tool": tool,
         "tool_use_id": str(block.get("tool_use_id", "")),
         "is_error": bool(block.get("is_error", False)),
-        "exit_code": exit_code,
+        "exit_code": code,
         "first_line": first[:FIRST_LINE] + ("…" if len(first) > FIRST_LINE else ""),
         "bytes": count,
         "size": size(count),
