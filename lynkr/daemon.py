@@ -49,7 +49,14 @@ from lynkr.datadir import DAEMON_STREAM, StartupError, daemon_lock, open_store
 from lynkr.events.catalog import ActorCrashed, ActorEscalated, DaemonStarted, DaemonStopped
 from lynkr.events.lmdb_store import LmdbEventStore
 from lynkr.events.scrub import Scrubber
-from lynkr.events.snapshots import DERIVED_STATE, LEARNED_LIMITS_STATE, PROMPT_CACHE_STATE, SPLICES_STATE, rebuild
+from lynkr.events.snapshots import (
+    DERIVED_STATE,
+    LEARNED_LIMITS_STATE,
+    PROMPT_CACHE_STATE,
+    SKILLS_STATE,
+    SPLICES_STATE,
+    rebuild,
+)
 from lynkr.http.app import App, EdgeDependencies, GaugeFamily, ModelEntry
 from lynkr.http.guard import RequestGuard
 from lynkr.http.metrics import Sample
@@ -373,7 +380,7 @@ class _Daemon:
 
     def _skills(self) -> SkillsState:
         """The live skill set, as the projector keeps it."""
-        state: SkillsState = self.derived.states["skills"]
+        state: SkillsState = self.derived.states[SKILLS_STATE.name]
         return state
 
     def _splices(self) -> tuple[SpliceTable, int]:

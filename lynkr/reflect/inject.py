@@ -21,6 +21,7 @@ import attrs
 from lynkr.actors.messages import Turn
 from lynkr.actors.recorder import Recorder
 from lynkr.reflect.analysis import ANY_KIND, classify, task_start
+from lynkr.wire.anthropic import is_small_request
 from lynkr.wire.content import user_words
 from lynkr.reflect.events import SKILLS_STREAM, SkillUsed
 from lynkr.reflect.skills import Skill, SkillsState
@@ -70,7 +71,7 @@ def with_block(request: dict[str, Any], text: str) -> dict[str, Any]:
 
 def wants_skills(request: dict[str, Any]) -> bool:
     """Not the CLI's background requests (titles, summaries on a Haiku model), nor requests offering no tools."""
-    return bool(request.get("tools")) and "haiku" not in str(request.get("model", "")).lower()
+    return bool(request.get("tools")) and not is_small_request(request)
 
 
 @attrs.define
